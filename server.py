@@ -1,0 +1,640 @@
+"""HTTP layer of the translation simulator: routes parse, call `jobs.py`, serialise; one error handler.
+
+`create_app(config=None, *, clock=None)` builds a complete app (engine, limiter, routes, errors) with
+nothing shared between apps. `python server.py` serves it with waitress.
+"""
+
+from __future__ import annotations
+
+import _thread
+import argparse
+import dataclasses
+import hmac
+import json
+import logging
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from functools import wraps
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, g, request
+from flask_limiter import Limiter, RateLimitExceeded
+from werkzeug.exceptions import HTTPException
+
+import config as config_module
+from config import ConfigError, RuntimeConfig, Settings
+from jobs import (
+    CapacityExceeded,
+    Clock,
+    IdempotencyMismatch,
+    InvalidArgument,
+    JobEngine,
+    JobError,
+    JobNotFound,
+    Status,
+    TransitionRefused,
+)
+
+log = logging.getLogger("server")
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_ID_LENGTH = 64
+MAX_USER_ID_LENGTH = 128
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+JOB_ERROR_STATUS: dict[type[JobError], int] = {
+    JobNotFound: 404,
+    TransitionRefused: 409,
+    InvalidArgument: 422,
+    IdempotencyMismatch: 422,
+    CapacityExceeded: 503,
+}
+
+
+class ApiError(Exception):
+    """An error answered as problem+json: HTTP status, stable code, human detail, extra members."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+
+# ------------------------------------------------------------------------------------ request parsing
+
+Validator = Callable[[Any], Any]
+
+
+def _choice(*allowed: str) -> Validator:
+    def check(value: Any) -> Any:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(repr(a) for a in allowed)}, got {value!r}")
+        return value
+
+    return check
+
+
+def _text(max_length: int) -> Validator:
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+            raise ValueError(f"must be a non-empty string of at most {max_length} characters, got {_short(value)}")
+        return value
+
+    return check
+
+
+def _integer(low: int, high: int) -> Validator:
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"must be an integer in [{low}, {high}], got {_short(value)}")
+        return value
+
+    return check
+
+
+def _seconds(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(f"must be a number of seconds ≥ 0, got {_short(value)}")
+    return float(value)
+
+
+def _statuses(value: Any) -> Any:
+    finished = [s.value for s in Status if s.terminal]
+    if not isinstance(value, list) or not value or any(v not in finished for v in value):
+        raise ValueError(f"must be a non-empty list of finished statuses ({', '.join(finished)}), got {_short(value)}")
+    return [Status(v) for v in value]
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+TRANSLATE_FIELDS = {
+    "role": _choice("free", "premium"),
+    "video_url": _text(2048),
+    "target_language": _text(35),
+}
+CANCEL_FIELDS = {"reason": _text(500)}
+PROCESS_FIELDS = {"count": _integer(1, 100_000)}
+CLEANUP_FIELDS = {"statuses": _statuses, "older_than": _seconds}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_object() -> dict[str, Any]:
+    """Return the request body as a JSON object ({} when empty), or raise a 400 ApiError."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(400, "malformed_json", f"The request body is not valid JSON: {e}.") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", f"The request body must be a JSON object, got {type(body).__name__}.")
+    return body
+
+
+def parse_fields(fields: Mapping[str, Validator]) -> dict[str, Any]:
+    """Parse the body as a JSON object whose members are all in `fields`; raise 422 listing every bad one."""
+    body = json_object()
+    errors = []
+    clean = {}
+    for name, value in body.items():
+        check = fields.get(name)
+        if check is None:
+            errors.append({"field": name, "message": f"unknown field; allowed: {', '.join(fields) or 'none'}"})
+            continue
+        try:
+            clean[name] = check(value)
+        except ValueError as e:
+            errors.append({"field": name, "message": str(e)})
+    if errors:
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise ApiError(422, "validation_error", f"The request body is invalid: {detail}.", errors=errors)
+    return clean
+
+
+def header_token(name: str, max_length: int) -> str | None:
+    """Return a header's value, or raise 400 when it is empty, too long or not printable ASCII."""
+    value = request.headers.get(name)
+    if value is None:
+        return None
+    if not value or len(value) > max_length or not value.isprintable() or not value.isascii():
+        raise ApiError(400, "invalid_header", f"{name} must be 1–{max_length} printable ASCII characters.")
+    return value
+
+
+def user_id() -> str:
+    """Return who is asking: X-User-Id, else the client address."""
+    return header_token("X-User-Id", MAX_USER_ID_LENGTH) or request.remote_addr or "anonymous"
+
+
+def query_number(name: str, *, integer: bool = False) -> float | None:
+    """Return a query parameter as a number ≥ 0, or raise 400."""
+    text = request.args.get(name)
+    if text is None:
+        return None
+    try:
+        value = int(text) if integer else float(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < math.inf:
+        kind = "an integer" if integer else "a number"
+        raise ApiError(400, "invalid_parameter", f"Query parameter {name!r} must be {kind} ≥ 0, got {text!r}.")
+    return value
+
+
+def requested_wait() -> float | None:
+    """Return the long-poll wait asked for by `?wait=N` or `Prefer: wait=N` (the query wins)."""
+    wait = query_number("wait")
+    if wait is not None:
+        return wait
+    for preference in request.headers.get("Prefer", "").split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "wait":
+            try:
+                number = float(value.strip().strip('"'))
+            except ValueError:
+                raise ApiError(400, "invalid_header", f"Prefer: wait must be a number ≥ 0, got {value!r}.") from None
+            if not 0 <= number < math.inf:
+                raise ApiError(400, "invalid_header", f"Prefer: wait must be a number ≥ 0, got {value!r}.")
+            return number
+    return None
+
+
+def job_id_arg(job_id: str) -> str:
+    """Refuse ids that no job could have before they reach the engine."""
+    if len(job_id) > MAX_ID_LENGTH:
+        raise ApiError(404, "job_not_found", f"No job with id {job_id[:MAX_ID_LENGTH]!r}… (ids are UUIDs).")
+    return job_id
+
+
+# ------------------------------------------------------------------------------------------ responses
+
+
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """Serialise `body` as JSON."""
+    response = Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def job_headers(job: Mapping[str, Any]) -> dict[str, str]:
+    """Return ETag, and Retry-After while the job is unfinished."""
+    headers = {"ETag": f'"{job["version"]}"'}
+    if not job["done"]:
+        eta = job["eta_seconds"]
+        headers["Retry-After"] = str(max(1, math.ceil(eta)) if eta is not None else 1)
+    return headers
+
+
+def problem(status: int, code: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any) -> Response:
+    """Return an RFC 9457 problem+json response."""
+    body = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    response = json_response(body, status, headers)
+    response.mimetype = "application/problem+json"
+    return response
+
+
+# --------------------------------------------------------------------------------------------- the app
+
+
+class LongPollGate:
+    """Counts held long-polls and refuses to hold more than the cap (the refused ones answer at once)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.held = 0
+        self.draining = False
+
+    def enter(self, cap: int) -> bool:
+        """Take a place if fewer than `cap` are held and the server is not shutting down."""
+        with self._lock:
+            if self.draining or self.held >= cap:
+                return False
+            self.held += 1
+            return True
+
+    def leave(self) -> None:
+        """Give a place back."""
+        with self._lock:
+            self.held -= 1
+
+
+class Ticker:
+    """The server's background thread that drives the simulation clock, so jobs finish when nobody asks."""
+
+    def __init__(self, engine: JobEngine) -> None:
+        self._engine = engine
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="simulation-clock", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it."""
+        self._stop.set()
+        self._engine.wake()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._engine.wait_for_next_event(max_seconds=1.0)
+            except Exception:  # pragma: no cover - the clock must keep running whatever happens
+                log.exception("simulation clock step failed")
+                time.sleep(0.1)
+
+
+def _settings_from(config: Settings | Mapping[str, Any] | None) -> Settings:
+    if config is None:
+        settings = config_module.load()
+    elif isinstance(config, Settings):
+        settings = config
+    else:
+        settings = config_module.from_mapping(config)
+    return settings.with_admin_token()
+
+
+def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clock | None = None) -> Flask:
+    """Build the app: settings (None: environment and .env; a mapping: defaults plus it), engine, limiter, routes.
+
+    With the real clock (`clock=None`) a background thread drives the simulation; with a fake clock
+    the caller drives it (every request also catches up on events that fell due).
+    """
+    settings = _settings_from(config)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    engine = JobEngine(RuntimeConfig(settings), clock=clock)
+    gate = LongPollGate()
+    app.extensions["engine"] = engine
+    app.extensions["long_polls"] = gate
+    admin_token = (settings.ADMIN_TOKEN or "").encode()
+    started = time.monotonic()
+
+    limiter = Limiter(
+        key_func=user_id,
+        app=app,
+        storage_uri="memory://",
+        strategy="moving-window",
+        headers_enabled=False,  # added below: flask-limiter would overwrite a 202's Retry-After
+    )
+    app.extensions["rate_limiter"] = limiter
+
+    # ------------------------------------------------------------------ hooks
+
+    @app.before_request
+    def start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        current = limiter.current_limit
+        if current is not None:
+            response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
+            response.headers["X-RateLimit-Remaining"] = str(current.remaining)
+            response.headers["X-RateLimit-Reset"] = str(current.reset_at)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.setdefault("Cache-Control", "no-store")
+        elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        log.info(
+            '%s "%s %s" %s %.1fms',
+            request.remote_addr,
+            request.method,
+            request.full_path.rstrip("?"),
+            response.status_code,
+            elapsed_ms,
+        )
+        return response
+
+    def admin_only(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise ApiError(
+                    401,
+                    "missing_token",
+                    "This endpoint needs an admin token: Authorization: Bearer <ADMIN_TOKEN>.",
+                    headers={"WWW-Authenticate": 'Bearer realm="admin"'},
+                )
+            if not hmac.compare_digest(token.strip().encode(), admin_token):
+                raise ApiError(
+                    401,
+                    "invalid_token",
+                    "The admin token is wrong.",
+                    headers={"WWW-Authenticate": 'Bearer realm="admin", error="invalid_token"'},
+                )
+            return view(*args, **kwargs)
+
+        return guarded
+
+    # ------------------------------------------------------------------ errors
+
+    @app.errorhandler(Exception)
+    def handle_error(error: Exception) -> Response:
+        if isinstance(error, ApiError):
+            return problem(error.status, error.code, error.detail, error.headers, **error.extra)
+        if isinstance(error, JobError):
+            status = JOB_ERROR_STATUS.get(type(error), 400)
+            headers = {}
+            if "retry_after" in error.extra:
+                headers["Retry-After"] = str(error.extra["retry_after"])
+            return problem(status, error.code, error.detail, headers, **error.extra)
+        if isinstance(error, ConfigError):
+            errors = [{"field": key, "message": message} for key, message in error.errors.items()]
+            return problem(422, "invalid_config", f"The configuration change was refused: {error}.", errors=errors)
+        if isinstance(error, RateLimitExceeded):
+            current = limiter.current_limit
+            reset_at = current.reset_at if current is not None else time.time() + 3600
+            retry_after = max(1, math.ceil(reset_at - time.time()))
+            return problem(
+                429,
+                "rate_limited",
+                f"Free users may submit {error.limit.limit.amount} jobs per hour; "
+                f"try again in {retry_after} s or submit as premium.",
+                {"Retry-After": str(retry_after)},
+                retry_after=retry_after,
+            )
+        if isinstance(error, HTTPException):
+            status = error.code or 500
+            headers = {}
+            if status == 405:
+                headers["Allow"] = ", ".join(sorted(error.valid_methods or []))  # type: ignore[attr-defined]
+            code = HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+            details = {
+                404: f"No endpoint at {request.path}.",
+                405: f"{request.method} is not allowed on {request.path}; allowed: {headers.get('Allow', '')}.",
+                413: f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+            }
+            return problem(status, code, details.get(status, error.description or HTTPStatus(status).phrase), headers)
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(500, "internal_error", "The server hit an unexpected error; it has been logged.")
+
+    # ------------------------------------------------------------------ job endpoints
+
+    def free_submission_not_counted() -> bool:
+        """Exempt from the hourly limit: premium, invalid (refused anyway) and replayed submissions."""
+        try:
+            fields = parse_fields(TRANSLATE_FIELDS)
+            key = header_token("Idempotency-Key", MAX_IDEMPOTENCY_KEY_LENGTH)
+            user = user_id()
+        except ApiError:
+            return True
+        if fields.get("role", "free") == "premium":
+            return True
+        return key is not None and engine.find_idempotent(user, key) is not None
+
+    @app.post("/translate")
+    @limiter.limit(
+        lambda: f"{engine.settings.RATE_LIMIT}/hour",
+        exempt_when=free_submission_not_counted,
+        scope="free-submissions",
+    )
+    def translate() -> Response:
+        fields = parse_fields(TRANSLATE_FIELDS)
+        key = header_token("Idempotency-Key", MAX_IDEMPOTENCY_KEY_LENGTH)
+        job, replayed = engine.submit(
+            fields.get("role", "free"),
+            user_id(),
+            video_url=fields.get("video_url"),
+            target_language=fields.get("target_language"),
+            idempotency_key=key,
+        )
+        headers = {"Location": f"/status/{job['job_id']}", **job_headers(job)}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return json_response(job, 202, headers)
+
+    def answer_status(job_id: str) -> Response:
+        wait = requested_wait()
+        since = query_number("since", integer=True)
+        max_wait = engine.settings.MAX_WAIT
+        applied = None
+        if wait is not None and wait > 0 and max_wait > 0 and gate.enter(engine.settings.MAX_LONG_POLLS):
+            applied = min(wait, max_wait)
+            try:
+                job = engine.wait_for_change(job_id, None if since is None else int(since), applied)
+            finally:
+                gate.leave()
+        else:
+            job = engine.get(job_id)
+        headers = job_headers(job)
+        if applied is not None:
+            headers["Preference-Applied"] = f"wait={applied:g}"
+        return json_response(job, 200, headers)
+
+    @app.get("/status/<job_id>")
+    def status(job_id: str) -> Response:
+        return answer_status(job_id_arg(job_id))
+
+    @app.get("/status")
+    def newest_status() -> Response:
+        who = header_token("X-User-Id", MAX_USER_ID_LENGTH)
+        return answer_status(engine.newest(who)["job_id"])
+
+    @app.get("/jobs")
+    def list_jobs() -> Response:
+        who = request.args.get("user_id")
+        if who is not None and not 0 < len(who) <= MAX_USER_ID_LENGTH:
+            raise ApiError(400, "invalid_parameter", f"user_id must be 1–{MAX_USER_ID_LENGTH} characters.")
+        return json_response(engine.grouped(user_id=who))
+
+    @app.get("/queue")
+    def queue() -> Response:
+        return json_response(engine.queue())
+
+    @app.post("/cancel/<job_id>")
+    @admin_only
+    def cancel(job_id: str) -> Response:
+        fields = parse_fields(CANCEL_FIELDS)
+        job, already = engine.cancel(job_id_arg(job_id), fields.get("reason"))
+        message = f"Job {job['job_id']} " + ("was already cancelled" if already else "cancelled successfully")
+        return json_response({"message": message, "already_cancelled": already, "job": job})
+
+    @app.post("/process_jobs")
+    @app.post("/process")
+    @admin_only
+    def process_jobs() -> Response:
+        fields = parse_fields(PROCESS_FIELDS)
+        started = engine.start_next(fields.get("count", 1))
+        return json_response({"started": started, "count": len(started), "queued": engine.counts()["queued"]})
+
+    @app.post("/cleanup")
+    @admin_only
+    def cleanup() -> Response:
+        fields = parse_fields(CLEANUP_FIELDS)
+        statuses = fields.get("statuses", [Status.COMPLETED])
+        removed = engine.cleanup(statuses, fields.get("older_than", 0.0))
+        return json_response({"removed": removed, "statuses": [s.value for s in statuses]})
+
+    @app.get("/config")
+    def get_config() -> Response:
+        return json_response(engine.settings.public())
+
+    @app.post("/config")
+    @admin_only
+    def set_config() -> Response:
+        changes = json_object()
+        if not changes:
+            raise ApiError(
+                422, "validation_error", "Send at least one setting to change, e.g. {\"WORKERS\": 4}.", errors=[]
+            )
+        return json_response(engine.configure(changes).public())
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return json_response(
+            {"status": "ok", **engine.counts(), "uptime_seconds": round(time.monotonic() - started, 3)}
+        )
+
+    if clock is None:
+        ticker = Ticker(engine)
+        ticker.start()
+        app.extensions["ticker"] = ticker
+    return app
+
+
+# ----------------------------------------------------------------------------------------------- main
+
+
+def _drain(server: Any, app: Flask, drained: threading.Event, grace: float = 10.0) -> None:
+    """Stop taking connections, release held long-polls, let requests in flight finish, then stop the loop."""
+    server.accepting = False
+    app.extensions["long_polls"].draining = True
+    app.extensions["engine"].release_waiters()
+    dispatcher = server.task_dispatcher
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        busy = dispatcher.queue or dispatcher.active_count > 0
+        unsent = any(channel.total_outbufs_len for channel in list(server.active_channels.values()))
+        if not busy and not unsent:
+            break
+        time.sleep(0.02)
+    drained.set()
+    _thread.interrupt_main()  # runs on_signal in the main thread, which now stops the loop
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server: `python server.py [--host H] [--port P]`."""
+    parser = argparse.ArgumentParser(description="Video translation job simulator (HTTP server).")
+    parser.add_argument("--host", help="address to listen on (default: HOST, else 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: PORT, else 4777; 0: any free port)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = config_module.load()
+        if args.host is not None:
+            settings = dataclasses.replace(settings, HOST=config_module.KEYS["HOST"].check(args.host))
+        if args.port is not None:
+            settings = dataclasses.replace(settings, PORT=config_module.KEYS["PORT"].check(args.port))
+    except (ConfigError, ValueError) as e:
+        print(f"Invalid configuration: {e}", file=sys.stderr)
+        return 2
+    settings = settings.with_admin_token()
+    app = create_app(settings)
+
+    import waitress  # imported here so that tests of the app do not need it
+
+    server = waitress.create_server(
+        app,
+        host=settings.HOST,
+        port=settings.PORT,
+        threads=settings.THREADS,
+        connection_limit=settings.THREADS + 512,
+        channel_timeout=max(120, int(settings.MAX_WAIT) + 30),
+        ident="translation-simulator",
+    )
+    if settings.admin_token_generated:
+        # Printed once, never logged: the operator needs it for admin calls.
+        print(f"ADMIN_TOKEN (generated for this run): {settings.ADMIN_TOKEN}", flush=True)
+    print(f"Serving on http://{server.effective_host}:{server.effective_port}", flush=True)
+
+    stopping, drained = threading.Event(), threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if drained.is_set():
+            raise KeyboardInterrupt  # leaves server.run()
+        if not stopping.is_set():
+            stopping.set()
+            log.info("%s received: finishing requests in flight", signal.Signals(signum).name)
+            threading.Thread(target=_drain, args=(server, app, drained), daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.task_dispatcher.shutdown(timeout=5)
+        app.extensions["ticker"].stop()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
