@@ -227,17 +227,13 @@ class _Lane:
         self._ids[ticket] = job_id
         return ticket
 
-    def pop(self) -> str:
-        """Remove and return the job at the front."""
-        ticket = self._live[self._head]
-        self._head += 1
-        self._compact()
-        return self._ids.pop(ticket)
-
     def remove(self, ticket: int) -> None:
-        """Remove the job holding `ticket`, wherever it is."""
+        """Remove the job holding `ticket`, wherever it is (from the front in O(1))."""
         i = bisect.bisect_left(self._live, ticket, self._head)
-        del self._live[i]
+        if i == self._head:
+            self._head += 1  # the usual case, a job starting: no list shift
+        else:
+            del self._live[i]
         del self._ids[ticket]
         self._compact()
 
@@ -425,6 +421,8 @@ class JobEngine:
                 self._idempotency[(user_id, idempotency_key)] = job.job_id
             job.ticket = self._lanes[job.priority].push(job.job_id)
             self._fill_slots(now)
+            # A job may end the instant it starts (TRANSLATION_DELAY=0): let that happen now.
+            now = self._advance()
             return self._view(job, now), False
 
     def cancel(self, job_id: str, reason: str | None = None) -> tuple[dict[str, Any], bool]:
@@ -441,8 +439,8 @@ class JobEngine:
                     job_status=job.status.value,
                 )
             was_running = job.stage is Stage.TRANSLATING
-            if was_running:
-                job.progress_at_stop = self._progress(job, now)
+            # 0 for a queued job, even one whose earlier attempt failed part-way.
+            job.progress_at_stop = self._progress(job, now)
             self._move(job, Event.CANCEL, now)
             job.cancel_reason = reason
             if was_running:

@@ -1,0 +1,1303 @@
+"""Unit tests of `jobs.JobEngine`, driven by the fake clock: no sleeping, no sockets."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+import config
+from jobs import (
+    ERROR_CODES,
+    CapacityExceeded,
+    IdempotencyMismatch,
+    InvalidArgument,
+    JobEngine,
+    JobNotFound,
+    Status,
+    TransitionRefused,
+    iso,
+)
+from tests.conftest import START, FakeClock, make_engine
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def t(seconds: float) -> str | None:
+    """Return the ISO timestamp `seconds` after the start of the fake clock."""
+    return iso(START + seconds)
+
+
+def go_to(clock: FakeClock, seconds: float) -> None:
+    """Move the fake clock to `seconds` after its start."""
+    clock.advance(START + seconds - clock.now)
+
+
+def run_to_next_event(clock: FakeClock, engine: JobEngine) -> float:
+    """Move the fake clock to the engine's next due event and return that instant (absolute)."""
+    due = engine.advance()
+    assert due is not None
+    clock.advance(due - clock.now)
+    return due
+
+
+def submit(engine: JobEngine, role: str = "free", user_id: str = "alice", **kwargs: Any) -> str:
+    """Submit a job and return its id."""
+    view, replayed = engine.submit(role, user_id, **kwargs)
+    assert replayed is False
+    return view["job_id"]
+
+
+def queued_ids(engine: JobEngine) -> list[str]:
+    """Return the ids of the queued jobs in the order they will start."""
+    return [view["job_id"] for view in engine.queue()["queued"]]
+
+
+def running_ids(engine: JobEngine) -> set[str]:
+    """Return the ids of the running jobs."""
+    return {view["job_id"] for view in engine.queue()["running"]}
+
+
+def make_job_in(status: Status, clock: FakeClock) -> tuple[JobEngine, str]:
+    """Build a manual-mode engine holding one job that is in `status` now."""
+    failing = status in (Status.FAILED, Status.PERMANENTLY_FAILED)
+    engine = make_engine(
+        clock,
+        PROCESSING_MODE="manual",
+        ERROR_RATE=1.0 if failing else 0.0,
+        MAX_RETRIES=1 if status is Status.FAILED else 0,
+    )
+    job_id = submit(engine)
+    if status is Status.CANCELLED:
+        engine.cancel(job_id, "test")
+    elif status is not Status.PENDING:
+        engine.start_next()
+        run_to_next_event(clock, engine)
+    assert engine.get(job_id)["status"] == status
+    return engine, job_id
+
+
+class SignallingClock(FakeClock):
+    """A fake clock that sets `read` whenever someone reads it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read = threading.Event()
+
+    def __call__(self) -> float:
+        self.read.set()
+        return super().__call__()
+
+
+def in_thread(target: Any, errors: list[BaseException]) -> threading.Thread:
+    """Start a daemon thread running `target`, recording any exception in `errors`."""
+
+    def run() -> None:
+        try:
+            target()
+        except BaseException as e:  # reported by the test body
+            errors.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+# ------------------------------------------------------------------------------------------- submitting
+
+
+def test_submit_records_the_request(engine: JobEngine) -> None:
+    """A new job carries its role, priority, user, video, language, a UUID4 id and its creation time."""
+    view, replayed = engine.submit("premium", "bob", video_url="https://v/1.mp4", target_language="fr")
+    assert replayed is False
+    assert uuid.UUID(view["job_id"]).version == 4
+    assert view["role"] == "premium"
+    assert view["priority"] == 1
+    assert view["user_id"] == "bob"
+    assert view["video_url"] == "https://v/1.mp4"
+    assert view["target_language"] == "fr"
+    assert view["created_at"] == view["updated_at"] == t(0)
+    assert view["attempts"] == 1  # a free slot: it started at once
+    assert view["max_retries"] == 3
+    assert view["error"] is None
+    assert view["cancel_reason"] is None
+
+
+def test_free_job_has_priority_zero(engine: JobEngine) -> None:
+    """Free jobs have priority 0."""
+    view, _ = engine.submit("free", "bob")
+    assert view["priority"] == 0
+
+
+@pytest.mark.parametrize("role", ["admin", "", "Premium", None])
+def test_submit_refuses_unknown_roles(engine: JobEngine, role: Any) -> None:
+    """A role other than free or premium raises InvalidArgument and stores nothing."""
+    with pytest.raises(InvalidArgument):
+        engine.submit(role, "bob")
+    assert engine.counts()["jobs"] == 0
+
+
+# ------------------------------------------------------------------------------------ priority and order
+
+
+def test_premium_starts_before_free_regardless_of_submission_order(clock: FakeClock) -> None:
+    """Premium jobs are queued ahead of free ones submitted earlier, and start first."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    f1, f2 = submit(engine, "free"), submit(engine, "free")
+    p1, p2 = submit(engine, "premium"), submit(engine, "premium")
+    assert queued_ids(engine) == [p1, p2, f1, f2]
+    assert [view["job_id"] for view in engine.start_next(4)] == [p1, p2, f1, f2]
+
+
+def test_premium_takes_the_freed_slot_in_auto_mode(clock: FakeClock) -> None:
+    """When a slot frees, a premium job submitted later starts before waiting free jobs."""
+    engine = make_engine(clock, WORKERS=1)
+    first, free = submit(engine, "free"), submit(engine, "free")
+    premium = submit(engine, "premium")
+    go_to(clock, 10)
+    assert running_ids(engine) == {premium}
+    assert engine.get(premium)["started_at"] == t(10)
+    assert engine.get(first)["status"] == "completed"
+    assert engine.get(free)["queue_position"] == 1
+
+
+def test_fifo_within_a_priority(clock: FakeClock) -> None:
+    """Jobs of one priority start in the order they were submitted."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    ids = [submit(engine, "free", f"user{i}") for i in range(5)]
+    assert queued_ids(engine) == ids
+    assert [view["queue_position"] for view in engine.jobs()] == [1, 2, 3, 4, 5]
+    assert [view["job_id"] for view in engine.start_next(2)] == ids[:2]
+    assert queued_ids(engine) == ids[2:]
+
+
+@pytest.mark.parametrize(
+    ("role", "expected_order"),
+    [
+        # The failed free job goes behind the other free jobs; the premium job took the slot.
+        ("free", ["same1", "same2", "retried"]),
+        # The failed premium job goes behind the other premium job but stays ahead of free ones.
+        ("premium", ["same2", "retried", "other"]),
+    ],
+)
+def test_retried_job_goes_to_the_back_of_its_priority(
+    clock: FakeClock, role: str, expected_order: list[str]
+) -> None:
+    """A job whose attempt failed is queued again behind the jobs of its priority already waiting."""
+    engine = make_engine(clock, WORKERS=1, ERROR_RATE=1.0)
+    names = {"retried": submit(engine, role)}  # its first attempt will fail
+    engine.configure({"ERROR_RATE": 0.0})
+    names["same1"] = submit(engine, role)
+    names["same2"] = submit(engine, role)
+    names["other"] = submit(engine, "free" if role == "premium" else "premium")
+    run_to_next_event(clock, engine)
+    by_id = {job_id: name for name, job_id in names.items()}
+    assert [by_id[i] for i in queued_ids(engine)] == expected_order
+    retried = engine.get(names["retried"])
+    assert retried["status"] == "failed"
+    assert retried["queue_position"] == expected_order.index("retried") + 1
+
+
+def test_queue_order_survives_many_starts_and_cancellations(clock: FakeClock) -> None:
+    """Queue positions stay right after thousands of starts and cancellations from the middle."""
+    engine = make_engine(clock, PROCESSING_MODE="manual", TRANSLATION_DELAY=1000.0)
+    ids = [submit(engine, "free", "u") for _ in range(1500)]
+    started = engine.start_next(1100)
+    assert [view["job_id"] for view in started] == ids[:1100]
+    for job_id in ids[1200:1300]:
+        engine.cancel(job_id)
+    expected = ids[1100:1200] + ids[1300:]
+    assert queued_ids(engine) == expected
+    assert engine.get(ids[1300])["queue_position"] == 101
+    assert engine.get(ids[-1])["queue_position"] == len(expected)
+
+
+# ---------------------------------------------------------------------------------- slots in auto mode
+
+
+def test_auto_mode_runs_at_most_workers_jobs(clock: FakeClock) -> None:
+    """In auto mode WORKERS jobs run at once and the rest wait, even when processed in one late advance."""
+    engine = make_engine(clock, WORKERS=2)
+    ids = [submit(engine) for _ in range(5)]
+    assert running_ids(engine) == set(ids[:2])
+    assert queued_ids(engine) == ids[2:]
+    go_to(clock, 1000)
+    views = [engine.get(i) for i in ids]
+    assert [v["started_at"] for v in views] == [t(0), t(0), t(10), t(10), t(20)]
+    assert [v["finished_at"] for v in views] == [t(10), t(10), t(20), t(20), t(30)]
+
+
+def test_raising_workers_starts_more_jobs_at_once(clock: FakeClock) -> None:
+    """Raising WORKERS starts queued jobs in the new slots at the instant of the change."""
+    engine = make_engine(clock, WORKERS=1)
+    ids = [submit(engine) for _ in range(4)]
+    go_to(clock, 3)
+    engine.configure({"WORKERS": 3})
+    assert running_ids(engine) == set(ids[:3])
+    assert [engine.get(i)["started_at"] for i in ids[1:3]] == [t(3), t(3)]
+    assert queued_ids(engine) == ids[3:]
+
+
+def test_lowering_workers_lets_running_jobs_finish_and_starts_fewer(clock: FakeClock) -> None:
+    """After WORKERS is lowered, running jobs finish and only the new number of slots is refilled."""
+    engine = make_engine(clock, WORKERS=2)
+    ids = [submit(engine) for _ in range(4)]
+    go_to(clock, 1)
+    engine.configure({"WORKERS": 1})
+    assert running_ids(engine) == set(ids[:2])
+    go_to(clock, 10)
+    assert running_ids(engine) == {ids[2]}
+    go_to(clock, 100)
+    assert engine.get(ids[3])["started_at"] == t(20)
+
+
+def test_switching_manual_to_auto_starts_jobs_at_once(clock: FakeClock) -> None:
+    """Switching to auto mode starts WORKERS queued jobs at the instant of the switch."""
+    engine = make_engine(clock, PROCESSING_MODE="manual", WORKERS=2)
+    ids = [submit(engine) for _ in range(3)]
+    go_to(clock, 7)
+    engine.configure({"PROCESSING_MODE": "auto"})
+    assert running_ids(engine) == set(ids[:2])
+    assert engine.get(ids[0])["started_at"] == t(7)
+    assert engine.queue()["mode"] == "auto"
+
+
+def test_switching_auto_to_manual_stops_refilling_slots(clock: FakeClock) -> None:
+    """In manual mode a freed slot stays empty: the next job waits for start_next."""
+    engine = make_engine(clock, WORKERS=1)
+    first, second = submit(engine), submit(engine)
+    engine.configure({"PROCESSING_MODE": "manual"})
+    go_to(clock, 50)
+    assert engine.get(first)["status"] == "completed"
+    assert engine.get(second)["stage"] == "queued"
+    assert engine.get(second)["attempts"] == 0
+
+
+# ------------------------------------------------------------------------------------------ manual mode
+
+
+def test_manual_mode_starts_nothing_until_start_next(clock: FakeClock) -> None:
+    """In manual mode jobs stay queued however much time passes, until start_next starts them."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    ids = [submit(engine) for _ in range(3)]
+    go_to(clock, 500)
+    assert engine.queue()["running"] == []
+    assert all(engine.get(i)["attempts"] == 0 for i in ids)
+    started = engine.start_next(2)
+    assert [v["job_id"] for v in started] == ids[:2]
+    assert all(v["started_at"] == t(500) for v in started)
+    assert queued_ids(engine) == ids[2:]
+
+
+def test_start_next_ignores_workers(clock: FakeClock) -> None:
+    """start_next starts as many jobs as asked, even beyond WORKERS."""
+    engine = make_engine(clock, PROCESSING_MODE="manual", WORKERS=1)
+    ids = [submit(engine) for _ in range(4)]
+    assert len(engine.start_next(3)) == 3
+    assert running_ids(engine) == set(ids[:3])
+
+
+def test_start_next_with_a_count_larger_than_the_queue_starts_them_all(clock: FakeClock) -> None:
+    """A count beyond the queue length starts every queued job, and an empty queue starts none."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    ids = [submit(engine) for _ in range(2)]
+    assert [v["job_id"] for v in engine.start_next(10)] == ids
+    assert engine.start_next(10) == []
+
+
+def test_start_next_does_not_restart_running_or_finished_jobs(clock: FakeClock) -> None:
+    """start_next only picks queued jobs."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    done, running = submit(engine), submit(engine)
+    engine.start_next()
+    go_to(clock, 10)
+    engine.start_next()
+    assert engine.start_next(5) == []
+    assert engine.get(done)["attempts"] == 1
+    assert engine.get(running)["attempts"] == 1
+
+
+@pytest.mark.parametrize("count", [0, -1, 1.5, "2", True, None])
+def test_start_next_refuses_invalid_counts(clock: FakeClock, count: Any) -> None:
+    """A count that is not an integer ≥ 1 raises InvalidArgument and starts nothing."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    submit(engine)
+    with pytest.raises(InvalidArgument):
+        engine.start_next(count)
+    assert engine.queue()["running"] == []
+
+
+# ---------------------------------------------------------------------------------------------- timing
+
+
+@pytest.mark.parametrize(("role", "seconds"), [("free", 10.0), ("premium", 5.0)])
+def test_attempt_takes_its_delay_exactly(clock: FakeClock, role: str, seconds: float) -> None:
+    """Without jitter a free attempt takes TRANSLATION_DELAY, a premium one that times PREMIUM_DELAY_FACTOR."""
+    engine = make_engine(clock)
+    job_id = submit(engine, role)
+    go_to(clock, seconds - 1e-6)
+    assert engine.get(job_id)["status"] == "pending"
+    go_to(clock, seconds)
+    view = engine.get(job_id)
+    assert view["status"] == "completed"
+    assert (view["started_at"], view["finished_at"], view["updated_at"]) == (t(0), t(seconds), t(seconds))
+
+
+def test_job_finishes_at_its_due_instant_when_asked_much_later(clock: FakeClock) -> None:
+    """A job asked about long after it was due says it finished at the due instant."""
+    engine = make_engine(clock)
+    job_id = submit(engine)
+    go_to(clock, 1000)
+    view = engine.get(job_id)
+    assert view["finished_at"] == view["updated_at"] == t(10)
+
+
+def test_freed_slot_starts_the_next_job_at_the_same_instant(clock: FakeClock) -> None:
+    """The next job's started_at equals the finished_at of the job whose slot it took."""
+    engine = make_engine(clock, WORKERS=1)
+    first, second = submit(engine), submit(engine)
+    go_to(clock, 13)
+    assert engine.get(second)["started_at"] == engine.get(first)["finished_at"] == t(10)
+    assert engine.get(second)["progress"] == 30
+
+
+def test_a_late_advance_replays_a_chain_of_jobs_with_exact_timestamps(clock: FakeClock) -> None:
+    """One late advance processes a chain of premium and free jobs, each at its own instant."""
+    engine = make_engine(clock, WORKERS=1)
+    f1, f2 = submit(engine, "free"), submit(engine, "free")
+    go_to(clock, 2)
+    p1, p2 = submit(engine, "premium"), submit(engine, "premium")
+    go_to(clock, 500)
+    expected = {f1: (0, 10), p1: (10, 15), p2: (15, 20), f2: (20, 30)}
+    for job_id, (start, end) in expected.items():
+        view = engine.get(job_id)
+        assert (view["started_at"], view["finished_at"]) == (t(start), t(end))
+
+
+def test_a_job_ends_exactly_at_its_due_instant_after_a_mid_run_submission(clock: FakeClock) -> None:
+    """Submitting while others run does not shift their end times."""
+    engine = make_engine(clock, WORKERS=2)
+    a = submit(engine)
+    go_to(clock, 4)
+    b = submit(engine)
+    go_to(clock, 60)
+    assert engine.get(a)["finished_at"] == t(10)
+    assert engine.get(b)["finished_at"] == t(14)
+
+
+def test_jitter_keeps_durations_inside_the_allowed_spread(clock: FakeClock) -> None:
+    """With DELAY_JITTER j every attempt takes between (1-j) and (1+j) times its base, and they vary."""
+    engine = make_engine(clock, DELAY_JITTER=0.5, WORKERS=100)
+    for role in ("free", "premium"):
+        submit(engine, role)
+    free = [engine.submit("free", "u")[0]["eta_seconds"] for _ in range(40)]
+    premium = [engine.submit("premium", "u")[0]["eta_seconds"] for _ in range(40)]
+    assert all(5.0 - 1e-3 <= d <= 15.0 + 1e-3 for d in free)
+    assert all(2.5 - 1e-3 <= d <= 7.5 + 1e-3 for d in premium)
+    assert max(free) - min(free) > 3.0
+    assert max(premium) - min(premium) > 1.5
+
+
+def test_jittered_job_finishes_when_its_eta_said(clock: FakeClock) -> None:
+    """A jittered attempt ends exactly after the duration its eta announced at the start."""
+    engine = make_engine(clock, DELAY_JITTER=0.3)
+    view, _ = engine.submit()
+    duration = view["eta_seconds"]
+    assert duration != 10.0
+    go_to(clock, duration - 0.01)
+    assert engine.get(view["job_id"])["status"] == "pending"
+    go_to(clock, duration + 0.01)
+    assert engine.get(view["job_id"])["status"] == "completed"
+
+
+def test_a_zero_delay_job_is_completed_when_submitted(clock: FakeClock) -> None:
+    """With TRANSLATION_DELAY 0 the submission already answers the completed job (it ended at that instant)."""
+    engine = make_engine(clock, TRANSLATION_DELAY=0.0)
+    view, _ = engine.submit()
+    assert view["status"] == "completed"
+    assert view["progress"] == 100
+    assert view["finished_at"] == t(0)
+
+
+def test_zero_delay_jobs_complete_when_started_manually(clock: FakeClock) -> None:
+    """In manual mode, zero-delay jobs are completed in the views start_next returns."""
+    engine = make_engine(clock, TRANSLATION_DELAY=0.0, PROCESSING_MODE="manual")
+    for _ in range(3):
+        submit(engine)
+    started = engine.start_next(3)
+    assert [v["status"] for v in started] == ["completed"] * 3
+
+
+# -------------------------------------------------------------------------------------------- failures
+
+
+def test_a_failed_attempt_records_its_error_and_queues_the_job_again(clock: FakeClock) -> None:
+    """With ERROR_RATE 1 the attempt fails with a known error code and the job is `failed` and queued."""
+    engine = make_engine(clock, PROCESSING_MODE="manual", ERROR_RATE=1.0, MAX_RETRIES=2)
+    job_id = submit(engine)
+    engine.start_next()
+    due = run_to_next_event(clock, engine)
+    view = engine.get(job_id)
+    assert view["status"] == "failed"
+    assert view["result"] == "pending"
+    assert view["done"] is False
+    assert view["stage"] == "queued"
+    assert view["queue_position"] == 1
+    assert view["progress"] == 0
+    assert view["attempts"] == 1
+    assert view["finished_at"] is None
+    assert view["updated_at"] == iso(due)
+    assert view["error"]["code"] in ("timeout", "internal_error", "unknown")
+    assert view["error"]["message"]
+    assert view["error"]["attempt"] == 1
+
+
+@pytest.mark.parametrize("max_retries", [0, 1, 3])
+def test_a_job_fails_permanently_after_one_plus_max_retries_attempts(clock: FakeClock, max_retries: int) -> None:
+    """A job that keeps failing is `permanently_failed` after exactly 1 + MAX_RETRIES attempts."""
+    engine = make_engine(clock, PROCESSING_MODE="manual", ERROR_RATE=1.0, MAX_RETRIES=max_retries)
+    job_id = submit(engine)
+    for attempt in range(1, max_retries + 2):
+        assert [v["job_id"] for v in engine.start_next()] == [job_id]
+        due = run_to_next_event(clock, engine)
+        view = engine.get(job_id)
+        assert view["attempts"] == attempt
+        assert view["error"]["attempt"] == attempt
+        expected = "permanently_failed" if attempt == max_retries + 1 else "failed"
+        assert view["status"] == expected
+    assert view["finished_at"] == iso(due)
+    assert view["result"] == "error"
+    assert view["done"] is True
+    assert engine.start_next() == []
+
+
+def test_a_failed_job_is_retried_at_once_when_a_slot_is_free(clock: FakeClock) -> None:
+    """In auto mode a failed attempt with a free slot starts its retry at the instant it failed."""
+    engine = make_engine(clock, ERROR_RATE=1.0)
+    job_id = submit(engine)
+    engine.configure({"ERROR_RATE": 0.0})
+    due = run_to_next_event(clock, engine)
+    view = engine.get(job_id)
+    assert (view["status"], view["stage"], view["attempts"]) == ("pending", "translating", 2)
+    assert view["error"]["at"] == iso(due)  # the last failure stays visible while the retry runs
+    assert view["started_at"] == t(0)  # when the first attempt started
+    go_to(clock, 100)
+    view = engine.get(job_id)
+    assert (view["status"], view["error"], view["finished_at"]) == ("completed", None, iso(due + 10))
+
+
+def test_failures_happen_at_a_moment_inside_the_attempt(clock: FakeClock) -> None:
+    """Failing attempts end at varied moments within their duration, never at or after its end."""
+    engine = make_engine(clock, PROCESSING_MODE="manual", ERROR_RATE=1.0, MAX_RETRIES=0)
+    ids = [submit(engine) for _ in range(30)]
+    engine.start_next(30)
+    go_to(clock, 9.999)
+    views = [engine.get(i) for i in ids]
+    assert all(v["status"] == "permanently_failed" for v in views)
+    assert all(t(0) <= v["finished_at"] < t(10) for v in views)
+    assert all(0 <= v["progress"] < 100 for v in views)
+    assert len({v["finished_at"] for v in views}) > 20
+    assert {v["error"]["code"] for v in views} == set(ERROR_CODES)
+
+
+def test_progress_of_a_failed_attempt_is_where_it_stopped(clock: FakeClock) -> None:
+    """A permanently failed job keeps the progress its attempt reached when it failed."""
+    engine = make_engine(clock, PROCESSING_MODE="manual", ERROR_RATE=1.0, MAX_RETRIES=0)
+    job_id = submit(engine)
+    engine.start_next()
+    due = run_to_next_event(clock, engine)
+    assert engine.get(job_id)["progress"] == int(100 * (due - START) / 10.0)
+
+
+def test_error_rate_zero_never_fails(clock: FakeClock) -> None:
+    """With ERROR_RATE 0 every job completes at its first attempt."""
+    engine = make_engine(clock, DELAY_JITTER=0.5, WORKERS=10)
+    for i in range(60):
+        submit(engine, "premium" if i % 2 else "free")
+    go_to(clock, 1000)
+    views = engine.jobs()
+    assert all(v["status"] == "completed" and v["attempts"] == 1 and v["error"] is None for v in views)
+
+
+@pytest.mark.parametrize("status", [Status.COMPLETED, Status.PERMANENTLY_FAILED, Status.CANCELLED])
+def test_terminal_statuses_never_change(clock: FakeClock, status: Status) -> None:
+    """A finished job keeps its status, version and timestamps through time, processing and config changes."""
+    engine, job_id = make_job_in(status, clock)
+    before = engine.get(job_id)
+    engine.configure({"PROCESSING_MODE": "auto", "ERROR_RATE": 0.5, "MAX_RETRIES": 10})
+    assert engine.start_next(3) == []
+    clock.advance(1000)
+    if status is not Status.CANCELLED:
+        with pytest.raises(TransitionRefused):
+            engine.cancel(job_id, "too late")
+    after = engine.get(job_id)
+    assert after == before
+
+
+# ---------------------------------------------------------------------- progress, position, eta, version
+
+
+def test_progress_is_zero_queued_linear_translating_and_full_when_completed(clock: FakeClock) -> None:
+    """Progress is 0 while queued, elapsed/duration while translating (below 100) and 100 when completed."""
+    engine = make_engine(clock, WORKERS=1)
+    first, second = submit(engine), submit(engine)
+    assert engine.get(second)["progress"] == 0
+    for seconds, expected in [(0, 0), (2.5, 25), (5, 50), (7.77, 77), (9.999, 99)]:
+        go_to(clock, seconds)
+        assert engine.get(first)["progress"] == expected
+    go_to(clock, 10)
+    assert engine.get(first)["progress"] == 100
+    go_to(clock, 11)
+    assert engine.get(second)["progress"] == 10
+
+
+def test_queue_position_is_one_based_while_queued_and_none_otherwise(clock: FakeClock) -> None:
+    """Queued jobs count from 1 with premium ahead; running and finished jobs have no position."""
+    engine = make_engine(clock, WORKERS=1)
+    running, free1, free2 = submit(engine), submit(engine), submit(engine)
+    premium = submit(engine, "premium")
+    positions = {i: engine.get(i)["queue_position"] for i in (running, premium, free1, free2)}
+    assert positions == {running: None, premium: 1, free1: 2, free2: 3}
+    go_to(clock, 10)
+    assert engine.get(running)["queue_position"] is None  # completed
+    assert engine.get(premium)["queue_position"] is None  # translating
+    assert engine.get(free1)["queue_position"] == 1
+
+
+def test_eta_is_exact_while_translating(clock: FakeClock) -> None:
+    """A translating job's eta is the time left in its attempt."""
+    engine = make_engine(clock)
+    free, premium = submit(engine, "free"), submit(engine, "premium")
+    go_to(clock, 2.25)
+    assert engine.get(free)["eta_seconds"] == 7.75
+    assert engine.get(premium)["eta_seconds"] == 2.75
+
+
+def test_eta_is_exact_while_translating_in_manual_mode(clock: FakeClock) -> None:
+    """Manual mode still knows when a running attempt ends."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    job_id = submit(engine)
+    engine.start_next()
+    go_to(clock, 4)
+    assert engine.get(job_id)["eta_seconds"] == 6.0
+
+
+def test_eta_while_queued_in_auto_mode_estimates_the_end(clock: FakeClock) -> None:
+    """A queued job's eta counts the slot it waits for plus its own attempt, and matches the real end."""
+    engine = make_engine(clock, WORKERS=1)
+    _, free1, free2 = submit(engine), submit(engine), submit(engine)
+    assert engine.get(free1)["eta_seconds"] == 20.0
+    assert engine.get(free2)["eta_seconds"] == 30.0
+    premium = submit(engine, "premium")
+    assert engine.get(premium)["eta_seconds"] == 15.0
+    go_to(clock, 4)
+    assert engine.get(free1)["eta_seconds"] == 21.0
+    assert engine.get(free2)["eta_seconds"] == 31.0
+    go_to(clock, 100)
+    assert engine.get(free1)["finished_at"] == t(25)
+    assert engine.get(free2)["finished_at"] == t(35)
+
+
+def test_eta_while_queued_with_several_workers(clock: FakeClock) -> None:
+    """With two slots a queued job waits for the earlier of the two running attempts."""
+    engine = make_engine(clock, WORKERS=2)
+    submit(engine)
+    go_to(clock, 2)
+    submit(engine)
+    waiting = submit(engine)
+    assert engine.get(waiting)["eta_seconds"] == 18.0
+    go_to(clock, 100)
+    assert engine.get(waiting)["finished_at"] == t(20)
+
+
+def test_eta_while_queued_when_more_jobs_run_than_workers(clock: FakeClock) -> None:
+    """When more jobs run than WORKERS allows, a queued job waits until the count drops below WORKERS."""
+    engine = make_engine(clock, PROCESSING_MODE="manual", WORKERS=1)
+    for start in (0, 2, 4):
+        go_to(clock, start)
+        submit(engine)
+        engine.start_next()
+    waiting = submit(engine)
+    go_to(clock, 5)
+    engine.configure({"PROCESSING_MODE": "auto"})
+    assert engine.get(waiting)["eta_seconds"] == 19.0
+    go_to(clock, 100)
+    assert engine.get(waiting)["started_at"] == t(14)
+    assert engine.get(waiting)["finished_at"] == t(24)
+
+
+def test_eta_is_none_while_queued_in_manual_mode(clock: FakeClock) -> None:
+    """Nothing starts by itself in manual mode, so a queued job has no eta."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    job_id = submit(engine)
+    assert engine.get(job_id)["eta_seconds"] is None
+
+
+@pytest.mark.parametrize("status", [Status.COMPLETED, Status.PERMANENTLY_FAILED, Status.CANCELLED])
+def test_eta_is_none_when_finished(clock: FakeClock, status: Status) -> None:
+    """A finished job has no eta."""
+    engine, job_id = make_job_in(status, clock)
+    assert engine.get(job_id)["eta_seconds"] is None
+
+
+def test_version_grows_on_every_transition_and_only_then(clock: FakeClock) -> None:
+    """The version rises at submission→start, fail, retry start and give-up, but not as time or others move."""
+    engine = make_engine(clock, PROCESSING_MODE="manual", ERROR_RATE=1.0, MAX_RETRIES=1)
+    ahead = submit(engine)
+    job_id = submit(engine)
+    versions = [engine.get(job_id)["version"]]
+    engine.start_next()  # the job ahead starts: this one only moves up the queue
+    engine.cancel(ahead)
+    assert engine.get(job_id)["queue_position"] == 1
+    assert engine.get(job_id)["version"] == versions[-1]
+    for _ in range(2):
+        engine.start_next()
+        versions.append(engine.get(job_id)["version"])  # attempt started
+        clock.advance(1e-4)
+        assert engine.get(job_id)["version"] == versions[-1]  # time passing is no transition
+        run_to_next_event(clock, engine)
+        versions.append(engine.get(job_id)["version"])  # failed, then permanently failed
+    assert engine.get(job_id)["status"] == "permanently_failed"
+    assert len(versions) == 5
+    assert versions == sorted(set(versions))
+
+
+def test_cancellation_raises_the_version(clock: FakeClock) -> None:
+    """Cancelling a job is a transition of its own."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    job_id = submit(engine)
+    before = engine.get(job_id)["version"]
+    assert engine.cancel(job_id)[0]["version"] > before
+
+
+@pytest.mark.parametrize(
+    ("status", "result", "done"),
+    [
+        (Status.PENDING, "pending", False),
+        (Status.FAILED, "pending", False),
+        (Status.COMPLETED, "completed", True),
+        (Status.PERMANENTLY_FAILED, "error", True),
+        (Status.CANCELLED, "error", True),
+    ],
+)
+def test_result_and_done_match_the_spec(clock: FakeClock, status: Status, result: str, done: bool) -> None:
+    """`result` is the three-value view of the status and `done` tells whether it is terminal."""
+    engine, job_id = make_job_in(status, clock)
+    view = engine.get(job_id)
+    assert (view["status"], view["result"], view["done"]) == (status.value, result, done)
+    assert (view["finished_at"] is not None) is done
+
+
+# ------------------------------------------------------------------------------------------ cancellation
+
+
+def test_cancel_a_queued_job(clock: FakeClock) -> None:
+    """Cancelling a queued job finishes it now with its reason, and the jobs behind it move up."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    doomed, behind = submit(engine), submit(engine)
+    go_to(clock, 3)
+    view, already = engine.cancel(doomed, "duplicate")
+    assert already is False
+    assert (view["status"], view["cancel_reason"], view["finished_at"]) == ("cancelled", "duplicate", t(3))
+    assert (view["queue_position"], view["progress"], view["attempts"]) == (None, 0, 0)
+    assert engine.get(behind)["queue_position"] == 1
+    assert queued_ids(engine) == [behind]
+
+
+def test_cancel_a_running_job_frees_its_slot_at_that_instant(clock: FakeClock) -> None:
+    """Cancelling a running job keeps its progress, and the next job starts at the same instant."""
+    engine = make_engine(clock, WORKERS=1)
+    doomed, waiting = submit(engine), submit(engine)
+    go_to(clock, 4)
+    view, already = engine.cancel(doomed, "wrong language")
+    assert already is False
+    assert (view["status"], view["progress"], view["finished_at"]) == ("cancelled", 40, t(4))
+    assert view["cancel_reason"] == "wrong language"
+    assert engine.get(waiting)["started_at"] == t(4)
+    go_to(clock, 100)  # past the cancelled attempt's old end: nothing happens to it
+    assert engine.get(doomed) == {**view, "progress": 40}
+    assert engine.get(waiting)["finished_at"] == t(14)
+
+
+def test_cancel_a_running_job_in_manual_mode_starts_nothing(clock: FakeClock) -> None:
+    """In manual mode the slot a cancellation frees stays empty."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    doomed, waiting = submit(engine), submit(engine)
+    engine.start_next()
+    engine.cancel(doomed)
+    assert engine.get(waiting)["stage"] == "queued"
+
+
+def test_cancel_a_failed_job_waiting_for_its_retry(clock: FakeClock) -> None:
+    """A failed job queued for a retry can be cancelled; it shows no progress from the failed attempt."""
+    engine, job_id = make_job_in(Status.FAILED, clock)
+    view, already = engine.cancel(job_id, "give up")
+    assert already is False
+    assert (view["status"], view["progress"], view["queue_position"]) == ("cancelled", 0, None)
+    assert view["error"] is not None  # the failure that happened stays on record
+    assert engine.start_next() == []
+
+
+@pytest.mark.parametrize("status", [Status.COMPLETED, Status.PERMANENTLY_FAILED])
+def test_cancel_a_finished_job_is_refused(clock: FakeClock, status: Status) -> None:
+    """Completed and permanently failed jobs cannot be cancelled."""
+    engine, job_id = make_job_in(status, clock)
+    with pytest.raises(TransitionRefused) as caught:
+        engine.cancel(job_id, "late")
+    assert caught.value.extra["job_status"] == status.value
+    assert engine.get(job_id)["cancel_reason"] is None
+
+
+def test_cancel_a_cancelled_job_again_answers_already(clock: FakeClock) -> None:
+    """Cancelling twice returns already=True and keeps the first reason and version."""
+    engine = make_engine(clock)
+    job_id = submit(engine)
+    first, _ = engine.cancel(job_id, "first")
+    clock.advance(5)
+    again, already = engine.cancel(job_id, "second")
+    assert already is True
+    assert again == first
+    assert again["cancel_reason"] == "first"
+
+
+def test_cancel_an_unknown_job_raises_not_found(engine: JobEngine) -> None:
+    """Cancelling an id that never existed raises JobNotFound."""
+    with pytest.raises(JobNotFound):
+        engine.cancel("no-such-job")
+
+
+def test_get_an_unknown_job_raises_not_found(engine: JobEngine) -> None:
+    """Reading an id that never existed raises JobNotFound."""
+    with pytest.raises(JobNotFound):
+        engine.get(str(uuid.uuid4()))
+
+
+# ---------------------------------------------------------------------------------------------- cleanup
+
+
+def finished_mix(clock: FakeClock) -> tuple[JobEngine, dict[str, str]]:
+    """Return an engine holding one job of each status (failed excepted) and their ids by status."""
+    engine = make_engine(clock, PROCESSING_MODE="manual", ERROR_RATE=1.0, MAX_RETRIES=0)
+    ids = {"permanently_failed": submit(engine)}
+    engine.start_next()
+    go_to(clock, 10)
+    engine.configure({"ERROR_RATE": 0.0})
+    ids["completed"] = submit(engine)
+    engine.start_next()
+    go_to(clock, 20)
+    ids["cancelled"] = submit(engine)
+    engine.cancel(ids["cancelled"])
+    ids["pending"] = submit(engine)
+    return engine, ids
+
+
+def test_cleanup_removes_completed_jobs_by_default(clock: FakeClock) -> None:
+    """Without arguments cleanup removes only completed jobs and says how many."""
+    engine, ids = finished_mix(clock)
+    assert engine.cleanup() == 1
+    with pytest.raises(JobNotFound):
+        engine.get(ids["completed"])
+    assert {v["status"] for v in engine.jobs()} == {"permanently_failed", "cancelled", "pending"}
+
+
+def test_cleanup_removes_the_given_statuses(clock: FakeClock) -> None:
+    """Cleanup with statuses removes exactly the finished jobs in those statuses."""
+    engine, _ = finished_mix(clock)
+    assert engine.cleanup([Status.CANCELLED, Status.PERMANENTLY_FAILED]) == 2
+    assert {v["status"] for v in engine.jobs()} == {"completed", "pending"}
+    assert engine.cleanup([Status.CANCELLED]) == 0
+
+
+def test_cleanup_older_than_keeps_younger_jobs(clock: FakeClock) -> None:
+    """older_than removes jobs finished at least that long ago and keeps younger ones."""
+    engine = make_engine(clock, WORKERS=1)
+    old, young = submit(engine), submit(engine)  # finish at 10 and 20
+    go_to(clock, 30)
+    assert engine.cleanup(older_than=15) == 1
+    assert engine.get(young)["status"] == "completed"
+    with pytest.raises(JobNotFound):
+        engine.get(old)
+    assert engine.cleanup(older_than=10.001) == 0
+    assert engine.cleanup(older_than=10) == 1  # finished exactly 10 s ago
+
+
+@pytest.mark.parametrize("statuses", [[Status.PENDING], [Status.FAILED], [Status.COMPLETED, Status.PENDING]])
+def test_cleanup_refuses_unfinished_statuses(clock: FakeClock, statuses: list[Status]) -> None:
+    """Asking to clean up a non-terminal status raises InvalidArgument and removes nothing."""
+    engine, _ = finished_mix(clock)
+    with pytest.raises(InvalidArgument):
+        engine.cleanup(statuses)
+    assert engine.counts()["jobs"] == 4
+
+
+def test_cleanup_refuses_a_negative_age(engine: JobEngine) -> None:
+    """A negative older_than raises InvalidArgument."""
+    with pytest.raises(InvalidArgument):
+        engine.cleanup(older_than=-1)
+
+
+def test_removed_jobs_are_gone_everywhere(clock: FakeClock) -> None:
+    """A cleaned-up job raises JobNotFound on get, cancel and wait, and leaves the listings."""
+    engine = make_engine(clock)
+    job_id = submit(engine, user_id="carol")
+    go_to(clock, 10)
+    engine.cleanup()
+    for call in (engine.get, engine.cancel, engine.wait_for_change):
+        with pytest.raises(JobNotFound):
+            call(job_id)
+    assert engine.jobs() == []
+    with pytest.raises(JobNotFound):
+        engine.newest("carol")
+
+
+def test_cleanup_forgets_the_idempotency_keys_of_removed_jobs(clock: FakeClock) -> None:
+    """After its job is removed, an Idempotency-Key makes a new job."""
+    engine = make_engine(clock)
+    old = submit(engine, idempotency_key="k1")
+    go_to(clock, 10)
+    engine.cleanup()
+    assert engine.find_idempotent("alice", "k1") is None
+    new = submit(engine, idempotency_key="k1")
+    assert new != old
+    assert engine.find_idempotent("alice", "k1") == new
+
+
+def test_job_ttl_removes_finished_jobs(clock: FakeClock) -> None:
+    """A finished job disappears JOB_TTL seconds after it finished, with its key; unfinished ones stay."""
+    engine = make_engine(clock, JOB_TTL=60.0, WORKERS=1)
+    done = submit(engine, idempotency_key="k")
+    waiting = submit(engine)
+    engine.configure({"PROCESSING_MODE": "manual"})
+    go_to(clock, 69.999)
+    assert engine.get(done)["status"] == "completed"
+    go_to(clock, 70)
+    with pytest.raises(JobNotFound):
+        engine.get(done)
+    assert engine.find_idempotent("alice", "k") is None
+    go_to(clock, 10_000)
+    assert [v["job_id"] for v in engine.jobs()] == [waiting]
+
+
+def test_job_ttl_never_removes_unfinished_jobs(clock: FakeClock) -> None:
+    """Queued jobs outlive JOB_TTL."""
+    engine = make_engine(clock, JOB_TTL=1.0, PROCESSING_MODE="manual")
+    job_id = submit(engine)
+    go_to(clock, 10_000)
+    assert engine.get(job_id)["status"] == "pending"
+
+
+# ----------------------------------------------------------------------------------------- idempotency
+
+
+def test_same_key_and_body_replays_the_job(clock: FakeClock) -> None:
+    """Reusing a key with the same body returns the original job, flagged as a replay, and creates nothing."""
+    engine = make_engine(clock)
+    first, replayed = engine.submit("premium", "dave", video_url="v", target_language="de", idempotency_key="k")
+    assert replayed is False
+    clock.advance(1)
+    again, replayed = engine.submit("premium", "dave", video_url="v", target_language="de", idempotency_key="k")
+    assert replayed is True
+    assert again["job_id"] == first["job_id"]
+    assert engine.counts()["jobs"] == 1
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [{"role": "free"}, {"video_url": "other"}, {"video_url": None}, {"target_language": "es"}],
+)
+def test_same_key_with_a_different_body_is_refused(clock: FakeClock, changed: dict[str, Any]) -> None:
+    """Reusing a key with a different role, video or language raises IdempotencyMismatch naming the job."""
+    engine = make_engine(clock)
+    body = {"role": "premium", "video_url": "v", "target_language": "de"}
+    first, _ = engine.submit(user_id="dave", idempotency_key="k", **body)
+    with pytest.raises(IdempotencyMismatch) as caught:
+        engine.submit(user_id="dave", idempotency_key="k", **{**body, **changed})
+    assert caught.value.extra["job_id"] == first["job_id"]
+    assert engine.counts()["jobs"] == 1
+
+
+def test_idempotency_keys_are_per_user(clock: FakeClock) -> None:
+    """Two users with the same key get two jobs."""
+    engine = make_engine(clock)
+    a = submit(engine, user_id="a", idempotency_key="k")
+    b = submit(engine, user_id="b", idempotency_key="k")
+    assert a != b
+    assert engine.find_idempotent("a", "k") == a
+    assert engine.find_idempotent("b", "k") == b
+
+
+def test_submissions_without_a_key_are_never_merged(engine: JobEngine) -> None:
+    """Identical submissions without a key make separate jobs."""
+    assert submit(engine, video_url="v") != submit(engine, video_url="v")
+
+
+# -------------------------------------------------------------------------------------------- capacity
+
+
+def test_max_jobs_refuses_new_jobs_with_retry_after(clock: FakeClock) -> None:
+    """At MAX_JOBS a submission raises CapacityExceeded with retry_after; a replay is still answered."""
+    engine = make_engine(clock, MAX_JOBS=2, JOB_TTL=100.0, PROCESSING_MODE="manual")
+    submit(engine, idempotency_key="k")
+    submit(engine)
+    with pytest.raises(CapacityExceeded) as caught:
+        engine.submit()
+    assert caught.value.extra["retry_after"] == 100  # nothing finished: a whole JOB_TTL
+    assert engine.submit("free", "alice", idempotency_key="k")[1] is True
+    assert engine.counts()["jobs"] == 2
+
+
+def test_max_jobs_retry_after_counts_to_the_oldest_expiry(clock: FakeClock) -> None:
+    """retry_after is the whole seconds until the oldest finished job expires, and room returns then."""
+    engine = make_engine(clock, MAX_JOBS=2, JOB_TTL=100.0, WORKERS=1)
+    submit(engine)
+    submit(engine)  # finishes at 10 and 20
+    go_to(clock, 30.5)
+    with pytest.raises(CapacityExceeded) as caught:
+        engine.submit()
+    assert caught.value.extra["retry_after"] == math.ceil(110 - 30.5)
+    go_to(clock, 110)
+    submit(engine)
+
+
+def test_cleanup_makes_room_under_max_jobs(clock: FakeClock) -> None:
+    """Removing finished jobs lets new submissions in."""
+    engine = make_engine(clock, MAX_JOBS=1)
+    submit(engine)
+    go_to(clock, 10)
+    with pytest.raises(CapacityExceeded):
+        engine.submit()
+    assert engine.cleanup() == 1
+    submit(engine)
+
+
+# ----------------------------------------------------------------------------------------------- listing
+
+
+def test_jobs_filters_by_user_status_and_role(clock: FakeClock) -> None:
+    """jobs() lists oldest first and filters by user, status and role, alone or together."""
+    engine = make_engine(clock, WORKERS=1)
+    a1 = submit(engine, "free", "a")
+    b1 = submit(engine, "premium", "b")
+    a2 = submit(engine, "premium", "a")
+    a3 = submit(engine, "free", "a")
+    assert [v["job_id"] for v in engine.jobs()] == [a1, b1, a2, a3]
+    assert [v["job_id"] for v in engine.jobs(user_id="a")] == [a1, a2, a3]
+    assert [v["job_id"] for v in engine.jobs(role="premium")] == [b1, a2]
+    go_to(clock, 10)
+    assert [v["job_id"] for v in engine.jobs(status=Status.COMPLETED)] == [a1]
+    assert [v["job_id"] for v in engine.jobs(user_id="a", status=Status.PENDING, role="premium")] == [a2]
+    assert engine.jobs(user_id="nobody") == []
+
+
+def test_grouped_has_every_status_and_role(clock: FakeClock) -> None:
+    """grouped() always has all five statuses × both roles, each job under its own."""
+    engine = make_engine(clock)
+    empty = engine.grouped()
+    assert set(empty) == {s.value for s in Status}
+    assert all(set(by_role) == {"free", "premium"} and not any(by_role.values()) for by_role in empty.values())
+    free, premium = submit(engine, "free", "a"), submit(engine, "premium", "b")
+    go_to(clock, 5)
+    groups = engine.grouped()
+    assert list(groups["completed"]["premium"]) == [premium]
+    assert list(groups["pending"]["free"]) == [free]
+    assert groups["pending"]["free"][free]["progress"] == 50
+    assert list(engine.grouped(user_id="a")["pending"]["free"]) == [free]
+    assert engine.grouped(user_id="a")["completed"]["premium"] == {}
+
+
+def test_newest_returns_the_latest_job_of_a_user_or_anyone(clock: FakeClock) -> None:
+    """newest(user) is that user's last submission, newest() anyone's; none raises JobNotFound."""
+    engine = make_engine(clock)
+    with pytest.raises(JobNotFound):
+        engine.newest()
+    a1 = submit(engine, user_id="a")
+    a2 = submit(engine, user_id="a")
+    b1 = submit(engine, user_id="b")
+    assert engine.newest("a")["job_id"] == a2
+    assert engine.newest()["job_id"] == b1
+    assert engine.newest("b")["job_id"] == b1
+    assert a1 != a2
+    with pytest.raises(JobNotFound):
+        engine.newest("c")
+
+
+def test_queue_lists_queued_in_start_order_and_running(clock: FakeClock) -> None:
+    """queue() shows the queued jobs in the order they will start, the running ones, workers and mode."""
+    engine = make_engine(clock, WORKERS=1)
+    running = submit(engine, "free")
+    f1 = submit(engine, "free")
+    p1 = submit(engine, "premium")
+    f2 = submit(engine, "free")
+    queue = engine.queue()
+    assert (queue["mode"], queue["workers"]) == ("auto", 1)
+    assert [v["job_id"] for v in queue["queued"]] == [p1, f1, f2]
+    assert [v["queue_position"] for v in queue["queued"]] == [1, 2, 3]
+    assert [v["job_id"] for v in queue["running"]] == [running]
+    assert engine.counts() == {"jobs": 4, "queued": 3, "running": 1}
+
+
+# ------------------------------------------------------------------------------------------------ waiting
+
+
+def test_wait_returns_at_once_for_a_finished_job(clock: FakeClock) -> None:
+    """Waiting on a finished job answers immediately, whatever the timeout."""
+    engine, job_id = make_job_in(Status.COMPLETED, clock)
+    began = time.monotonic()
+    assert engine.wait_for_change(job_id, timeout=5)["status"] == "completed"
+    assert time.monotonic() - began < 0.5
+
+
+def test_wait_returns_at_once_when_the_version_is_already_past(clock: FakeClock) -> None:
+    """A `since` below the current version answers immediately."""
+    engine = make_engine(clock)
+    job_id = submit(engine)
+    version = engine.get(job_id)["version"]
+    began = time.monotonic()
+    view = engine.wait_for_change(job_id, since=version - 1, timeout=5)
+    assert time.monotonic() - began < 0.5
+    assert view["version"] == version
+
+
+def test_wait_with_zero_timeout_returns_at_once(clock: FakeClock) -> None:
+    """A zero timeout answers the current view without waiting."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    job_id = submit(engine)
+    began = time.monotonic()
+    assert engine.wait_for_change(job_id, timeout=0) == engine.get(job_id)
+    assert time.monotonic() - began < 0.5
+
+
+def test_wait_times_out_with_the_unchanged_job(clock: FakeClock) -> None:
+    """When nothing happens, the wait ends after its timeout with the same version."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    job_id = submit(engine)
+    began = time.monotonic()
+    view = engine.wait_for_change(job_id, timeout=0.05)
+    assert 0.04 <= time.monotonic() - began < 1.0
+    assert view["version"] == engine.get(job_id)["version"]
+
+
+def test_a_waiter_is_woken_by_a_transition_in_another_thread() -> None:
+    """A held wait answers as soon as another thread advances the clock past the job's end."""
+    clock = SignallingClock()
+    engine = make_engine(clock)
+    job_id = submit(engine)
+    since = engine.get(job_id)["version"]
+    answers: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        began = time.monotonic()
+        answers["job"] = engine.wait_for_change(job_id, since, timeout=5)
+        answers["elapsed"] = time.monotonic() - began
+
+    def drive() -> None:
+        if not clock.read.wait(2):  # the waiter read the clock: it holds the lock until it waits
+            raise AssertionError("the waiter never started")
+        clock.advance(10)
+        engine.advance()
+
+    clock.read.clear()
+    waiter = in_thread(wait, errors)
+    driver = in_thread(drive, errors)
+    driver.join(3)
+    waiter.join(3)
+    assert not errors
+    assert not waiter.is_alive()
+    assert answers["job"]["status"] == "completed"
+    assert answers["job"]["finished_at"] == t(10)
+    assert answers["elapsed"] < 2.0
+
+
+def test_a_waiter_on_a_running_job_wakes_itself_when_the_attempt_is_due() -> None:
+    """A waiter on a translating job wakes by itself when the attempt ends, even if nobody calls the engine."""
+    clock = SignallingClock()
+    engine = make_engine(clock, TRANSLATION_DELAY=0.05)
+    job_id = submit(engine)
+    since = engine.get(job_id)["version"]
+    answers: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        answers["job"] = engine.wait_for_change(job_id, since, timeout=5)
+
+    def move_time() -> None:
+        if not clock.read.wait(2):
+            raise AssertionError("the waiter never started")
+        clock.advance(1)  # no call into the engine
+
+    clock.read.clear()
+    waiter = in_thread(wait, errors)
+    mover = in_thread(move_time, errors)
+    mover.join(3)
+    waiter.join(3)
+    assert not errors
+    assert not waiter.is_alive()
+    assert answers["job"]["status"] == "completed"
+
+
+def test_release_waiters_answers_held_waits_at_once() -> None:
+    """release_waiters ends every held wait and makes later waits answer at once."""
+    clock = SignallingClock()
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    job_id = submit(engine)
+    answers: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        answers["job"] = engine.wait_for_change(job_id, timeout=5)
+
+    def release() -> None:
+        if not clock.read.wait(2):
+            raise AssertionError("the waiter never started")
+        engine.release_waiters()
+
+    clock.read.clear()
+    waiter = in_thread(wait, errors)
+    releaser = in_thread(release, errors)
+    releaser.join(3)
+    waiter.join(3)
+    assert not errors
+    assert not waiter.is_alive()
+    assert answers["job"]["status"] == "pending"
+    began = time.monotonic()
+    engine.wait_for_change(job_id, timeout=5)
+    assert time.monotonic() - began < 0.5
+
+
+def test_advance_returns_the_next_due_instant(clock: FakeClock) -> None:
+    """advance() processes due events and tells when the next attempt ends or finished job expires."""
+    engine = make_engine(clock, JOB_TTL=100.0, WORKERS=1)
+    assert engine.advance() is None
+    submit(engine, "premium")
+    submit(engine)
+    assert engine.advance() == START + 5
+    go_to(clock, 5)
+    assert engine.advance() == START + 15
+    go_to(clock, 15)
+    assert engine.advance() == START + 105  # the first job's expiry
+
+
+def test_wait_for_next_event_processes_events_already_due(clock: FakeClock) -> None:
+    """wait_for_next_event returns at once and processes an event whose time has come."""
+    engine = make_engine(clock)
+    job_id = submit(engine)
+    go_to(clock, 10)
+    began = time.monotonic()
+    engine.wait_for_next_event(max_seconds=0.05)  # then sleeps towards the next event (its expiry)
+    assert time.monotonic() - began < 1.0
+    assert engine.counts()["running"] == 0
+    assert engine.get(job_id)["status"] == "completed"
+
+
+# ------------------------------------------------------------------------------------------ reproducibility
+
+
+def scripted_run(seed: int) -> list[dict[str, Any]]:
+    """Play one fixed sequence of submissions, cancellations and clock moves and return every job's view."""
+    clock = FakeClock()
+    engine = make_engine(clock, RANDOM_SEED=seed, ERROR_RATE=0.4, DELAY_JITTER=0.3, MAX_RETRIES=1, WORKERS=2)
+    for i in range(8):
+        view, _ = engine.submit("premium" if i % 3 == 0 else "free", f"user{i % 2}")
+        if i == 4:
+            engine.cancel(view["job_id"], "changed my mind")
+        clock.advance(1.7)
+    for _ in range(10):
+        clock.advance(3.3)
+        engine.advance()
+    clock.advance(200)
+    return engine.jobs()
+
+
+def test_same_seed_and_operations_give_identical_runs() -> None:
+    """Two engines with one seed and one script agree on every id, timestamp, attempt and error."""
+    first, second = scripted_run(7), scripted_run(7)
+    assert first == second
+    assert any(v["attempts"] > 1 for v in first)  # failures happened, so errors were compared too
+    assert {v["status"] for v in first} >= {"completed", "cancelled"}
+
+
+def test_a_different_seed_gives_a_different_run() -> None:
+    """Another seed makes other ids and other timings."""
+    first, other = scripted_run(7), scripted_run(8)
+    assert {v["job_id"] for v in first}.isdisjoint(v["job_id"] for v in other)
+    assert [v["finished_at"] for v in first] != [v["finished_at"] for v in other]
+
+
+# ---------------------------------------------------------------------------------------- configuration
+
+
+def test_a_delay_change_applies_only_to_attempts_started_after_it(clock: FakeClock) -> None:
+    """A running attempt keeps its duration; the next attempt uses the new TRANSLATION_DELAY."""
+    engine = make_engine(clock, WORKERS=1)
+    running, waiting = submit(engine), submit(engine)
+    go_to(clock, 2)
+    engine.configure({"TRANSLATION_DELAY": 100.0})
+    assert engine.get(running)["eta_seconds"] == 8.0
+    go_to(clock, 500)
+    assert engine.get(running)["finished_at"] == t(10)
+    assert engine.get(waiting)["finished_at"] == t(110)
+
+
+def test_an_error_rate_change_does_not_touch_the_running_attempt(clock: FakeClock) -> None:
+    """Raising ERROR_RATE mid-attempt leaves that attempt's outcome alone; the next attempt fails."""
+    engine = make_engine(clock, WORKERS=1, MAX_RETRIES=0)
+    running, waiting = submit(engine), submit(engine)
+    go_to(clock, 1)
+    engine.configure({"ERROR_RATE": 1.0})
+    go_to(clock, 100)
+    assert engine.get(running)["status"] == "completed"
+    assert engine.get(waiting)["status"] == "permanently_failed"
+
+
+def test_a_max_retries_change_applies_from_the_next_attempt(clock: FakeClock) -> None:
+    """A job uses the MAX_RETRIES in force when its attempt started, not when it was submitted or failed."""
+    engine = make_engine(clock, PROCESSING_MODE="manual", ERROR_RATE=1.0, MAX_RETRIES=0)
+    running, waiting = submit(engine), submit(engine)
+    engine.start_next()
+    engine.configure({"MAX_RETRIES": 1})
+    engine.start_next()
+    go_to(clock, 10)
+    assert engine.get(running)["status"] == "permanently_failed"  # its attempt started under MAX_RETRIES=0
+    assert engine.get(waiting)["status"] == "failed"  # submitted under 0, started under 1
+    assert engine.get(waiting)["max_retries"] == 1
+
+
+def test_configure_returns_the_new_settings(engine: JobEngine) -> None:
+    """configure answers the whole new settings and the engine uses them from then on."""
+    new = engine.configure({"WORKERS": 5, "ERROR_RATE": 0.25})
+    assert (new.WORKERS, new.ERROR_RATE) == (5, 0.25)
+    assert engine.settings is new
+    assert engine.queue()["workers"] == 5
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"WORKERS": 0},
+        {"WORKERS": 5, "ERROR_RATE": 1.5},
+        {"PROCESSING_MODE": "sometimes"},
+        {"TRANSLATION_DELAY": -1},
+        {"DELAY_JITTER": 1.0},
+        {"PREMIUM_DELAY_FACTOR": 0},
+        {"MAX_RETRIES": 1.5},
+        {"WORKERS": True},
+        {"NOT_A_KEY": 1},
+        {"RANDOM_SEED": 3},
+    ],
+)
+def test_configure_with_a_bad_change_raises_and_changes_nothing(clock: FakeClock, changes: dict[str, Any]) -> None:
+    """A bad, unknown or read-only key raises ConfigError naming it, and no setting changes."""
+    engine = make_engine(clock, WORKERS=1)
+    ids = [submit(engine) for _ in range(3)]
+    before = engine.settings
+    with pytest.raises(config.ConfigError) as caught:
+        engine.configure(changes)
+    assert set(caught.value.errors) <= set(changes)
+    assert caught.value.errors
+    assert engine.settings == before
+    assert running_ids(engine) == {ids[0]}
