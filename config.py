@@ -131,6 +131,8 @@ KEYS: dict[str, Key] = {
             "printed at start-up", secret=True, optional=True),
         Key("RANDOM_SEED", int, None, False, "seed for reproducible runs (unset: random)", optional=True,
             low=0, high=2**63),
+        Key("STATE_FILE", str, None, False, "JSON file the jobs are saved to on shutdown and loaded from at "
+            "start-up (unset: jobs live in memory only)", optional=True),
         Key("HOST", str, "127.0.0.1", False, "address `python server.py` listens on"),
         Key("PORT", int, 4777, False, "port `python server.py` listens on (0: any free port)", low=0,
             high=65535),
@@ -161,6 +163,7 @@ class Settings:
     FAULT_RATE: float = KEYS["FAULT_RATE"].default
     ADMIN_TOKEN: str | None = None
     RANDOM_SEED: int | None = None
+    STATE_FILE: str | None = None
     HOST: str = KEYS["HOST"].default
     PORT: int = KEYS["PORT"].default
     THREADS: int = KEYS["THREADS"].default

@@ -14,6 +14,7 @@ jobs finish on time even when nobody asks.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import heapq
 import itertools
 import math
@@ -248,6 +249,23 @@ class _Lane:
         if not self._live or self._head == len(self._live):
             self._live.clear()
             self._head = 0
+
+
+def _job_record(job: Job) -> dict[str, Any]:
+    record = {f.name: getattr(job, f.name) for f in dataclasses.fields(job)}
+    record["status"] = job.status.value
+    record["stage"] = job.stage.value
+    return record
+
+
+def _rng_record(state: tuple[Any, ...]) -> list[Any]:
+    version, internal, gauss_next = state
+    return [version, list(internal), gauss_next]
+
+
+def _rng_state(record: list[Any]) -> tuple[Any, ...]:
+    version, internal, gauss_next = record
+    return (version, tuple(internal), gauss_next)
 
 
 def iso(t: float | None) -> str | None:
@@ -552,6 +570,54 @@ class JobEngine:
         with self._lock:
             self._advance()
             return self._next_due()
+
+    # ---------------------------------------------------------------- saving and restoring
+
+    STATE_FORMAT = 1
+
+    def export_state(self) -> dict[str, Any]:
+        """Return everything needed to resume this simulation later, as JSON-ready data."""
+        with self._lock:
+            self._advance()
+            return {
+                "format": self.STATE_FORMAT,
+                "saved_at": self._clock(),
+                "jobs": [_job_record(job) for job in self._jobs.values()],
+                "queued": list(self._queued_ids()),
+                "finished": list(self._finished),
+                "rng": _rng_record(self._rng.getstate()),
+            }
+
+    def import_state(self, state: dict[str, Any]) -> int:
+        """Load a state made by `export_state` into this empty engine; return how many jobs it holds.
+
+        Times are epoch seconds, so attempts that fell due while the server was down complete (or
+        fail) at their own instants as soon as the clock is next read.
+        """
+        if state.get("format") != self.STATE_FORMAT:
+            raise InvalidArgument(f"Unknown state format {state.get('format')!r}.")
+        with self._lock:
+            if self._jobs:
+                raise InvalidArgument("State can only be loaded into an empty engine.")
+            jobs = {}
+            for record in state["jobs"]:
+                job = Job(**{**record, "status": Status(record["status"]), "stage": Stage(record["stage"])})
+                jobs[job.job_id] = job
+            self._jobs = jobs
+            for job in jobs.values():
+                self._by_user.setdefault(job.user_id, {})[job.job_id] = None
+                if job.idempotency_key is not None:
+                    self._idempotency[(job.user_id, job.idempotency_key)] = job.job_id
+                if job.stage is Stage.TRANSLATING:
+                    self._running[job.job_id] = job
+                    heapq.heappush(self._events, (job.attempt_ends_at, next(self._seq), job.job_id, job.attempts))
+            for job_id in state["queued"]:
+                job = jobs[job_id]
+                job.ticket = self._lanes[job.priority].push(job_id)
+            self._finished = dict.fromkeys(state["finished"])
+            self._rng.setstate(_rng_state(state["rng"]))
+            self._schedule_changed.notify_all()
+            return len(jobs)
 
     # ---------------------------------------------------------------- internals (lock held)
 

@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -24,6 +25,9 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter, RateLimitExceeded
+from limits import RateLimitItem
+from limits.strategies import STRATEGIES, MovingWindowRateLimiter
+from limits.util import WindowStats
 from werkzeug.exceptions import HTTPException
 
 import config as config_module
@@ -133,6 +137,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def json_type(value: Any) -> str:
+    """Name a decoded JSON value's type as JSON does."""
+    for kind, name in ((bool, "a boolean"), (str, "a string"), (int, "a number"), (float, "a number"),
+                       (list, "an array"), (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    return "null"
+
+
 def json_object() -> dict[str, Any]:
     """Return the request body as a JSON object ({} when empty), or raise a 400 ApiError."""
     raw = request.get_data(cache=True)
@@ -142,8 +155,10 @@ def json_object() -> dict[str, Any]:
         body = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError(400, "malformed_json", f"The request body is not valid JSON: {e}.") from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "The request body is nested too deeply.") from None
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", f"The request body must be a JSON object, got {type(body).__name__}.")
+        raise ApiError(400, "invalid_body", f"The request body must be a JSON object, got {json_type(body)}.")
     return body
 
 
@@ -282,6 +297,45 @@ class LongPollGate:
             self.held -= 1
 
 
+class _AmountFreeKey:
+    """A rate-limit item as the storage sees it: the same amount and window, keyed without the amount."""
+
+    def __init__(self, item: RateLimitItem) -> None:
+        self.amount = item.amount
+        self.get_expiry = item.get_expiry
+        self._suffix = f"{item.multiples}/{item.GRANULARITY.name}"
+        self._namespace = item.namespace
+
+    def key_for(self, *identifiers: str) -> str:
+        """Return the storage key: namespace, identifiers and window, but not the amount."""
+        return "/".join([self._namespace, *map(str, identifiers), self._suffix])
+
+
+class RuntimeLimitWindow(MovingWindowRateLimiter):
+    """The moving window, keyed without the limit's amount.
+
+    `limits` puts the amount in the storage key, so a runtime change of RATE_LIMIT would start every
+    user's hour afresh; keyed without it, the hits already made count against the new limit at once.
+    """
+
+    def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        """Consume `cost` from the window if it allows it."""
+        return super().hit(_AmountFreeKey(item), *identifiers, cost=cost)  # type: ignore[arg-type]
+
+    def test(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        """Tell whether `cost` could be consumed."""
+        return super().test(_AmountFreeKey(item), *identifiers, cost=cost)  # type: ignore[arg-type]
+
+    def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        """Return the reset time and what remains (never below 0, even after RATE_LIMIT was lowered)."""
+        reset, remaining = super().get_window_stats(_AmountFreeKey(item), *identifiers)  # type: ignore[arg-type]
+        return WindowStats(reset, max(0, remaining))
+
+
+# flask-limiter picks its strategy by name from this registry; ours is the moving window above.
+STRATEGIES.setdefault("runtime-moving-window", RuntimeLimitWindow)
+
+
 class Ticker:
     """The server's background thread that drives the simulation clock, so jobs finish when nobody asks."""
 
@@ -339,7 +393,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
         key_func=user_id,
         app=app,
         storage_uri="memory://",
-        strategy="moving-window",
+        strategy="runtime-moving-window",
         headers_enabled=False,  # added below: flask-limiter would overwrite a 202's Retry-After
     )
     app.extensions["rate_limiter"] = limiter
@@ -352,6 +406,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
 
     @app.after_request
     def finish(response: Response) -> Response:
+        if request.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
+            response.status_code = 204  # Flask's automatic OPTIONS answer: only the Allow header matters
+            response.headers.pop("Content-Type", None)
         current = limiter.current_limit
         if current is not None:
             response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
@@ -409,16 +466,16 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
             return problem(422, "invalid_config", f"The configuration change was refused: {error}.", errors=errors)
         if isinstance(error, RateLimitExceeded):
             current = limiter.current_limit
-            reset_at = current.reset_at if current is not None else time.time() + 3600
+            # The window's exact reset: `reset_at` is rounded up a second further, which would say 3601 s.
+            reset_at = current.window.reset_time if current is not None else time.time() + 3600
             retry_after = max(1, math.ceil(reset_at - time.time()))
-            return problem(
-                429,
-                "rate_limited",
-                f"Free users may submit {error.limit.limit.amount} jobs per hour; "
-                f"try again in {retry_after} s or submit as premium.",
-                {"Retry-After": str(retry_after)},
-                retry_after=retry_after,
+            amount = error.limit.limit.amount
+            detail = (
+                f"Free users may submit {amount} jobs per hour; try again in {retry_after} s or submit as premium."
+                if amount
+                else "Free submissions are switched off (RATE_LIMIT is 0); submit as premium."
             )
+            return problem(429, "rate_limited", detail, {"Retry-After": str(retry_after)}, retry_after=retry_after)
         if isinstance(error, HTTPException):
             status = error.code or 500
             headers = {}
@@ -469,9 +526,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
             headers["Idempotent-Replayed"] = "true"
         return json_response(job, 202, headers)
 
-    def answer_status(job_id: str) -> Response:
-        wait = requested_wait()
+    def answer_status(find_job_id: Callable[[], str]) -> Response:
+        wait = requested_wait()  # the query is checked before the job is looked up
         since = query_number("since", integer=True)
+        job_id = find_job_id()
         max_wait = engine.settings.MAX_WAIT
         applied = None
         if wait is not None and wait > 0 and max_wait > 0 and gate.enter(engine.settings.MAX_LONG_POLLS):
@@ -489,12 +547,12 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
 
     @app.get("/status/<job_id>")
     def status(job_id: str) -> Response:
-        return answer_status(job_id_arg(job_id))
+        return answer_status(lambda: job_id_arg(job_id))
 
     @app.get("/status")
     def newest_status() -> Response:
         who = header_token("X-User-Id", MAX_USER_ID_LENGTH)
-        return answer_status(engine.newest(who)["job_id"])
+        return answer_status(lambda: engine.newest(who)["job_id"])
 
     @app.get("/jobs")
     def list_jobs() -> Response:
@@ -512,7 +570,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
     def cancel(job_id: str) -> Response:
         fields = parse_fields(CANCEL_FIELDS)
         job, already = engine.cancel(job_id_arg(job_id), fields.get("reason"))
-        message = f"Job {job['job_id']} " + ("was already cancelled" if already else "cancelled successfully")
+        # The same message either way: cancelling is idempotent; already_cancelled tells the two apart.
+        message = f"Job {job['job_id']} cancelled successfully"
         return json_response({"message": message, "already_cancelled": already, "job": job})
 
     @app.post("/process_jobs")
@@ -578,6 +637,24 @@ def _drain(server: Any, app: Flask, drained: threading.Event, grace: float = 10.
     _thread.interrupt_main()  # runs on_signal in the main thread, which now stops the loop
 
 
+def load_state(engine: JobEngine, path: str) -> int:
+    """Load the jobs saved in `path` into `engine` (nothing if the file does not exist); return how many."""
+    if not os.path.exists(path):
+        return 0
+    with open(path, encoding="utf-8") as f:
+        return engine.import_state(json.load(f))
+
+
+def save_state(engine: JobEngine, path: str) -> int:
+    """Write the engine's jobs to `path` atomically (a temporary file, then a rename); return how many."""
+    state = engine.export_state()
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as f:
+        json.dump(state, f, separators=(",", ":"))
+    os.replace(temporary, path)
+    return len(state["jobs"])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the server: `python server.py [--host H] [--port P]`."""
     parser = argparse.ArgumentParser(description="Video translation job simulator (HTTP server).")
@@ -596,6 +673,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = settings.with_admin_token()
     app = create_app(settings)
+    engine: JobEngine = app.extensions["engine"]
+    if settings.STATE_FILE:
+        try:
+            loaded = load_state(engine, settings.STATE_FILE)
+        except (OSError, ValueError, KeyError, TypeError, JobError) as e:
+            print(f"Cannot load STATE_FILE {settings.STATE_FILE}: {e}", file=sys.stderr)
+            app.extensions["ticker"].stop()
+            return 2
+        log.info("loaded %d job(s) from %s", loaded, settings.STATE_FILE)
 
     import waitress  # imported here so that tests of the app do not need it
 
@@ -632,6 +718,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.task_dispatcher.shutdown(timeout=5)
         app.extensions["ticker"].stop()
+        if settings.STATE_FILE:
+            log.info("saved %d job(s) to %s", save_state(engine, settings.STATE_FILE), settings.STATE_FILE)
     log.info("stopped")
     return 0
 
