@@ -184,6 +184,8 @@ class Job:
     attempt_ends_at: float = 0.0  # when it completes, or fails
     attempt_error: str | None = None  # the error code the attempt will fail with, if it will
     progress_at_stop: int = 0
+    enqueued_seq: int = -1  # when it last entered the queue, on the engine's event counter
+    started_seq: int = -1  # when its current attempt started, on the same counter
     error: dict[str, Any] | None = None
     cancel_reason: str | None = None
 
@@ -309,7 +311,7 @@ class JobEngine:
         self._by_user: dict[str, dict[str, None]] = {}
         self._idempotency: dict[tuple[str, str], str] = {}
         self._events: list[tuple[float, int, str, int]] = []  # (due, seq, job_id, attempt)
-        self._seq = itertools.count()
+        self._seq = itertools.count()  # orders heap entries, enqueues and starts
         self._waiters: dict[str, list[Any]] = {}  # job_id -> [Condition, number of waiters]
         self._released = False  # set when shutting down: waits answer at once
 
@@ -437,7 +439,7 @@ class JobEngine:
             self._by_user.setdefault(user_id, {})[job.job_id] = None
             if idempotency_key is not None:
                 self._idempotency[(user_id, idempotency_key)] = job.job_id
-            job.ticket = self._lanes[job.priority].push(job.job_id)
+            self._enqueue(job)
             self._fill_slots(now)
             # A job may end the instant it starts (TRANSLATION_DELAY=0): let that happen now.
             now = self._advance()
@@ -466,11 +468,18 @@ class JobEngine:
             return self._view(job, now), False
 
     def start_next(self, count: int = 1) -> list[dict[str, Any]]:
-        """Start the next `count` queued jobs in priority order, slots or not; return those started."""
+        """Start the next `count` queued jobs in priority order; return those started.
+
+        In manual mode this ignores WORKERS. In auto mode free slots are filled as soon as they
+        free up, so this starts jobs only into free slots (usually none) and never exceeds WORKERS.
+        """
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise InvalidArgument(f"count must be an integer ≥ 1, got {count!r}.")
         with self._lock:
             now = self._advance()
+            settings = self.settings
+            if settings.PROCESSING_MODE == "auto":
+                count = min(count, max(0, settings.WORKERS - len(self._running)))
             started = [self._start_next(now) for _ in range(min(count, self._queued_count()))]
             # A job may end the instant it starts (TRANSLATION_DELAY=0): let that happen now.
             now = self._advance()
@@ -571,6 +580,52 @@ class JobEngine:
             self._advance()
             return self._next_due()
 
+    def check_invariants(self) -> list[str]:
+        """Return every broken internal invariant (an empty list when all hold); for tests and debugging."""
+        with self._lock:
+            problems: list[str] = []
+            queued = [self._jobs.get(i) for i in self._queued_ids()]
+            if None in queued:
+                problems.append("a lane holds an id that is not stored")
+            queued_ids = [j.job_id for j in queued if j is not None]
+            places: dict[str, int] = {}
+            for job_id in itertools.chain(queued_ids, self._running, self._finished):
+                places[job_id] = places.get(job_id, 0) + 1
+            for job in self._jobs.values():
+                where = places.get(job.job_id, 0)
+                if where != 1:
+                    problems.append(f"{job.job_id} is in {where} places")
+                expected = {Stage.QUEUED: job.job_id in queued_ids, Stage.TRANSLATING: job.job_id in self._running,
+                            Stage.FINISHED: job.job_id in self._finished}
+                if not expected[job.stage]:
+                    problems.append(f"{job.job_id} is {job.stage.value} but not kept as such")
+                if job.status.terminal != (job.stage is Stage.FINISHED):
+                    problems.append(f"{job.job_id} is {job.status.value} at stage {job.stage.value}")
+                if job.status is Status.FAILED and job.stage is not Stage.QUEUED:
+                    problems.append(f"{job.job_id} is failed but not queued for its retry")
+                if job.attempts > 1 + job.max_retries:
+                    problems.append(f"{job.job_id} made {job.attempts} attempts, more than 1 + {job.max_retries}")
+                if job.job_id not in self._by_user.get(job.user_id, {}):
+                    problems.append(f"{job.job_id} is missing from its user's history")
+            if len(places) != len(self._jobs):
+                problems.append("a queue, the running set or the finished list holds an unknown id")
+            for lane in self._lanes.values():
+                seqs = [self._jobs[i].enqueued_seq for i in lane]
+                if seqs != sorted(seqs):
+                    problems.append("a lane is not in the order its jobs were queued")
+            for waiting in (self._jobs[i] for i in queued_ids):
+                for running in self._running.values():
+                    if running.started_seq < waiting.enqueued_seq:
+                        continue  # it started before this job was queued
+                    if running.priority < waiting.priority:
+                        problems.append(f"free {running.job_id} started while premium {waiting.job_id} waited")
+                    elif running.priority == waiting.priority and running.enqueued_seq > waiting.enqueued_seq:
+                        problems.append(f"{running.job_id} started before {waiting.job_id}, queued earlier")
+            for (user, _), job_id in self._idempotency.items():
+                if job_id not in self._jobs or self._jobs[job_id].user_id != user:
+                    problems.append(f"an idempotency key points at {job_id}, not a job of {user}")
+            return problems
+
     # ---------------------------------------------------------------- saving and restoring
 
     STATE_FORMAT = 1
@@ -610,10 +665,10 @@ class JobEngine:
                     self._idempotency[(job.user_id, job.idempotency_key)] = job.job_id
                 if job.stage is Stage.TRANSLATING:
                     self._running[job.job_id] = job
+                    job.started_seq = next(self._seq)
                     heapq.heappush(self._events, (job.attempt_ends_at, next(self._seq), job.job_id, job.attempts))
             for job_id in state["queued"]:
-                job = jobs[job_id]
-                job.ticket = self._lanes[job.priority].push(job_id)
+                self._enqueue(jobs[job_id])
             self._finished = dict.fromkeys(state["finished"])
             self._rng.setstate(_rng_state(state["rng"]))
             self._schedule_changed.notify_all()
@@ -645,8 +700,9 @@ class JobEngine:
         elif source_stage is Stage.TRANSLATING:
             del self._running[job.job_id]
         if job.stage is Stage.QUEUED:
-            job.ticket = self._lanes[job.priority].push(job.job_id)
+            self._enqueue(job)
         elif job.stage is Stage.TRANSLATING:
+            job.started_seq = next(self._seq)
             self._running[job.job_id] = job
         else:
             job.finished_at = at
@@ -654,6 +710,11 @@ class JobEngine:
         waiters = self._waiters.get(job.job_id)
         if waiters:
             waiters[0].notify_all()
+
+    def _enqueue(self, job: Job) -> None:
+        """Put a job at the back of its priority's lane."""
+        job.ticket = self._lanes[job.priority].push(job.job_id)
+        job.enqueued_seq = next(self._seq)
 
     def _start_next(self, at: float) -> Job:
         """Start an attempt of the first queued job at time `at` and return it."""
@@ -667,7 +728,8 @@ class JobEngine:
         duration = base * rng.uniform(1.0 - jitter, 1.0 + jitter) if jitter else base
         fails = rng.random() < settings.ERROR_RATE
         job.attempts += 1
-        job.max_retries = settings.MAX_RETRIES
+        # A new MAX_RETRIES applies from this attempt on, but cannot take back a retry already granted.
+        job.max_retries = max(settings.MAX_RETRIES, job.attempts - 1)
         job.started_at = at if job.started_at is None else job.started_at
         job.attempt_started_at = at
         job.attempt_duration = duration

@@ -1,0 +1,135 @@
+"""Property-based test of jobs.py: random sequences of operations keep the engine's invariants."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+import config
+from jobs import ROLES, InvalidArgument, JobEngine, Stage, Status, TransitionRefused
+from tests.conftest import FakeClock
+
+TERMINAL = {s.value for s in Status if s.terminal}
+
+
+class EngineMachine(RuleBasedStateMachine):
+    """Drives one engine on a fake clock and checks, after every step, what must always hold."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FakeClock()
+        start = config.from_mapping({"TRANSLATION_DELAY": 2.0, "DELAY_JITTER": 0.5, "ERROR_RATE": 0.3,
+                                     "MAX_RETRIES": 1, "WORKERS": 2, "RATE_LIMIT": 5})
+        self.engine = JobEngine(start, clock=self.clock, rng=random.Random(0))
+        self.ids: list[str] = []
+        self.terminal: dict[str, str] = {}  # job -> the terminal status it reached
+        self.progress: dict[tuple[str, int], int] = {}  # (job, attempt) -> progress seen while translating
+        self.grandfathered = 0  # jobs running beyond WORKERS because WORKERS was lowered or mode switched
+
+    # ------------------------------------------------------------------ operations
+
+    @rule(role=st.sampled_from(sorted(ROLES)), user=st.sampled_from(["ann", "ben", "cy"]))
+    def submit(self, role: str, user: str) -> None:
+        view, _ = self.engine.submit(role, user)
+        self.ids.append(view["job_id"])
+
+    @precondition(lambda self: self.ids)
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        job_id = data.draw(st.sampled_from(self.ids))
+        try:
+            before = self.engine.get(job_id)
+        except Exception:
+            return  # removed by cleanup or TTL
+        try:
+            view, already = self.engine.cancel(job_id, "test")
+        except TransitionRefused:
+            assert before["status"] in ("completed", "permanently_failed")
+            return
+        assert view["status"] == "cancelled"
+        assert already == (before["status"] == "cancelled")
+
+    @rule(count=st.integers(min_value=1, max_value=3))
+    def start_next(self, count: int) -> None:
+        queued_before = [j["job_id"] for j in self.engine.queue()["queued"]]
+        started = [j["job_id"] for j in self.engine.start_next(count)]
+        assert started == queued_before[: len(started)], "jobs start in queue order"
+
+    @rule(
+        workers=st.integers(min_value=1, max_value=4),
+        mode=st.sampled_from(["auto", "manual"]),
+        error_rate=st.sampled_from([0.0, 0.5, 1.0]),
+        retries=st.integers(min_value=0, max_value=2),
+        delay=st.sampled_from([0.0, 0.5, 2.0, 7.0]),
+    )
+    def configure(self, workers: int, mode: str, error_rate: float, retries: int, delay: float) -> None:
+        self.engine.configure({"WORKERS": workers, "PROCESSING_MODE": mode, "ERROR_RATE": error_rate,
+                               "MAX_RETRIES": retries, "TRANSLATION_DELAY": delay})
+        self.grandfathered = len(self.engine.queue()["running"])
+
+    @rule(seconds=st.floats(min_value=0, max_value=10, allow_nan=False))
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.engine.advance()
+
+    @rule(statuses=st.sets(st.sampled_from(sorted(TERMINAL)), min_size=1),
+          older_than=st.sampled_from([0.0, 1.0, 30.0]))
+    def cleanup(self, statuses: set[str], older_than: float) -> None:
+        self.engine.cleanup([Status(s) for s in statuses], older_than)
+
+    @rule(status=st.sampled_from(["pending", "failed"]))
+    def cleanup_refuses_unfinished(self, status: str) -> None:
+        try:
+            self.engine.cleanup([Status(status)])
+        except InvalidArgument:
+            return
+        raise AssertionError("cleaning up unfinished jobs must be refused")
+
+    # ------------------------------------------------------------------ invariants
+
+    @invariant()
+    def structure_holds(self) -> None:
+        """Each job is in exactly one place, in order, with no priority or FIFO inversion, within its attempts."""
+        assert self.engine.check_invariants() == []
+
+    @invariant()
+    def workers_bound_running_jobs_in_auto_mode(self) -> None:
+        """In auto mode no job starts while WORKERS are busy (jobs already running when it was lowered finish)."""
+        queue = self.engine.queue()
+        running = len(queue["running"])
+        if running <= queue["workers"]:
+            self.grandfathered = 0
+        if queue["mode"] == "auto":
+            assert running <= max(queue["workers"], self.grandfathered)
+            if queue["queued"]:
+                assert running >= queue["workers"], "a free slot with a queued job in auto mode"
+
+    @invariant()
+    def terminal_statuses_never_change(self) -> None:
+        """A completed, permanently failed or cancelled job stays so until it is removed."""
+        for view in self.engine.jobs():
+            if view["job_id"] in self.terminal:
+                assert view["status"] == self.terminal[view["job_id"]]
+            elif view["status"] in TERMINAL:
+                self.terminal[view["job_id"]] = view["status"]
+            assert view["attempts"] <= 1 + view["max_retries"]
+
+    @invariant()
+    def progress_never_goes_backwards_within_an_attempt(self) -> None:
+        """While an attempt runs its progress only grows; a completed job is at 100."""
+        for view in self.engine.jobs():
+            key = (view["job_id"], view["attempts"])
+            if view["stage"] == Stage.TRANSLATING.value:
+                assert view["progress"] >= self.progress.get(key, 0)
+                self.progress[key] = view["progress"]
+            elif view["status"] == "completed":
+                assert view["progress"] == 100
+
+
+EngineMachine.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=40, deadline=None, derandomize=True, database=None
+)
+TestEngineInvariants = EngineMachine.TestCase
