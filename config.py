@@ -127,6 +127,8 @@ KEYS: dict[str, Key] = {
             high=10_000_000),
         Key("FAULT_RATE", float, 0.0, True, "probability that a non-admin request gets an injected fault",
             low=0, high=1),
+        Key("FAULT_DELAY", float, 15.0, True, "seconds a `slow` injected fault holds its answer (past a typical "
+            "client timeout)", low=0, high=300),
         Key("ADMIN_TOKEN", str, None, False, "Bearer token for admin endpoints; unset: a random one is "
             "printed at start-up", secret=True, optional=True),
         Key("RANDOM_SEED", int, None, False, "seed for reproducible runs (unset: random)", optional=True,
@@ -161,6 +163,7 @@ class Settings:
     JOB_TTL: float = KEYS["JOB_TTL"].default
     MAX_JOBS: int = KEYS["MAX_JOBS"].default
     FAULT_RATE: float = KEYS["FAULT_RATE"].default
+    FAULT_DELAY: float = KEYS["FAULT_DELAY"].default
     ADMIN_TOKEN: str | None = None
     RANDOM_SEED: int | None = None
     STATE_FILE: str | None = None

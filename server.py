@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import random
 import signal
 import sys
 import threading
@@ -21,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from functools import wraps
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -28,7 +30,8 @@ from flask_limiter import Limiter, RateLimitExceeded
 from limits import RateLimitItem
 from limits.strategies import STRATEGIES, MovingWindowRateLimiter
 from limits.util import WindowStats
-from werkzeug.exceptions import HTTPException
+from swagger_ui_bundle import swagger_ui_path
+from werkzeug.exceptions import HTTPException, NotFound
 
 import config as config_module
 from config import ConfigError, RuntimeConfig, Settings
@@ -57,6 +60,40 @@ JOB_ERROR_STATUS: dict[type[JobError], int] = {
     IdempotencyMismatch: 422,
     CapacityExceeded: 503,
 }
+OPENAPI_PATH = Path(__file__).resolve().with_name("openapi.yaml")
+#: The Swagger UI files the /docs page loads, served from the installed swagger-ui-bundle package (no CDN), each
+#: with its media type spelled out: every answer says nosniff, so a browser runs or styles nothing mislabelled.
+DOCS_ASSETS = {
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "text/javascript",
+    "favicon-32x32.png": "image/png",
+    "favicon-16x16.png": "image/png",
+}
+DOCS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Video translation job simulator — API</title>
+  <link rel="stylesheet" href="/docs/swagger-ui.css">
+  <link rel="icon" type="image/png" href="/docs/favicon-32x32.png" sizes="32x32">
+  <link rel="icon" type="image/png" href="/docs/favicon-16x16.png" sizes="16x16">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({
+      url: "/openapi.yaml",
+      dom_id: "#swagger-ui",
+      presets: [SwaggerUIBundle.presets.apis],
+      layout: "BaseLayout",
+      deepLinking: true,
+      validatorUrl: null  // the default would send the document to an online validator
+    });
+  </script>
+</body>
+</html>
+"""
 
 
 class ApiError(Exception):
@@ -336,6 +373,31 @@ class RuntimeLimitWindow(MovingWindowRateLimiter):
 STRATEGIES.setdefault("runtime-moving-window", RuntimeLimitWindow)
 
 
+FAULT_KINDS = ("error_before", "unavailable_before", "error_after", "slow_after")
+#: Paths that are not the simulated backend: liveness and documentation never fail on purpose.
+FAULT_FREE_PATHS = ("/healthz", "/openapi.yaml", "/docs")
+
+
+class FaultInjector:
+    """Draws injected faults (FAULT_RATE) from a generator of its own, so they never shift the simulation's."""
+
+    def __init__(self, seed: int | None) -> None:
+        self._rng = random.Random(seed)  # noqa: S311 - a simulation, not cryptography
+        self._lock = threading.Lock()
+        self.injected: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
+
+    def draw(self, rate: float) -> str | None:
+        """Return the kind of fault to inject into this request, or None (probability 1 - rate)."""
+        if rate <= 0:
+            return None
+        with self._lock:
+            if self._rng.random() >= rate:
+                return None
+            kind = self._rng.choice(FAULT_KINDS)
+            self.injected[kind] += 1
+            return kind
+
+
 class Ticker:
     """The server's background thread that drives the simulation clock, so jobs finish when nobody asks."""
 
@@ -380,7 +442,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
     the caller drives it (every request also catches up on events that fell due).
     """
     settings = _settings_from(config)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no static files: without this Flask routes /static/<path>
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     engine = JobEngine(RuntimeConfig(settings), clock=clock)
     gate = LongPollGate()
@@ -388,6 +450,27 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
     app.extensions["long_polls"] = gate
     admin_token = (settings.ADMIN_TOKEN or "").encode()
     started = time.monotonic()
+
+    faults = FaultInjector(None if settings.RANDOM_SEED is None else settings.RANDOM_SEED + 1)
+    app.extensions["faults"] = faults
+
+    # Registered before the limiter's own hook, so that a fault "before the work" costs no rate-limit hit.
+    @app.before_request
+    def inject_fault_before() -> None:
+        view = app.view_functions.get(request.endpoint or "")
+        if view is None or getattr(view, "admin_only", False) or request.path.startswith(FAULT_FREE_PATHS):
+            return
+        kind = faults.draw(engine.settings.FAULT_RATE)
+        if kind is None:
+            return
+        log.warning("injected fault %s on %s %s", kind, request.method, request.path)
+        if kind == "error_before":
+            raise ApiError(500, "injected_fault", "Injected fault (FAULT_RATE): failed before doing anything.",
+                           fault=kind)
+        if kind == "unavailable_before":
+            raise ApiError(503, "injected_fault", "Injected fault (FAULT_RATE): unavailable; nothing was done.",
+                           headers={"Retry-After": "1"}, retry_after=1, fault=kind)
+        g.fault = kind  # strikes after the work: see inject_fault_after
 
     limiter = Limiter(
         key_func=user_id,
@@ -427,6 +510,17 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
         )
         return response
 
+    # Registered after `finish`, so it runs before it (Flask runs these hooks in reverse order).
+    @app.after_request
+    def inject_fault_after(response: Response) -> Response:
+        kind = g.pop("fault", None)
+        if kind == "error_after":
+            return problem(500, "injected_fault",
+                           "Injected fault (FAULT_RATE): the work was done but this answer was lost.", fault=kind)
+        if kind == "slow_after":
+            time.sleep(engine.settings.FAULT_DELAY)  # the work is done; the answer comes late
+        return response
+
     def admin_only(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -447,6 +541,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
                 )
             return view(*args, **kwargs)
 
+        guarded.admin_only = True  # type: ignore[attr-defined]  # faults are never injected here
         return guarded
 
     # ------------------------------------------------------------------ errors
@@ -609,6 +704,23 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
         return json_response(
             {"status": "ok", **engine.counts(), "uptime_seconds": round(time.monotonic() - started, 3)}
         )
+
+    # ------------------------------------------------------------------ documentation
+
+    @app.get("/openapi.yaml")
+    def openapi_document() -> Response:
+        return Response(OPENAPI_PATH.read_text(encoding="utf-8"), mimetype="application/yaml")
+
+    @app.get("/docs")
+    def docs() -> Response:
+        return Response(DOCS_PAGE, mimetype="text/html")
+
+    @app.get("/docs/<asset>")
+    def docs_asset(asset: str) -> Response:
+        mimetype = DOCS_ASSETS.get(asset)
+        if mimetype is None:
+            raise NotFound()
+        return Response((swagger_ui_path / asset).read_bytes(), mimetype=mimetype)
 
     if clock is None:
         ticker = Ticker(engine)
