@@ -270,6 +270,41 @@ def _rng_state(record: list[Any]) -> tuple[Any, ...]:
     return (version, tuple(internal), gauss_next)
 
 
+class _StartPlan:
+    """When queued jobs are expected to start, taken in queue order (auto mode).
+
+    Slots free up as running attempts end; each queued job then holds a slot for the expected length
+    of one attempt (a failed attempt stops, on average, halfway). The first `_ETA_EXACT_DEPTH` jobs
+    are placed slot by slot; deeper ones add their work to a backlog shared by all slots.
+    """
+
+    def __init__(self, engine: JobEngine, now: float) -> None:
+        settings = engine.settings
+        self.workers = settings.WORKERS
+        remaining = sorted(max(0.0, j.attempt_ends_at - now) for j in engine._running.values())
+        if len(remaining) >= self.workers:
+            self.slots = remaining[len(remaining) - self.workers :]
+        else:
+            self.slots = [0.0] * (self.workers - len(remaining)) + remaining
+        heapq.heapify(self.slots)
+        expected = 1.0 - settings.ERROR_RATE / 2
+        self.seconds = {role: engine._attempt_seconds(role, settings) * expected for role in ROLES}
+        self.placed = 0
+        self.backlog = 0.0
+
+    def start(self) -> float:
+        """Return when the next job in queue order is expected to start, seconds from now."""
+        return self.slots[0] + self.backlog / self.workers
+
+    def skip(self, role: str, count: int) -> None:
+        """Let the next `count` jobs of `role` in queue order take their slots."""
+        exact = max(0, min(count, _ETA_EXACT_DEPTH - self.placed))
+        for _ in range(exact):
+            heapq.heapreplace(self.slots, self.slots[0] + self.seconds[role])
+        self.placed += count
+        self.backlog += (count - exact) * self.seconds[role]
+
+
 def iso(t: float | None) -> str | None:
     """Format epoch seconds as ISO 8601 UTC with a Z, to the microsecond."""
     if t is None:
@@ -350,8 +385,9 @@ class JobEngine:
             now = self._advance()
             ids: Iterable[str] = self._by_user.get(user_id, {}) if user_id is not None else self._jobs
             selected = (self._jobs[i] for i in ids)
+            etas = self._queued_etas(now)
             return [
-                self._view(job, now)
+                self._view(job, now, etas)
                 for job in selected
                 if (status is None or job.status is status) and (role is None or job.role == role)
             ]
@@ -370,10 +406,11 @@ class JobEngine:
         with self._lock:
             now = self._advance()
             settings = self.settings
+            etas = self._queued_etas(now)
             return {
                 "mode": settings.PROCESSING_MODE,
                 "workers": settings.WORKERS,
-                "queued": [self._view(self._jobs[i], now) for i in self._queued_ids()],
+                "queued": [self._view(self._jobs[i], now, etas) for i in self._queued_ids()],
                 "running": [self._view(job, now) for job in self._running.values()],
             }
 
@@ -857,37 +894,32 @@ class JobEngine:
             return None
         if job.stage is Stage.TRANSLATING:
             return max(0.0, job.attempt_ends_at - now)
-        settings = self.settings
-        if settings.PROCESSING_MODE != "auto":
+        if self.settings.PROCESSING_MODE != "auto":
             return None  # nothing starts until someone calls process_jobs
-        # When will a slot be free for this job? Slots free up as running attempts end; every queued
-        # job ahead then holds a slot for the expected length of one attempt (a failed attempt stops,
-        # on average, halfway).
-        workers = settings.WORKERS
-        remaining = sorted(max(0.0, j.attempt_ends_at - now) for j in self._running.values())
-        if len(remaining) >= workers:
-            slots = remaining[len(remaining) - workers :]
+        # The jobs ahead of a queued job are the first ones of the queue order: premium, then free.
+        plan = _StartPlan(self, now)
+        if job.priority == 1:
+            plan.skip("premium", self._lanes[1].rank(job.ticket) - 1)
         else:
-            slots = [0.0] * (workers - len(remaining)) + remaining
-        heapq.heapify(slots)
-        expected = 1.0 - settings.ERROR_RATE / 2
-        premium_ahead = self._lanes[1].rank(job.ticket) - 1 if job.priority == 1 else len(self._lanes[1])
-        free_ahead = 0 if job.priority == 1 else self._lanes[0].rank(job.ticket) - 1
-        ahead = [(premium_ahead, self._attempt_seconds("premium", settings) * expected),
-                 (free_ahead, self._attempt_seconds("free", settings) * expected)]
-        simulated, backlog = 0, 0.0
-        for count, seconds in ahead:
-            exact = min(count, _ETA_EXACT_DEPTH - simulated)
-            for _ in range(exact):
-                heapq.heapreplace(slots, slots[0] + seconds)
-            simulated += exact
-            backlog += (count - exact) * seconds
-        start = slots[0] + backlog / workers
-        return start + self._attempt_seconds(job.role, settings)
+            plan.skip("premium", len(self._lanes[1]))
+            plan.skip("free", self._lanes[0].rank(job.ticket) - 1)
+        return plan.start() + self._attempt_seconds(job.role, self.settings)
 
-    def _view(self, job: Job, now: float) -> dict[str, Any]:
-        """Return the job as the JSON-ready dict the API shows."""
-        eta = self._eta(job, now)
+    def _queued_etas(self, now: float) -> dict[str, float]:
+        """Return the eta of every queued job in one pass (auto mode; the same figures `_eta` gives one by one)."""
+        if self.settings.PROCESSING_MODE != "auto" or not self._queued_count():
+            return {}
+        plan = _StartPlan(self, now)
+        etas = {}
+        for job_id in self._queued_ids():
+            role = self._jobs[job_id].role
+            etas[job_id] = plan.start() + self._attempt_seconds(role, self.settings)
+            plan.skip(role, 1)
+        return etas
+
+    def _view(self, job: Job, now: float, etas: dict[str, float] | None = None) -> dict[str, Any]:
+        """Return the job as the JSON-ready dict the API shows (`etas`: queued etas computed in one pass)."""
+        eta = etas[job.job_id] if etas is not None and job.job_id in etas else self._eta(job, now)
         return {
             "job_id": job.job_id,
             "status": job.status.value,

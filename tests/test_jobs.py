@@ -1330,3 +1330,16 @@ def test_state_loads_only_into_an_empty_engine(engine) -> None:
         engine.import_state(engine.export_state())
     with pytest.raises(InvalidArgument):
         engine.import_state({"format": 99})
+
+
+def test_listed_etas_equal_single_etas_in_a_deep_queue(clock) -> None:
+    """The one-pass etas of a listing equal those `get` gives one by one, past the exact-simulation depth."""
+    engine = make_engine(clock, WORKERS=3, DELAY_JITTER=0.3, ERROR_RATE=0.2)
+    for n in range(400):
+        engine.submit("premium" if n % 4 == 0 else "free", f"u{n % 7}")
+    clock.advance(4.2)
+    listed = {view["job_id"]: view["eta_seconds"] for view in engine.queue()["queued"]}
+    assert len(listed) == 397
+    assert listed == {job_id: engine.get(job_id)["eta_seconds"] for job_id in listed}
+    etas = list(listed.values())
+    assert etas == sorted(etas), "etas grow along the queue"
