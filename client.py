@@ -43,6 +43,7 @@ __all__ = [
     "JobFailedError",
     "NotFoundError",
     "Pacing",
+    "ProtocolError",
     "RateLimitError",
     "ServerError",
     "TranslationClient",
@@ -68,6 +69,10 @@ class TranslationError(Exception):
 
 class TransportError(TranslationError):
     """The request never got an HTTP answer (connection refused or reset, timeout, DNS)."""
+
+
+class ProtocolError(TransportError):
+    """The answer was not what this API sends (not JSON, or a job without its fields): another service?"""
 
 
 class APIError(TranslationError):
@@ -156,6 +161,14 @@ def _retry_after(response: requests.Response, problem: Mapping[str, Any]) -> flo
     except (TypeError, ValueError):
         return None
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _decode(response: requests.Response) -> Any:
+    """Return the JSON of a successful answer, or raise ProtocolError if it is not JSON."""
+    try:
+        return response.json()
+    except ValueError as e:
+        raise ProtocolError(f"{response.url}: the answer is not JSON; is this the translation server?") from e
 
 
 def _is_transient(error: TranslationError) -> bool:
@@ -401,7 +414,13 @@ class TranslationClient:
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._send(method, path, **kwargs).json()
+        return _decode(self._send(method, path, **kwargs))
+
+    def _job(self, response: requests.Response) -> Job:
+        try:
+            return Job.from_dict(_decode(response))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ProtocolError(f"{response.url}: the answer is not a job ({e!r})") from e
 
     # ---------------------------------------------------------------- submitting
 
@@ -443,7 +462,7 @@ class TranslationClient:
         while True:
             try:
                 response = self._send("POST", "/translate", json_body=body, headers=headers)
-                job = Job.from_dict(response.json())
+                job = self._job(response)
                 log.debug("submitted %s (%s)%s", job.job_id, role, " [replayed]" if "Idempotent-Replayed"
                           in response.headers else "")
                 return job
@@ -481,7 +500,7 @@ class TranslationClient:
         response = self._send("GET", f"/status/{job_id}", params=params, timeout=self.timeout + (wait or 0))
         if "wait" in params:
             self.server_long_polls = "Preference-Applied" in response.headers
-        return Job.from_dict(response.json()), response
+        return self._job(response), response
 
     def list_jobs(self, user_id: str | None = None) -> dict[str, Any]:
         """Return every job grouped {status: {role: {job_id: job}}} (optionally one user's)."""
@@ -683,6 +702,7 @@ class TranslationClient:
 # ------------------------------------------------------------------------------------------------ CLI
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_API_ERROR, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5
+EXIT_INTERRUPTED = 130  # as shells report Ctrl-C
 
 
 def _progress_printer(stream: Any) -> ProgressCallback:
@@ -709,9 +729,15 @@ def _parse_config_pairs(pairs: Sequence[str]) -> dict[str, Any]:
         if not sep or not name:
             raise ValueError(f"expected KEY=VALUE, got {pair!r}")
         try:
-            changes[name] = json.loads(text)
+            value = json.loads(text)
         except ValueError:
-            changes[name] = text  # a bare word, such as manual
+            value = text  # a bare word, such as manual
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError:
+            # NaN and Infinity parse but cannot be sent: refuse them here, not as a transport error.
+            raise ValueError(f"{name}: {text!r} is not a finite number") from None
+        changes[name] = value
     return changes
 
 
@@ -720,7 +746,7 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="client.py",
         description="Command line of the video translation simulator's client.",
         epilog="Exit codes: 0 done (job completed), 1 job failed or was cancelled, 2 usage error, "
-        "3 timed out, 4 refused by the server (4xx), 5 server unreachable or failing (5xx).",
+        "3 timed out, 4 refused by the server (4xx), 5 server unreachable or failing (5xx), 130 interrupted.",
     )
     parser.add_argument("--url", default=os.environ.get("TRANSLATION_URL", DEFAULT_URL),
                         help="server URL (env TRANSLATION_URL; default %(default)s)")
@@ -791,14 +817,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     out = sys.stdout
+    err = sys.stderr
+    bar = _progress_printer(err)
+    line_open = False  # a terminal's progress line not yet ended by a newline
 
     def emit(data: Any, text: str) -> None:
         out.write((json.dumps(data, indent=2, default=str) if args.json else text) + "\n")
 
+    def show_progress(job: Job) -> None:
+        nonlocal line_open
+        bar(job)
+        line_open = err.isatty() and not job.done
+
+    def fail(message: str, code: int) -> int:
+        # End an open progress line first, or the message is glued to the end of the bar.
+        err.write(("\n" if line_open else "") + message + "\n")
+        return code
+
     try:
         with TranslationClient(args.url, user_id=args.user, admin_token=args.token,
                                timeout=args.request_timeout) as tc:
-            progress = None if args.json else _progress_printer(sys.stderr)
+            progress = None if args.json else show_progress
             if args.command == "submit":
                 job = tc.submit(args.role, video_url=args.video_url, target_language=args.target_language,
                                 idempotency_key=args.idempotency_key)
@@ -846,17 +885,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 settings = tc.update_config(**_parse_config_pairs(args.changes)) if args.changes else tc.get_config()
                 emit(settings, "\n".join(f"{k} = {v}" for k, v in settings.items()))
     except WaitTimeoutError as e:
-        print(f"timeout: {e}", file=sys.stderr)
-        return EXIT_TIMEOUT
+        return fail(f"timeout: {e}", EXIT_TIMEOUT)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(f"error: {e}", EXIT_USAGE)
     except (TransportError, ServerError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_UNREACHABLE
+        return fail(f"error: {e}", EXIT_UNREACHABLE)
     except APIError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_API_ERROR
+        return fail(f"error: {e}", EXIT_API_ERROR)
+    except (KeyError, TypeError) as e:  # JSON, but not this API's: another service on that port?
+        return fail(f"error: unexpected answer from {args.url} ({e!r})", EXIT_UNREACHABLE)
+    except KeyboardInterrupt:
+        return fail("interrupted", EXIT_INTERRUPTED)
     return EXIT_OK
 
 

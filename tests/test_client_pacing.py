@@ -15,6 +15,7 @@ from client import (
     JobFailedError,
     NotFoundError,
     Pacing,
+    ProtocolError,
     RateLimitError,
     ServerError,
     TranslationClient,
@@ -407,3 +408,25 @@ def test_api_errors_map_to_classes_with_problem_fields() -> None:
         tc.submit()
     assert (caught.value.status, caught.value.code, caught.value.detail, caught.value.retry_after) == (
         503, "capacity_exceeded", "full", 7)
+
+
+def test_an_answer_that_is_not_json_is_a_protocol_error() -> None:
+    """A 200 with an HTML body raises ProtocolError (a TransportError), not a bare ValueError."""
+    html = requests.Response()
+    html.status_code = 200
+    html._content = b"<html>not the API</html>"
+    html.url = "http://127.0.0.1:4777/status/x"
+    tc, _, _ = make_client([html])
+    with pytest.raises(ProtocolError) as caught:
+        tc.get_status(JOB_ID)
+    assert isinstance(caught.value, TransportError)
+
+
+def test_a_wait_retries_through_a_non_json_answer() -> None:
+    """While waiting, a garbled answer (a proxy's error page, say) is retried like any transient failure."""
+    garbled = requests.Response()
+    garbled.status_code = 200
+    garbled._content = b"<html>502</html>"
+    tc, session, _ = make_client([garbled, response(200, job_json("completed"))])
+    assert tc.wait_for_completion(JOB_ID, timeout=10).status == "completed"
+    assert len(session.calls) == 2
