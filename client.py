@@ -507,10 +507,20 @@ class TranslationClient:
         params = {"user_id": user_id} if user_id is not None else None
         return self._json("GET", "/jobs", params=params)
 
-    def jobs(self, user_id: str | None = None) -> list[Job]:
-        """Return every stored job (optionally one user's) as Job values, oldest first."""
-        grouped = self.list_jobs(user_id)
-        found = [Job.from_dict(j) for roles in grouped.values() for by_id in roles.values() for j in by_id.values()]
+    def jobs(self, user_id: str | None = None, *, page_size: int = 1000) -> list[Job]:
+        """Return every stored job (optionally one user's) as Job values, oldest first, fetched page by page."""
+        found: list[Job] = []
+        params: dict[str, Any] = {"limit": page_size, "offset": 0}
+        if user_id is not None:
+            params["user_id"] = user_id
+        while True:
+            response = self._send("GET", "/jobs", params=params)
+            grouped = _decode(response)
+            found += [Job.from_dict(j) for roles in grouped.values() for by_id in roles.values()
+                      for j in by_id.values()]
+            if "next" not in response.links:
+                break
+            params["offset"] += page_size
         return sorted(found, key=lambda j: (j.created_at or datetime.min, j.job_id))
 
     def queue(self) -> dict[str, Any]:
@@ -624,7 +634,7 @@ class TranslationClient:
             watch = _Watch(item) if isinstance(item, str) else _Watch(item.job_id)
             watches[watch.job_id] = watch
             if isinstance(item, Job):
-                self._observe(watch, item, None, on_progress)
+                self._observe(watch, item, None, on_progress, self._clock())
                 if item.done:
                     finished[item.job_id] = item
                     del watches[item.job_id]
@@ -655,6 +665,7 @@ class TranslationClient:
             wait = window if long_poll else None
             since = watch.job.version if (wait and watch.job is not None) else None
             try:
+                sent_at = self._clock()
                 job, response = self._fetch(job_id, wait=wait, since=since)
             except TranslationError as error:
                 if not _is_transient(error):
@@ -665,7 +676,11 @@ class TranslationClient:
                 log.info("status of %s failed (%s); retrying in %.2f s", job_id, error, delay)
                 watch.next_check = self._clock() + delay
             else:
-                self._observe(watch, job, response, on_progress)
+                # A hint counts from when the server spoke: at once for a plain answer (so from when it
+                # was sent: a slow answer costs at most an early request, never lag), at the end of a
+                # held long-poll.
+                held = "Preference-Applied" in response.headers
+                self._observe(watch, job, response, on_progress, self._clock() if held else sent_at)
                 if job.done:
                     finished[job_id] = job
                     continue
@@ -674,7 +689,12 @@ class TranslationClient:
         return finished
 
     def _observe(
-        self, watch: _Watch, job: Job, response: requests.Response | None, on_progress: ProgressCallback | None
+        self,
+        watch: _Watch,
+        job: Job,
+        response: requests.Response | None,
+        on_progress: ProgressCallback | None,
+        observed_at: float,
     ) -> None:
         """Record a fresh state of a job, tell `on_progress` if it moved, and plan its next check."""
         watch.job = job
@@ -690,7 +710,7 @@ class TranslationClient:
             retry_after = _retry_after(response, {})
         hinted = job.eta_seconds is not None or retry_after is not None
         watch.misses = 0 if hinted else watch.misses + 1
-        watch.next_check = self._clock() + hint_delay(job, retry_after, max(0, watch.misses - 1), self._rng,
+        watch.next_check = observed_at + hint_delay(job, retry_after, max(0, watch.misses - 1), self._rng,
                                                       self.pacing)
 
     def _timeout_message(self, watches: Mapping[str, _Watch], start: float) -> str:

@@ -24,6 +24,7 @@ from functools import wraps
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter, RateLimitExceeded
@@ -53,6 +54,8 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_ID_LENGTH = 64
 MAX_USER_ID_LENGTH = 128
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+MAX_PAGE = 10_000
+MAX_OFFSET = 1_000_000_000
 JOB_ERROR_STATUS: dict[type[JobError], int] = {
     JobNotFound: 404,
     TransitionRefused: 409,
@@ -265,6 +268,26 @@ def requested_wait() -> float | None:
                 raise ApiError(400, "invalid_header", f"Prefer: wait must be a number ≥ 0, got {value!r}.")
             return number
     return None
+
+
+def page_args() -> tuple[int, int | None]:
+    """Return (offset, limit) from `?offset=&limit=`; no limit means everything from the offset on."""
+    offset = int(query_number("offset", integer=True) or 0)
+    if offset > MAX_OFFSET:
+        raise ApiError(400, "invalid_parameter", f"Query parameter 'offset' must be an integer in [0, {MAX_OFFSET}].")
+    limit = query_number("limit", integer=True)
+    if limit is not None and not 1 <= limit <= MAX_PAGE:
+        raise ApiError(400, "invalid_parameter", f"Query parameter 'limit' must be an integer in [1, {MAX_PAGE}].")
+    return offset, None if limit is None else int(limit)
+
+
+def page_headers(offset: int, limit: int | None, total: int) -> dict[str, str]:
+    """Return X-Total-Count, and a Link to the next page when a limited page is not the last."""
+    headers = {"X-Total-Count": str(total)}
+    if limit is not None and offset + limit < total:
+        query = urlencode({**request.args.to_dict(), "offset": offset + limit, "limit": limit})
+        headers["Link"] = f'<{request.path}?{query}>; rel="next"'
+    return headers
 
 
 def job_id_arg(job_id: str) -> str:
@@ -654,11 +677,15 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
         who = request.args.get("user_id")
         if who is not None and not 0 < len(who) <= MAX_USER_ID_LENGTH:
             raise ApiError(400, "invalid_parameter", f"user_id must be 1–{MAX_USER_ID_LENGTH} characters.")
-        return json_response(engine.grouped(user_id=who))
+        offset, limit = page_args()
+        body = engine.grouped(user_id=who, offset=offset, limit=limit)
+        return json_response(body, 200, page_headers(offset, limit, engine.total(who)))
 
     @app.get("/queue")
     def queue() -> Response:
-        return json_response(engine.queue())
+        offset, limit = page_args()
+        body = engine.queue(offset=offset, limit=limit)
+        return json_response(body, 200, page_headers(offset, limit, body["queued_total"]))
 
     @app.post("/cancel/<job_id>")
     @admin_only
@@ -732,21 +759,59 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
 # ----------------------------------------------------------------------------------------------- main
 
 
+def _listeners(server: Any) -> list[Any]:
+    """Return waitress's listening servers: itself, or those of a MultiSocketServer (a host with several addresses)."""
+    from waitress.server import BaseWSGIServer
+
+    if isinstance(server, BaseWSGIServer):
+        return [server]
+    return [s for s in server.map.values() if isinstance(s, BaseWSGIServer)]
+
+
 def _drain(server: Any, app: Flask, drained: threading.Event, grace: float = 10.0) -> None:
     """Stop taking connections, release held long-polls, let requests in flight finish, then stop the loop."""
-    server.accepting = False
+    listeners = _listeners(server)
+    for listener in listeners:
+        listener.accepting = False
     app.extensions["long_polls"].draining = True
     app.extensions["engine"].release_waiters()
     dispatcher = server.task_dispatcher
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         busy = dispatcher.queue or dispatcher.active_count > 0
-        unsent = any(channel.total_outbufs_len for channel in list(server.active_channels.values()))
+        unsent = any(channel.total_outbufs_len for listener in listeners
+                     for channel in list(listener.active_channels.values()))
         if not busy and not unsent:
             break
         time.sleep(0.02)
     drained.set()
     _thread.interrupt_main()  # runs on_signal in the main thread, which now stops the loop
+
+
+def _quiet_channel_class() -> type:
+    """Return a waitress channel that does not ask to be written while its worker holds the output lock.
+
+    Stock waitress reports such a channel writable, fails to take the lock in handle_write, and
+    goes round its loop again: with hundreds of held long-polls in the socket map that spin holds
+    the GIL and /healthz fell from ~1900 to ~50 req/s (bench/load.py). Relies on waitress 3.0.x
+    internals, hence the exact pin in requirements.txt.
+    """
+    from waitress.channel import HTTPChannel
+
+    class QuietChannel(HTTPChannel):
+        def writable(self) -> bool:
+            busy_writer = (
+                self.requests
+                and not (self.will_close or self.close_when_flushed)
+                and self.total_outbufs_len <= self.adj.outbuf_high_watermark
+            )
+            if busy_writer:
+                if not self.outbuf_lock.acquire(False):
+                    return False  # the worker is writing; it pulls the trigger when done
+                self.outbuf_lock.release()
+            return bool(super().writable())
+
+    return QuietChannel
 
 
 def load_state(engine: JobEngine, path: str) -> int:
@@ -806,10 +871,15 @@ def main(argv: list[str] | None = None) -> int:
         channel_timeout=max(120, int(settings.MAX_WAIT) + 30),
         ident="translation-simulator",
     )
+    quiet_channel = _quiet_channel_class()
+    for listener in _listeners(server):
+        listener.channel_class = quiet_channel
     if settings.admin_token_generated:
         # Printed once, never logged: the operator needs it for admin calls.
         print(f"ADMIN_TOKEN (generated for this run): {settings.ADMIN_TOKEN}", flush=True)
-    print(f"Serving on http://{server.effective_host}:{server.effective_port}", flush=True)
+    for listener in _listeners(server):
+        host = listener.effective_host
+        print(f"Serving on http://{f'[{host}]' if ':' in host else host}:{listener.effective_port}", flush=True)
 
     stopping, drained = threading.Event(), threading.Event()
 

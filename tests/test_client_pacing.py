@@ -430,3 +430,17 @@ def test_a_wait_retries_through_a_non_json_answer() -> None:
     tc, session, _ = make_client([garbled, response(200, job_json("completed"))])
     assert tc.wait_for_completion(JOB_ID, timeout=10).status == "completed"
     assert len(session.calls) == 2
+
+
+def test_a_slow_answer_does_not_delay_the_next_check() -> None:
+    """eta_seconds counts from when the request was sent: a 0.5 s answer shortens the next sleep by 0.5 s."""
+    fake_holder: dict[str, FakeTime] = {}
+
+    def slow(call: dict[str, Any]) -> requests.Response:
+        fake_holder["fake"].now += 0.5  # the server took half a second to answer
+        return response(200, job_json(eta_seconds=2.0))
+
+    tc, _, fake = make_client([slow, response(200, job_json("completed"))])
+    fake_holder["fake"] = fake
+    tc.wait_for_completion(JOB_ID)
+    assert 1.5 <= fake.sleeps[0] <= 1.5 + Pacing().slack + Pacing().jitter_cap

@@ -734,3 +734,63 @@ def test_long_poll_off_with_max_wait_zero(run_server):
         assert "Preference-Applied" not in response.headers
         assert response.headers["Retry-After"] == "1"
         assert elapsed < 0.5
+
+
+# ------------------------------------------------------------------------------------ paged listings
+
+
+def flat(grouped: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the jobs of a grouped answer, oldest first."""
+    jobs = [job for roles in grouped.values() for by_id in roles.values() for job in by_id.values()]
+    return sorted(jobs, key=lambda j: j["created_at"])
+
+
+def test_jobs_pages_follow_their_link_to_the_whole_listing(client, clock, auth):
+    """?limit= pages, followed through Link headers, hold every job once, in order; X-Total-Count counts all."""
+    configure(client, auth, RATE_LIMIT=100)
+    ids = []
+    for n in range(7):
+        ids.append(job_id_of(client, "premium" if n % 2 else "free", "pager"))
+        clock.advance(0.001)
+    seen, url, pages = [], "/jobs?user_id=pager&limit=3", 0
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200 and response.headers["X-Total-Count"] == "7"
+        page = flat(response.get_json())
+        assert len(page) <= 3 and set(response.get_json()) == {"pending", "failed", "completed",
+                                                                "permanently_failed", "cancelled"}
+        seen += [j["job_id"] for j in page]
+        link = response.headers.get("Link")
+        url = link[1:link.index(">")] if link else None
+        pages += 1
+    assert seen == ids and pages == 3
+
+
+def test_jobs_without_limit_answers_everything_as_before(client):
+    """No limit: the whole listing and no Link header."""
+    for _ in range(4):
+        job_id_of(client)
+    response = client.get("/jobs")
+    assert len(flat(response.get_json())) == 4
+    assert "Link" not in response.headers and response.headers["X-Total-Count"] == "4"
+
+
+def test_queue_pages_keep_the_start_order_and_count_every_queued_job(client, auth):
+    """/queue?limit=&offset= answers a slice of the start order; queued_total counts them all."""
+    configure(client, auth, PROCESSING_MODE="manual", RATE_LIMIT=100)
+    for n in range(6):
+        job_id_of(client, "premium" if n >= 3 else "free", f"q{n}")
+    whole = client.get("/queue").get_json()
+    page = client.get("/queue?offset=2&limit=3")
+    body = page.get_json()
+    assert [j["job_id"] for j in body["queued"]] == [j["job_id"] for j in whole["queued"][2:5]]
+    assert body["queued_total"] == whole["queued_total"] == 6
+    assert page.headers["Link"] == '</queue?offset=5&limit=3>; rel="next"'
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=10001", "limit=x", "offset=-1", "offset=1000000001"])
+def test_bad_page_parameters_are_400(client, query):
+    """Out-of-range limit and offset are refused with a problem naming the parameter."""
+    for path in ("/jobs", "/queue"):
+        body = assert_problem(client.get(f"{path}?{query}"), 400, "invalid_parameter")
+        assert query.split("=")[0] in body["detail"]
