@@ -612,7 +612,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
     # ------------------------------------------------------------------ job endpoints
 
     def free_submission_not_counted() -> bool:
-        """Exempt from the hourly limit: premium, invalid (refused anyway) and replayed submissions."""
+        """Exempt from the hourly limit: premium, invalid or over-capacity (refused anyway) and replayed submissions."""
         try:
             fields = parse_fields(TRANSLATE_FIELDS)
             key = header_token("Idempotency-Key", MAX_IDEMPOTENCY_KEY_LENGTH)
@@ -621,6 +621,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, clock: Clo
             return True
         if fields.get("role", "free") == "premium":
             return True
+        if engine.total() >= engine.settings.MAX_JOBS:
+            return True  # refused with 503 anyway: a refusal must not use up the user's hour
         return key is not None and engine.find_idempotent(user, key) is not None
 
     @app.post("/translate")

@@ -794,3 +794,14 @@ def test_bad_page_parameters_are_400(client, query):
     for path in ("/jobs", "/queue"):
         body = assert_problem(client.get(f"{path}?{query}"), 400, "invalid_parameter")
         assert query.split("=")[0] in body["detail"]
+
+
+def test_a_submission_refused_for_capacity_does_not_use_up_the_limit(client, auth):
+    """At MAX_JOBS a free submission gets 503 with Retry-After, and the user's hourly allowance is untouched."""
+    configure(client, auth, MAX_JOBS=1, RATE_LIMIT=2)
+    job_id_of(client, "premium", "other")
+    for _ in range(3):
+        body = assert_problem(submit(client, "free", "full"), 503, "capacity_exceeded")
+        assert body["retry_after"] >= 1
+    configure(client, auth, MAX_JOBS=100)
+    assert [submit(client, "free", "full").status_code for _ in range(3)] == [202, 202, 429]
