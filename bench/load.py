@@ -14,8 +14,9 @@ Three servers run side by side: waitress with 1 job, the same app on the Werkzeu
    memory per stored job, from VmRSS before and after.
 2. In rounds, one row after another: `GET /healthz` and `GET /status/<id>` on each server; the
    ratios compare rows of the same round, and the tables give medians over the rounds.
-3. The time of `GET /jobs`, `GET /queue`, `POST /process_jobs` (count 100, manual mode) and
-   `POST /cleanup` (the completed half) with 100 000 jobs stored.
+3. The time of `GET /jobs` and `GET /queue` with 100 000 jobs stored, in full (the default answers)
+   and paged (`?limit=1000`: the first page and the last), then `POST /process_jobs` (count 100,
+   manual mode) and `POST /cleanup` (the completed half).
 4. A fourth server holding 500 long-polls at once: `/healthz` latency while they wait, then the lag
    from each job's end (`finished_at`) to its waiter's answer.
 
@@ -257,15 +258,30 @@ def fill(server: Server, gen: Wrk | PythonLoad, target: int, rate: float | None 
     raise RuntimeError(f"could not fill the server to {target} jobs")
 
 
-def timed(method: str, url: str, body: Any = None, admin: bool = False) -> tuple[float, int, Any]:
-    """Send one request; return (seconds until the whole answer arrived, its size in bytes, its JSON)."""
+def timed(method: str, url: str, body: Any = None, admin: bool = False) -> tuple[float, int, Any, Any]:
+    """Send one request; return (seconds until the whole answer arrived, its size in bytes, its JSON, headers)."""
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"} if admin else {}
     started = time.perf_counter()
     response = requests.request(method, url, json=body, headers=headers, timeout=600)
     content = response.content
     elapsed = time.perf_counter() - started
     response.raise_for_status()
-    return elapsed, len(content), json.loads(content)
+    return elapsed, len(content), json.loads(content), response.headers
+
+
+def listed(path: str, answer: dict[str, Any], headers: Any, expected: int, total: int) -> tuple[str, bool]:
+    """Describe a /jobs or /queue answer (jobs listed, total, next link); say whether it is what was asked for."""
+    if path.startswith("/queue"):
+        n, said_total = len(answer["queued"]), answer["queued_total"]
+    else:
+        n = sum(len(jobs) for roles in answer.values() for jobs in roles.values())
+        said_total = int(headers["X-Total-Count"])
+    ok = n == expected and said_total == total and int(headers["X-Total-Count"]) == total
+    if "limit=" not in path:
+        return f"{n:,} jobs", ok
+    has_next = 'rel="next"' in headers.get("Link", "")
+    last = "offset=" in path  # the last page has no next link; the first one has
+    return f"{n:,} of {total:,}; " + ("next link" if has_next else "last page"), ok and has_next != last
 
 
 # ------------------------------------------------------------------------------------------ long-polls
@@ -324,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     n_polls = args.long_polls or (20 if quick else 500)
     seconds = args.seconds or (0.3 if quick else 3.0)  # wrk rounds up to whole seconds
     rounds = args.rounds or (1 if quick else 3)
+    sends = 1 if quick else 3  # sends of each big GET
     if args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk")):
         gen: Wrk | PythonLoad = Wrk()
     else:
@@ -395,17 +412,37 @@ def main(argv: list[str] | None = None) -> int:
         progress("side-by-side loads done")
 
         # ---------------------------------------------------------------- big requests at n_jobs
+        # Each GET is sent `sends` times, one at a time; the slowest is the figure judged against 1 s.
+        queued_total = requests.get(f"{full.url}/queue?limit=1", timeout=30).json()["queued_total"]
+        page = min(1_000, max(1, count // 10))  # jobs per page of the paged forms (1 000; 100 in the quick run)
+        gets = [  # (label, path, jobs expected in the answer, total expected)
+            ("GET /jobs (full: the default answer)", "/jobs", count, count),
+            ("GET /queue (full: the default answer)", "/queue", queued_total, queued_total),
+            (f"GET /jobs?limit={page} (first page)", f"/jobs?limit={page}", page, count),
+            (f"GET /jobs?offset={count - page}&limit={page} (last page)", f"/jobs?offset={count - page}&limit={page}",
+             page, count),
+            (f"GET /queue?limit={page} (first page)", f"/queue?limit={page}", page, queued_total),
+            (f"GET /queue?offset={queued_total - page}&limit={page} (last page)",
+             f"/queue?offset={queued_total - page}&limit={page}", page, queued_total),
+        ]
         big: list[list[Any]] = []
-        for label, path in (("GET /jobs", "/jobs"), ("GET /queue", "/queue")):
-            elapsed, size, _ = timed("GET", full.url + path)
-            big.append([label, f"{count:,}", f"{elapsed:.3f}", f"{size / 1e6:.1f}", "", _yes(elapsed <= 1.0)])
+        for label, path, expected, total in gets:
+            times = []
+            for _ in range(sends):
+                elapsed, size, answer, headers = timed("GET", full.url + path)
+                times.append(elapsed)
+            described, as_asked = listed(path, answer, headers, expected, total)
+            if not as_asked:
+                notes.append(f"`{label}` did not answer what was asked: {described}")
+            big.append([label, f"{count:,}", sends, f"{statistics.median(times):.3f}", f"{max(times):.3f}",
+                        f"{size / 1e6:.2f}", described, _yes(max(times) <= 1.0)])
         full.configure(PROCESSING_MODE="manual")  # in auto mode both slots are busy: it would start none
-        elapsed, size, answer = timed("POST", full.url + "/process_jobs", {"count": 100}, admin=True)
-        big.append(["POST /process_jobs {count: 100} (manual mode)", f"{count:,}", f"{elapsed:.3f}",
-                    f"{size / 1e6:.1f}", f"started {answer['count']}", _yes(elapsed <= 1.0)])
-        elapsed, size, answer = timed("POST", full.url + "/cleanup", {}, admin=True)
-        big.append(["POST /cleanup {} (completed jobs)", f"{count:,}", f"{elapsed:.3f}", f"{size / 1e6:.3f}",
-                    f"removed {answer['removed']:,}", _yes(elapsed <= 1.0)])
+        elapsed, size, answer, _ = timed("POST", full.url + "/process_jobs", {"count": 100}, admin=True)
+        big.append(["POST /process_jobs {count: 100} (manual mode)", f"{count:,}", 1, f"{elapsed:.3f}",
+                    f"{elapsed:.3f}", f"{size / 1e6:.2f}", f"started {answer['count']}", _yes(elapsed <= 1.0)])
+        elapsed, size, answer, _ = timed("POST", full.url + "/cleanup", {}, admin=True)
+        big.append(["POST /cleanup {} (completed jobs)", f"{count:,}", 1, f"{elapsed:.3f}", f"{elapsed:.3f}",
+                    f"{size / 1e6:.2f}", f"removed {answer['removed']:,}", _yes(elapsed <= 1.0)])
         progress("big requests done")
         werkzeug.stop()  # the development server has no SIGTERM handler: it just dies
         for server in (one, full):
@@ -456,7 +493,8 @@ def main(argv: list[str] | None = None) -> int:
                  ms(post.p50, 2), ms(post.p99, 2), post.errors])
     print(table(["request", "jobs stored", "server", "req/s", "p50 ms", "p99 ms", "errors"], rows, "lrlrrrr"))
     print()
-    print(table(["request (one at a time)", "jobs stored", "seconds", "MB", "answer", "≤ 1 s"], big, "lrrrlr"))
+    print(table(["request (one at a time)", "jobs stored", "sends", "median s", "max s", "MB", "answer", "≤ 1 s"],
+                big, "lrrrrrlr"))
     print()
     lp_rows = [
         ["/healthz, no long-poll held", f"{idle.rate:,.0f}", ms(idle.p50, 2), ms(idle.p99, 2), idle.errors],
@@ -480,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
          _yes(ratio_size >= 0.9)],
         [f"resident memory per stored job at {count:,}", f"{per_job:,.0f} B (RSS {rss_one / 2**20:.0f} → "
          f"{rss_n / 2**20:.0f} MiB)", "≤ 2 KB", _yes(per_job <= 2048)],
-        *([row[0], f"{row[2]} s", "≤ 1 s", row[5]] for row in big),
+        *([row[0], f"{row[4]} s" + (f" (slowest of {row[2]})" if row[2] > 1 else ""), "≤ 1 s", row[7]]
+          for row in big),
         [f"long-poll lag p99 ({n_polls} held)", f"{ms(lp_p99)} ms", "≤ 100 ms", _yes(lp_p99 <= 0.100)],
         [f"/healthz p99 with {n_polls} long-polls held", f"{ms(held.p99, 2)} ms (none held: {ms(idle.p99, 2)} ms)",
          "—", ""],
@@ -488,10 +527,19 @@ def main(argv: list[str] | None = None) -> int:
          _yes(ratio_server > 1)],
     ]
     print(table(["target", "figure", "target", "met"], targets, "llll"))
+    slowest = {row[0]: float(row[4]) for row in big}
+    full_jobs = slowest["GET /jobs (full: the default answer)"]
+    pages = [v for k, v in slowest.items() if "limit=" in k]
+    print(f"\nA user should not wait over a second: with {count:,} jobs stored, a page of {page:,} (`?limit={page}`, "
+          f"first or last, /jobs or /queue) takes at most {max(pages):.3f} s"
+          f"{' — under the second' if max(pages) <= 1.0 else ' — OVER the second'}; the full default "
+          f"`GET /jobs` takes {full_jobs:.3f} s"
+          f"{', still over the second: at this size the paged form is the answer' if full_jobs > 1.0 else ''}.")
     for note in notes:
         print(f"\nNote: {note}")
     all_loads = [load for each in runs.values() for load in each] + [post]
-    failed = honoured != n_polls or done != n_polls or any(load.errors for load in all_loads)
+    failed = (honoured != n_polls or done != n_polls or any(load.errors for load in all_loads)
+              or any("did not answer what was asked" in note for note in notes))
     return 1 if failed else 0
 
 

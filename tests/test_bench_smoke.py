@@ -34,5 +34,7 @@ def test_load_benchmark_prints_its_tables() -> None:
     out = run_script("bench/load.py", "--quick", "--loadgen", "auto")
     assert "| request" in out and "| target" in out
     for row in ("GET /healthz", "GET /status/<id>", "POST /translate", "GET /jobs", "GET /queue",
-                "POST /process_jobs", "POST /cleanup", "long-polls held", "werkzeug"):
+                "POST /process_jobs", "POST /cleanup", "long-polls held", "werkzeug",
+                "GET /jobs?limit=", "GET /queue?limit=", "GET /jobs?offset=", "GET /queue?offset="):
         assert row in out
+    assert "resident memory per stored job" in out and "A user should not wait over a second" in out
