@@ -259,8 +259,13 @@ class _Lane:
             self._head = 0
 
 
+# The formatted timestamps are derived from the float ones: they are not saved, and are rebuilt on load
+# (a state saved before they existed loads the same way).
+_DERIVED_FIELDS = ("created_iso", "updated_iso", "started_iso", "finished_iso")
+
+
 def _job_record(job: Job) -> dict[str, Any]:
-    record = {f.name: getattr(job, f.name) for f in dataclasses.fields(job)}
+    record = {f.name: getattr(job, f.name) for f in dataclasses.fields(job) if f.name not in _DERIVED_FIELDS}
     record["status"] = job.status.value
     record["stage"] = job.stage.value
     return record
@@ -490,8 +495,8 @@ class JobEngine:
                 user_id=user_id,
                 created_at=now,
                 updated_at=now,
-                created_iso=iso(now),
-                updated_iso=iso(now),
+                created_iso=(stamp := iso(now)),
+                updated_iso=stamp,  # one string for both until the job first moves
                 video_url=video_url,
                 target_language=target_language,
                 idempotency_key=idempotency_key,
@@ -718,7 +723,10 @@ class JobEngine:
                 raise InvalidArgument("State can only be loaded into an empty engine.")
             jobs = {}
             for record in state["jobs"]:
-                job = Job(**{**record, "status": Status(record["status"]), "stage": Stage(record["stage"])})
+                fields = {k: v for k, v in record.items() if k not in _DERIVED_FIELDS}
+                job = Job(**{**fields, "status": Status(record["status"]), "stage": Stage(record["stage"])})
+                job.created_iso, job.updated_iso = iso(job.created_at), iso(job.updated_at)
+                job.started_iso, job.finished_iso = iso(job.started_at), iso(job.finished_at)
                 jobs[job.job_id] = job
             self._jobs = jobs
             for job in jobs.values():

@@ -1323,6 +1323,24 @@ def test_exported_state_resumes_exactly_where_it_stopped(clock) -> None:
     assert [twin.get(i) for i in ids] == [engine.get(i) for i in ids]
 
 
+def test_restored_jobs_show_their_timestamps_whatever_the_file_says_of_the_formatted_ones(clock) -> None:
+    """Formatted timestamps are not saved; a file holding them as null (an older save) still shows every time."""
+    engine = make_engine(clock, WORKERS=1, ERROR_RATE=0)
+    done, running, queued = (engine.submit("free", "u")[0]["job_id"] for _ in range(3))
+    clock.advance(engine.get(done)["eta_seconds"] + 0.5)
+    state = json.loads(json.dumps(engine.export_state()))
+    assert not any(key.endswith("_iso") for record in state["jobs"] for key in record)
+    for record in state["jobs"]:  # as a save made before the formatted fields existed would look once loaded
+        record.update(created_iso=None, updated_iso=None, started_iso=None, finished_iso=None)
+
+    twin = make_engine(clock, WORKERS=1, ERROR_RATE=0)
+    twin.import_state(state)
+    for job_id in (done, running, queued):
+        assert twin.get(job_id) == engine.get(job_id)
+    assert twin.get(done)["finished_at"] is not None and twin.get(running)["started_at"] is not None
+    assert all(twin.get(job_id)["created_at"] for job_id in (done, running, queued))
+
+
 def test_state_loads_only_into_an_empty_engine(engine) -> None:
     """Loading over existing jobs, or an unknown format, is refused."""
     engine.submit("free", "u")
