@@ -407,8 +407,8 @@ class JobEngine:
                 if (status is None or job.status is status) and (role is None or job.role == role)
             )
             page = itertools.islice(selected, offset, None if limit is None else offset + limit)
-            etas = self._queued_etas(now)
-            return [self._view(job, now, etas) for job in page]
+            places = self._queued_places(now)
+            return [self._view(job, now, places) for job in page]
 
     def total(self, user_id: str | None = None) -> int:
         """Return how many jobs are stored (of one user, if given)."""
@@ -432,12 +432,12 @@ class JobEngine:
         with self._lock:
             now = self._advance()
             settings = self.settings
-            etas = self._queued_etas(now)
+            places = self._queued_places(now)
             queued = itertools.islice(self._queued_ids(), offset, None if limit is None else offset + limit)
             return {
                 "mode": settings.PROCESSING_MODE,
                 "workers": settings.WORKERS,
-                "queued": [self._view(self._jobs[i], now, etas) for i in queued],
+                "queued": [self._view(self._jobs[i], now, places) for i in queued],
                 "queued_total": self._queued_count(),
                 "running": [self._view(job, now) for job in self._running.values()],
             }
@@ -941,32 +941,43 @@ class JobEngine:
             plan.skip("free", self._lanes[0].rank(job.ticket) - 1)
         return plan.start() + self._attempt_seconds(job.role, self.settings)
 
-    def _queued_etas(self, now: float) -> dict[str, float]:
-        """Return the eta of every queued job in one pass (auto mode; the same figures `_eta` gives one by one)."""
-        if self.settings.PROCESSING_MODE != "auto" or not self._queued_count():
-            return {}
-        plan = _StartPlan(self, now)
-        etas = {}
-        for job_id in self._queued_ids():
+    def _queued_places(self, now: float) -> dict[str, tuple[int, float | None]]:
+        """Return (queue_position, eta) of every queued job in one pass: the figures `_view` gives one by one."""
+        auto = self.settings.PROCESSING_MODE == "auto"
+        plan = _StartPlan(self, now) if auto and self._queued_count() else None
+        seconds = {role: self._attempt_seconds(role, self.settings) for role in ROLES}
+        places: dict[str, tuple[int, float | None]] = {}
+        for position, job_id in enumerate(self._queued_ids(), 1):
+            if plan is None:
+                places[job_id] = (position, None)
+                continue
             role = self._jobs[job_id].role
-            etas[job_id] = plan.start() + self._attempt_seconds(role, self.settings)
+            places[job_id] = (position, plan.start() + seconds[role])
             plan.skip(role, 1)
-        return etas
+        return places
 
-    def _view(self, job: Job, now: float, etas: dict[str, float] | None = None) -> dict[str, Any]:
-        """Return the job as the JSON-ready dict the API shows (`etas`: queued etas computed in one pass)."""
-        eta = etas[job.job_id] if etas is not None and job.job_id in etas else self._eta(job, now)
+    def _view(
+        self, job: Job, now: float, places: dict[str, tuple[int, float | None]] | None = None
+    ) -> dict[str, Any]:
+        """Return the job as the JSON-ready dict the API shows (`places`: from `_queued_places`, for listings)."""
+        status = job.status
+        if job.stage is Stage.QUEUED and places is not None:
+            position, eta = places[job.job_id]
+        elif job.stage is Stage.QUEUED:
+            position, eta = self._queue_position(job), self._eta(job, now)
+        else:
+            position, eta = None, self._eta(job, now)
         return {
             "job_id": job.job_id,
-            "status": job.status.value,
-            "result": job.status.result,
-            "done": job.status.terminal,
+            "status": status.value,
+            "result": status.result,
+            "done": status.terminal,
             "stage": job.stage.value,
             "role": job.role,
             "priority": job.priority,
             "user_id": job.user_id,
             "progress": self._progress(job, now),
-            "queue_position": self._queue_position(job) if job.stage is Stage.QUEUED else None,
+            "queue_position": position,
             "attempts": job.attempts,
             "max_retries": job.max_retries,
             "eta_seconds": None if eta is None else round(eta, 3),

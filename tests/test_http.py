@@ -6,6 +6,7 @@ request waits in real time.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -736,6 +737,31 @@ def test_long_poll_off_with_max_wait_zero(run_server):
         assert elapsed < 0.5
 
 
+
+def test_the_real_server_streams_a_long_listing_that_parses_whole(run_server, tmp_path):
+    """Through waitress, /jobs and /queue with more than STREAM_BATCH jobs arrive chunked and complete."""
+    import config
+    import server as server_module
+    from jobs import JobEngine, system_clock
+
+    n = server_module.STREAM_BATCH * 2 + 7
+    settings = {"TRANSLATION_DELAY": 3600, "WORKERS": 2, "MAX_JOBS": n}
+    engine = JobEngine(config.from_mapping(settings), clock=system_clock())
+    ids = [engine.submit("premium" if i % 3 else "free", f"u{i % 5}")[0]["job_id"] for i in range(n)]
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(engine.export_state()))
+    server = run_server({**settings, "STATE_FILE": str(state)})
+
+    response = requests.get(f"{server.url}/jobs", timeout=30)
+    assert response.headers.get("Transfer-Encoding") == "chunked" and response.headers["X-Total-Count"] == str(n)
+    assert [j["job_id"] for j in flat(response.json())] == ids
+    queue = requests.get(f"{server.url}/queue", timeout=30)
+    assert queue.headers.get("Transfer-Encoding") == "chunked"
+    body = queue.json()
+    assert body["queued_total"] == len(body["queued"]) == n - 2 and len(body["running"]) == 2
+    assert [j["queue_position"] for j in body["queued"]] == list(range(1, n - 1))
+    assert "Transfer-Encoding" not in requests.get(f"{server.url}/jobs?limit=10", timeout=30).headers
+
 # ------------------------------------------------------------------------------------ paged listings
 
 
@@ -786,6 +812,47 @@ def test_queue_pages_keep_the_start_order_and_count_every_queued_job(client, aut
     assert [j["job_id"] for j in body["queued"]] == [j["job_id"] for j in whole["queued"][2:5]]
     assert body["queued_total"] == whole["queued_total"] == 6
     assert page.headers["Link"] == '</queue?offset=5&limit=3>; rel="next"'
+
+
+@pytest.mark.parametrize(
+    ("value", "levels"),
+    [
+        ({}, 0),
+        ([], 0),
+        ({"a": 1}, 2),
+        (list(range(7)), 0),
+        ({f"k{n}": {"n": n, "s": "é\"<"} for n in range(7)}, 0),
+        ({"pending": {"free": {}, "premium": {f"id{n}": {"n": n} for n in range(5)}}, "done": {"free": {"x": {}}}}, 2),
+        ({"mode": "auto", "queued": [{"n": n} for n in range(9)], "queued_total": 9, "running": []}, 1),
+        ({"deep": {"deeper": list(range(4))}}, 5),
+    ],
+)
+def test_json_pieces_join_to_the_same_bytes_as_one_dump(monkeypatch, value, levels):
+    """A streamed answer, whatever its shape, is byte for byte the JSON the unstreamed one would be."""
+    import server
+
+    monkeypatch.setattr(server, "STREAM_BATCH", 2)
+    pieces = list(server.json_pieces(value, levels))
+    assert "".join(pieces) == json.dumps(value, separators=(",", ":"))
+    assert json.loads("".join(pieces)) == value
+
+
+def test_long_listings_are_streamed_with_the_bytes_a_short_one_would_have(client, app, auth, monkeypatch):
+    """Past STREAM_BATCH jobs /jobs and /queue stream (no Content-Length) the exact JSON; short pages do not."""
+    import server
+
+    monkeypatch.setattr(server, "STREAM_BATCH", 3)
+    configure(client, auth, RATE_LIMIT=100, WORKERS=1)
+    for n in range(8):
+        job_id_of(client, "premium" if n % 3 else "free", f"s{n % 2}")
+    engine = app.extensions["engine"]
+    for path, expected in (("/jobs", engine.grouped()), ("/queue", engine.queue())):
+        response = client.get(path)
+        assert response.status_code == 200 and "Content-Length" not in response.headers
+        assert response.get_data(as_text=True) == json.dumps(expected, separators=(",", ":"))
+        assert response.mimetype == "application/json" and response.headers["X-Total-Count"]
+        page = client.get(f"{path}?limit=2")
+        assert int(page.headers["Content-Length"]) == len(page.get_data())
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=10001", "limit=x", "offset=-1", "offset=1000000001"])
