@@ -406,8 +406,12 @@ class JobEngine:
                 for job in (self._jobs[i] for i in ids)
                 if (status is None or job.status is status) and (role is None or job.role == role)
             )
-            page = itertools.islice(selected, offset, None if limit is None else offset + limit)
-            places = self._queued_places(now)
+            page = list(itertools.islice(selected, offset, None if limit is None else offset + limit))
+            # A page needs the queue walked only as deep as its deepest queued job (not at all without one).
+            depth = None if limit is None else max(
+                (self._queue_position(job) for job in page if job.stage is Stage.QUEUED), default=0
+            )
+            places = self._queued_places(now, depth)
             return [self._view(job, now, places) for job in page]
 
     def total(self, user_id: str | None = None) -> int:
@@ -432,7 +436,7 @@ class JobEngine:
         with self._lock:
             now = self._advance()
             settings = self.settings
-            places = self._queued_places(now)
+            places = self._queued_places(now, None if limit is None else offset + limit)
             queued = itertools.islice(self._queued_ids(), offset, None if limit is None else offset + limit)
             return {
                 "mode": settings.PROCESSING_MODE,
@@ -941,13 +945,18 @@ class JobEngine:
             plan.skip("free", self._lanes[0].rank(job.ticket) - 1)
         return plan.start() + self._attempt_seconds(job.role, self.settings)
 
-    def _queued_places(self, now: float) -> dict[str, tuple[int, float | None]]:
-        """Return (queue_position, eta) of every queued job in one pass: the figures `_view` gives one by one."""
+    def _queued_places(self, now: float, depth: int | None = None) -> dict[str, tuple[int, float | None]]:
+        """Return (queue_position, eta) of the first `depth` queued jobs (None: all) in one pass.
+
+        They are the figures `_view` gives one by one.
+        """
+        if depth == 0:
+            return {}
         auto = self.settings.PROCESSING_MODE == "auto"
         plan = _StartPlan(self, now) if auto and self._queued_count() else None
         seconds = {role: self._attempt_seconds(role, self.settings) for role in ROLES}
         places: dict[str, tuple[int, float | None]] = {}
-        for position, job_id in enumerate(self._queued_ids(), 1):
+        for position, job_id in enumerate(itertools.islice(self._queued_ids(), depth), 1):
             if plan is None:
                 places[job_id] = (position, None)
                 continue

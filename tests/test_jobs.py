@@ -1350,6 +1350,27 @@ def test_state_loads_only_into_an_empty_engine(engine) -> None:
         engine.import_state({"format": 99})
 
 
+@pytest.mark.parametrize("mode", ["auto", "manual"])
+def test_every_page_shows_each_job_as_get_does(clock, mode) -> None:
+    """Pages of `jobs` and `queue`, wherever they cut the queue, show the positions and etas `get` shows."""
+    engine = make_engine(clock, WORKERS=2, ERROR_RATE=0.2, PROCESSING_MODE=mode)
+    for n in range(60):
+        engine.submit("premium" if n % 3 == 0 else "free", f"u{n % 4}")
+        clock.advance(0.1)
+    if mode == "manual":
+        engine.start_next(3)
+    else:
+        clock.advance(7.5)
+    for offset, limit in [(0, 5), (7, 9), (40, 30), (58, 1), (100, 5)]:
+        jobs_page = engine.jobs(offset=offset, limit=limit)
+        queue_page = engine.queue(offset=offset, limit=limit)["queued"]
+        for view in jobs_page + queue_page:
+            assert view == engine.get(view["job_id"])
+        assert [v["job_id"] for v in jobs_page] == [v["job_id"] for v in engine.jobs()[offset : offset + limit]]
+        assert [v["queue_position"] for v in queue_page] == list(range(offset + 1, offset + 1 + len(queue_page)))
+    assert any(v["stage"] == "queued" for v in engine.jobs(offset=40, limit=30))
+
+
 def test_listed_etas_equal_single_etas_in_a_deep_queue(clock) -> None:
     """The one-pass etas of a listing equal those `get` gives one by one, past the exact-simulation depth."""
     engine = make_engine(clock, WORKERS=3, DELAY_JITTER=0.3, ERROR_RATE=0.2)
