@@ -38,3 +38,12 @@ def test_load_benchmark_prints_its_tables() -> None:
                 "GET /jobs?limit=", "GET /queue?limit=", "GET /jobs?offset=", "GET /queue?offset="):
         assert row in out
     assert "resident memory per stored job" in out and "A user should not wait over a second" in out
+
+
+def test_listing_benchmark_prints_its_table() -> None:
+    """bench/listing.py --quick loads one state into four servers and compares their full listings."""
+    out = run_script("bench/listing.py", "--quick")
+    assert "| request" in out
+    for row in ("orjson, streamed", "orjson, one piece", "json.dumps, streamed", "json.dumps, one piece"):
+        assert out.count(f"| {row} ") == 2, row
+    assert "chunked" in out and "Content-Length" in out
