@@ -271,6 +271,11 @@ def _job_record(job: Job) -> dict[str, Any]:
     return record
 
 
+def _page_end(offset: int, limit: int | None) -> int | None:
+    """Return where a page starting at `offset` ends (None: at the end)."""
+    return None if limit is None else offset + limit
+
+
 def _rng_record(state: tuple[Any, ...]) -> list[Any]:
     version, internal, gauss_next = state
     return [version, list(internal), gauss_next]
@@ -406,7 +411,7 @@ class JobEngine:
                 for job in (self._jobs[i] for i in ids)
                 if (status is None or job.status is status) and (role is None or job.role == role)
             )
-            page = list(itertools.islice(selected, offset, None if limit is None else offset + limit))
+            page = list(itertools.islice(selected, offset, _page_end(offset, limit)))
             # A page needs the queue walked only as deep as its deepest queued job (not at all without one).
             depth = None if limit is None else max(
                 (self._queue_position(job) for job in page if job.stage is Stage.QUEUED), default=0
@@ -436,8 +441,9 @@ class JobEngine:
         with self._lock:
             now = self._advance()
             settings = self.settings
-            places = self._queued_places(now, None if limit is None else offset + limit)
-            queued = itertools.islice(self._queued_ids(), offset, None if limit is None else offset + limit)
+            end = _page_end(offset, limit)
+            places = self._queued_places(now, end)
+            queued = itertools.islice(self._queued_ids(), offset, end)
             return {
                 "mode": settings.PROCESSING_MODE,
                 "workers": settings.WORKERS,
@@ -953,7 +959,7 @@ class JobEngine:
         if depth == 0:
             return {}
         auto = self.settings.PROCESSING_MODE == "auto"
-        plan = _StartPlan(self, now) if auto and self._queued_count() else None
+        plan = _StartPlan(self, now) if auto else None
         seconds = {role: self._attempt_seconds(role, self.settings) for role in ROLES}
         places: dict[str, tuple[int, float | None]] = {}
         for position, job_id in enumerate(itertools.islice(self._queued_ids(), depth), 1):

@@ -342,12 +342,13 @@ def json_pieces(value: Any, levels: int = 0) -> Iterator[bytes]:
             yield from json_pieces(member, levels - 1)
         yield b"}"
     elif isinstance(value, (dict, list)) and len(value) > STREAM_BATCH:
-        members = list(value.items()) if isinstance(value, dict) else value
-        yield b"{" if isinstance(value, dict) else b"["
+        is_dict = isinstance(value, dict)
+        members = list(value.items()) if is_dict else value
+        yield b"{" if is_dict else b"["
         for start in range(0, len(members), STREAM_BATCH):
             batch = members[start : start + STREAM_BATCH]
-            yield (b"," if start else b"") + _dumps(dict(batch) if isinstance(value, dict) else batch)[1:-1]
-        yield b"}" if isinstance(value, dict) else b"]"
+            yield (b"," if start else b"") + _dumps(dict(batch) if is_dict else batch)[1:-1]
+        yield b"}" if is_dict else b"]"
     else:
         yield _dumps(value)
 

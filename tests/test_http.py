@@ -15,6 +15,10 @@ from typing import Any
 import pytest
 import requests
 
+import config
+import server as server_module
+from jobs import JobEngine, system_clock
+
 STATUSES = ("pending", "failed", "completed", "permanently_failed", "cancelled")
 JOB_FIELDS = {
     "job_id", "status", "result", "done", "role", "priority", "user_id", "progress", "queue_position",
@@ -737,13 +741,8 @@ def test_long_poll_off_with_max_wait_zero(run_server):
         assert elapsed < 0.5
 
 
-
 def test_the_real_server_streams_a_long_listing_that_parses_whole(run_server, tmp_path):
     """Through waitress, /jobs and /queue with more than STREAM_BATCH jobs arrive chunked and complete."""
-    import config
-    import server as server_module
-    from jobs import JobEngine, system_clock
-
     n = server_module.STREAM_BATCH * 2 + 7
     settings = {"TRANSLATION_DELAY": 3600, "WORKERS": 2, "MAX_JOBS": n}
     engine = JobEngine(config.from_mapping(settings), clock=system_clock())
@@ -761,6 +760,7 @@ def test_the_real_server_streams_a_long_listing_that_parses_whole(run_server, tm
     assert body["queued_total"] == len(body["queued"]) == n - 2 and len(body["running"]) == 2
     assert [j["queue_position"] for j in body["queued"]] == list(range(1, n - 1))
     assert "Transfer-Encoding" not in requests.get(f"{server.url}/jobs?limit=10", timeout=30).headers
+
 
 # ------------------------------------------------------------------------------------ paged listings
 
@@ -829,19 +829,15 @@ def test_queue_pages_keep_the_start_order_and_count_every_queued_job(client, aut
 )
 def test_json_pieces_join_to_the_same_bytes_as_one_dump(monkeypatch, value, levels):
     """A streamed answer, whatever its shape, is byte for byte the JSON the unstreamed one would be."""
-    import server
-
-    monkeypatch.setattr(server, "STREAM_BATCH", 2)
-    pieces = list(server.json_pieces(value, levels))
-    assert b"".join(pieces) == server._dumps(value)
+    monkeypatch.setattr(server_module, "STREAM_BATCH", 2)
+    pieces = list(server_module.json_pieces(value, levels))
+    assert b"".join(pieces) == server_module._dumps(value)
     assert json.loads(b"".join(pieces)) == value
 
 
 def test_long_listings_are_streamed_with_the_bytes_a_short_one_would_have(client, app, auth, monkeypatch):
     """Past STREAM_BATCH jobs /jobs and /queue stream (no Content-Length) the exact JSON; short pages do not."""
-    import server
-
-    monkeypatch.setattr(server, "STREAM_BATCH", 3)
+    monkeypatch.setattr(server_module, "STREAM_BATCH", 3)
     configure(client, auth, RATE_LIMIT=100, WORKERS=1)
     for n in range(8):
         job_id_of(client, "premium" if n % 3 else "free", f"s{n % 2}")
@@ -849,7 +845,7 @@ def test_long_listings_are_streamed_with_the_bytes_a_short_one_would_have(client
     for path, expected in (("/jobs", engine.grouped()), ("/queue", engine.queue())):
         response = client.get(path)
         assert response.status_code == 200 and "Content-Length" not in response.headers
-        assert response.get_data() == server._dumps(expected) and response.get_json() == expected
+        assert response.get_data() == server_module._dumps(expected) and response.get_json() == expected
         assert response.mimetype == "application/json" and response.headers["X-Total-Count"]
         page = client.get(f"{path}?limit=2")
         assert int(page.headers["Content-Length"]) == len(page.get_data())
