@@ -4,7 +4,8 @@
     python bench/listing.py --quick    # smoke run: 3 000 jobs, 1 round
 
 The same saved state (half completed, two running, the rest queued: the shape `bench/load.py` fills)
-is loaded through `STATE_FILE` into four `python server.py` processes that differ only in how they
+is written to a SQLite store, copied once per server, and opened (`STORE=sqlite:///…`) by four
+`python server.py` processes that differ only in how they
 answer a listing:
 
 - "orjson, streamed": the server as it is;
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -46,27 +48,31 @@ SETTINGS = {"TRANSLATION_DELAY": 86_400, "DELAY_JITTER": 0, "ERROR_RATE": 0, "WO
 def serve(variant: str) -> int:
     """Run `server.main()` with one variant's encoder and streaming threshold (a child process)."""
     import server
+    from simulator.http import encoding
 
     if variant in ("json-streamed", "json-whole"):
-        server._dumps = lambda value: json.dumps(value, separators=(",", ":")).encode()
+        encoding.dumps = lambda value: json.dumps(value, separators=(",", ":")).encode()
     if variant in ("orjson-whole", "json-whole"):
-        server.STREAM_BATCH = 10**12
+        encoding.STREAM_BATCH = 10**12
     return server.main([])
 
 
 def saved_state(n_jobs: int, path: Path) -> None:
-    """Write a STATE_FILE of `n_jobs`: half completed, the other half queued behind two running for a day."""
+    """Write a SQLite store of `n_jobs`: half completed, the other half queued behind two running for a day."""
     import config
     from jobs import JobEngine, system_clock
+    from simulator.store.sqlite import SqliteStore
 
+    store = SqliteStore(str(path))
     engine = JobEngine(config.from_mapping({**SETTINGS, "TRANSLATION_DELAY": 0, "MAX_JOBS": n_jobs}),
-                       clock=system_clock())
-    for i in range(n_jobs // 2):
-        engine.submit("premium", f"user{i % 50}")
-    engine.configure({"TRANSLATION_DELAY": 86_400})
-    for i in range(n_jobs - n_jobs // 2):
-        engine.submit("premium", f"user{i % 50}")
-    path.write_text(json.dumps(engine.export_state()))
+                       store=store, clock=system_clock())
+    with store.transaction():  # one write at the end, not one per job
+        for i in range(n_jobs // 2):
+            engine.submit("premium", f"user{i % 50}")
+        engine.configure({"TRANSLATION_DELAY": 86_400})
+        for i in range(n_jobs - n_jobs // 2):
+            engine.submit("premium", f"user{i % 50}")
+    store.close()
 
 
 def timed_get(url: str) -> tuple[float, float, int, requests.Response]:
@@ -97,13 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="bench-listing-") as tmp:
-        state = Path(tmp) / "state.json"
+        state = Path(tmp) / "jobs.db"
         saved_state(n_jobs, state)
-        settings = {**SETTINGS, "MAX_JOBS": n_jobs, "STATE_FILE": str(state)}
-        servers = {
-            label: Server(settings, [sys.executable, str(Path(__file__).resolve()), "--serve", variant], name=variant)
-            for label, variant in VARIANTS.items()
-        }
+        servers = {}
+        for label, variant in VARIANTS.items():
+            copy = Path(tmp) / f"{variant}.db"  # one database per server: a store is held by one process
+            shutil.copyfile(state, copy)
+            settings = {**SETTINGS, "MAX_JOBS": n_jobs, "STORE": f"sqlite:///{copy}"}
+            command = [sys.executable, str(Path(__file__).resolve()), "--serve", variant]
+            servers[label] = Server(settings, command, name=variant)
         for server in servers.values():
             server.launch()
         times: dict[tuple[str, str], list[tuple[float, float]]] = {}

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import random
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 import config
 from jobs import JobEngine
 from server import create_app
+from simulator.domain.job import to_record
+from simulator.store import MemoryStore, Store
+from simulator.store.sqlite import SqliteStore
+from simulator.testing import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "test-admin-token"
@@ -58,10 +58,47 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+#: Every store implementation; the engine tests (the store contract) run once per store.
+STORE_KINDS = ("memory", "sqlite")
+_new_store: ContextVar[Callable[[], Store]] = ContextVar("new_store", default=MemoryStore)
+
+
+@pytest.fixture(params=STORE_KINDS)
+def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Run the test once per store: engines made by `make_engine` use it.
+
+    After a test on SQLite, each database is closed and read back, and must hold exactly the jobs
+    that were in memory: every test of the engine is also a test of what the SQLite store saves.
+    """
+    opened: list[SqliteStore] = []
+
+    def new_store() -> Store:
+        if request.param == "memory":
+            return MemoryStore()
+        store = SqliteStore(str(tmp_path / f"jobs-{len(opened)}.db"))
+        opened.append(store)
+        return store
+
+    token = _new_store.set(new_store)
+    try:
+        yield request.param
+    finally:
+        _new_store.reset(token)
+    for store in opened:
+        in_memory = {job.job_id: to_record(job) for job in store.jobs()}
+        store.close()
+        reopened = SqliteStore(store.path)
+        try:
+            assert {job.job_id: to_record(job) for job in reopened.jobs()} == in_memory
+            assert [j.job_id for j in reopened.queued()] == [j.job_id for j in store.queued()]
+        finally:
+            reopened.close()
+
+
 def make_engine(clock: FakeClock, **overrides: Any) -> JobEngine:
-    """Build an engine on `clock` with FAST settings plus `overrides`."""
+    """Build an engine on `clock` with FAST settings plus `overrides`, on the store of `each_store`."""
     settings = config.from_mapping({**FAST, **overrides})
-    return JobEngine(settings, clock=clock, rng=random.Random(settings.RANDOM_SEED))
+    return JobEngine(settings, store=_new_store.get()(), clock=clock, rng=random.Random(settings.RANDOM_SEED))
 
 
 @pytest.fixture
@@ -93,58 +130,24 @@ def auth() -> AuthHeaders:
     return AuthHeaders()
 
 
-def free_port() -> int:
-    """Return a TCP port that is free right now on 127.0.0.1."""
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """Yield a port on 127.0.0.1 that refuses connections: bound by this test, never listening."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
-class RunningServer:
-    """`python server.py` in a subprocess on a free port, with settings passed through the environment."""
+class RunningServer(ServerProcess):
+    """`python server.py` in a subprocess with FAST settings plus `settings`, on a port it chose (or `port`)."""
 
     def __init__(self, settings: dict[str, Any], port: int | None = None) -> None:
-        self.settings = {**FAST, **settings}
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__({**FAST, **settings}, port=port or 0, cwd=ROOT)
 
     def start(self, timeout: float = 15.0) -> RunningServer:
-        """Start the server and wait until /healthz answers."""
-        env = {**os.environ, **{k: str(v) for k, v in self.settings.items()}, "PORT": str(self.port)}
-        env.pop("HOST", None)
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "server.py")],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}")
-            try:
-                if requests.get(self.url + "/healthz", timeout=0.5).ok:
-                    return self
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not start in time")
-
-    def stop(self) -> int | None:
-        """Stop the server with SIGTERM and return its exit code."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        code = self.process.returncode
-        self.process = None
-        return code
+        """Start the server and wait until it listens."""
+        super().start(timeout)
+        return self
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ import pytest
 import requests
 
 import client
-from tests.conftest import ADMIN_TOKEN, ROOT, RunningServer, free_port
+from tests.conftest import ADMIN_TOKEN, ROOT, RunningServer
 
 #: Jobs that finish in 0.2 s (premium too), never fail, and never wait for a slot.
 QUICK = {"TRANSLATION_DELAY": 0.2, "PREMIUM_DELAY_FACTOR": 1.0, "ERROR_RATE": 0.0, "WORKERS": 50, "RATE_LIMIT": 1000}
@@ -495,10 +495,10 @@ def test_config_bad_pair_is_a_usage_error(cli: Cli, fast: RunningServer, pairs: 
     ids=["no-command", "unknown-command", "bad-role", "wait-without-id", "bad-timeout", "bad-count",
          "bad-status", "two-ids"],
 )
-def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str], closed_port: int) -> None:
     """Bad arguments stop the command line with exit 2 and a usage message on stderr."""
     with pytest.raises(SystemExit) as stopped:
-        client.main(["--url", f"http://127.0.0.1:{free_port()}", *argv])
+        client.main(["--url", f"http://127.0.0.1:{closed_port}", *argv])
     assert stopped.value.code == client.EXIT_USAGE
     assert "usage:" in capsys.readouterr().err
 
@@ -535,9 +535,9 @@ def test_admin_commands_without_the_right_token_exit_4(
     [["status", "00000000-0000-4000-8000-000000000000"], ["status"], ["jobs"], ["queue"], ["config"],
      ["config", "WORKERS=3"], ["cleanup"]],
 )
-def test_unreachable_server_exits_5(cli: Cli, argv: list[str]) -> None:
+def test_unreachable_server_exits_5(cli: Cli, argv: list[str], closed_port: int) -> None:
     """Any command against a port where nothing listens exits 5 with the connection error on stderr."""
-    result = cli("--url", f"http://127.0.0.1:{free_port()}", "--token", ADMIN_TOKEN, *argv)
+    result = cli("--url", f"http://127.0.0.1:{closed_port}", "--token", ADMIN_TOKEN, *argv)
     assert result.code == client.EXIT_UNREACHABLE
     assert result.err.startswith("error: ")
     assert "ConnectionError" in result.err

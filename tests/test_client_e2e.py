@@ -159,9 +159,9 @@ def test_idempotent_submit_retried_after_a_dropped_connection_creates_one_job(ru
 
 
 def test_a_wait_survives_a_server_restart(run_server, tmp_path) -> None:
-    """Stopping the server mid-wait and starting it again on the same port (same STATE_FILE) ends the wait."""
-    state = tmp_path / "state.json"
-    server = run_server({**QUICK, "TRANSLATION_DELAY": 2.0, "STATE_FILE": str(state)})
+    """Stopping the server mid-wait and starting it again on the same port (same SQLite store) ends the wait."""
+    store = f"sqlite:///{tmp_path / 'jobs.db'}"
+    server = run_server({**QUICK, "TRANSLATION_DELAY": 2.0, "STORE": store})
     outcome: dict[str, Any] = {}
     with TranslationClient(server.url, user_id="restart") as tc:
         job = tc.submit("free")
@@ -177,7 +177,7 @@ def test_a_wait_survives_a_server_restart(run_server, tmp_path) -> None:
         time.sleep(0.3)
         assert server.stop() == 0
         time.sleep(0.5)  # the server is down: the waiter's requests are refused
-        run_server({**QUICK, "TRANSLATION_DELAY": 2.0, "STATE_FILE": str(state)}, port=server.port)
+        run_server({**QUICK, "TRANSLATION_DELAY": 2.0, "STORE": store}, port=server.port)
         waiter.join(timeout=25)
     assert "error" not in outcome, outcome.get("error")
     assert outcome["job"].status == "completed"
@@ -185,7 +185,7 @@ def test_a_wait_survives_a_server_restart(run_server, tmp_path) -> None:
 
 
 def test_a_job_lost_by_a_restart_is_reported_not_found(run_server) -> None:
-    """Without STATE_FILE a restart forgets jobs: the waiter gets NotFoundError rather than hanging."""
+    """With the memory store a restart forgets jobs: the waiter gets NotFoundError rather than hanging."""
     server = run_server({**QUICK, "TRANSLATION_DELAY": 5.0})
     with TranslationClient(server.url) as tc:
         job = tc.submit("free")

@@ -79,4 +79,4 @@ def test_random_requests_never_get_a_server_error() -> None:
     check()
     assert sum(statuses.values()) >= 600
     assert len(statuses) >= 5  # the fuzz reached many kinds of answers, not one error over and over
-    assert app.extensions["engine"].check_invariants() == []
+    assert app.extensions["simulator"].engine.check_invariants() == []

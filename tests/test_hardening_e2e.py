@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -22,7 +19,9 @@ from werkzeug.serving import make_server
 
 from client import RateLimitError, TranslationClient
 from server import create_app
-from tests.conftest import ADMIN_TOKEN, FAST, ROOT, free_port
+from simulator.testing import ServerProcess
+from simulator.ticker import Ticker
+from tests.conftest import ADMIN_TOKEN, FAST, ROOT
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -32,7 +31,8 @@ class InProcessServer:
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.app = create_app({**FAST, **settings})
-        self.engine = self.app.extensions["engine"]
+        self.engine = self.app.extensions["simulator"].engine
+        self.ticker = Ticker(self.engine).start()
         self.http = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.http.server_port}"
         self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
@@ -40,7 +40,7 @@ class InProcessServer:
 
     def close(self) -> None:
         self.http.shutdown()
-        self.app.extensions["ticker"].stop()
+        self.ticker.stop()
 
 
 @pytest.fixture
@@ -150,7 +150,7 @@ def test_the_client_sees_true_outcomes_under_a_thirty_percent_fault_rate(in_proc
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         list(pool.map(run, range(50)))
-    injected = dict(server.app.extensions["faults"].injected)
+    injected = dict(server.app.extensions["simulator"].faults.injected)
     server.engine.configure({"FAULT_RATE": 0})
     truth = {j["job_id"]: j["status"] for j in all_jobs(server.url)}
     assert len(truth) == 50, "a retried POST made a second job"
@@ -172,13 +172,13 @@ def test_faults_are_distinguishable_and_never_hit_admin_or_health(in_process) ->
     assert all(r.headers["Retry-After"] == "1" for r in failed if r.status_code == 503)
     assert {r.json()["fault"] for r in failed} <= {"error_before", "unavailable_before", "error_after"}
     assert len(failed) < 40  # the slow ones answered 200, late (here: after 0 s)
-    assert server.app.extensions["faults"].injected["slow_after"] == 40 - len(failed)
+    assert server.app.extensions["simulator"].faults.injected["slow_after"] == 40 - len(failed)
 
 
 def test_a_fault_after_the_work_keeps_the_work(in_process) -> None:
     """A submission answered by an `error_after` fault still made its job; the same key replays it."""
     server = in_process({"FAULT_RATE": 1.0, "FAULT_DELAY": 0.0})
-    faults = server.app.extensions["faults"]
+    faults = server.app.extensions["simulator"].faults
     for _ in range(50):  # until the draw is a fault after the work
         before = dict(faults.injected)
         r = requests.post(server.url + "/translate", headers={"Idempotency-Key": "k1", "X-User-Id": "u"},
@@ -236,22 +236,18 @@ def test_healthz_stays_quick_while_hundreds_of_long_polls_are_held(run_server) -
 
 def test_a_generated_admin_token_is_printed_once_and_never_logged_or_returned(tmp_path) -> None:
     """Without ADMIN_TOKEN the server prints a generated one once; it never appears in logs or answers."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "ADMIN_TOKEN"}
-    env.update({"PORT": str(port), "TRANSLATION_DELAY": "0.1"})
-    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
-    with open(out, "w") as stdout, open(err, "w") as stderr:
-        process = subprocess.Popen([sys.executable, str(ROOT / "server.py")], cwd=ROOT, env=env,
-                                   stdout=stdout, stderr=stderr)
+    env_token = os.environ.pop("ADMIN_TOKEN", None)
+    err = tmp_path / "err.txt"
     try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                requests.get(url + "/healthz", timeout=0.5)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        token = out.read_text().split("ADMIN_TOKEN (generated for this run): ", 1)[1].split()[0]
+        with open(err, "w") as stderr:
+            server = ServerProcess({"TRANSLATION_DELAY": "0.1"}, cwd=ROOT, stderr=stderr).start()
+    finally:
+        if env_token is not None:
+            os.environ["ADMIN_TOKEN"] = env_token
+    try:
+        url = server.url
+        out = "\n".join(server.stdout_lines)
+        token = out.split("ADMIN_TOKEN (generated for this run): ", 1)[1].split()[0]
         bodies = []
         with requests.Session() as s:
             auth = {"Authorization": f"Bearer {token}"}
@@ -263,9 +259,8 @@ def test_a_generated_admin_token_is_printed_once_and_never_logged_or_returned(tm
             bodies.append(s.post(url + "/cleanup", headers={"Authorization": f"Bearer {token}x"}, timeout=5).text)
         assert all(token not in body for body in bodies)
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=15) == 0
-    printed, logged = out.read_text(), err.read_text()
+        assert server.stop() == 0
+    printed, logged = "\n".join(server.stdout_lines), err.read_text()
     assert printed.count(token) == 1
     assert token not in logged and logged.count('"POST /config"') == 2
 
@@ -276,7 +271,7 @@ def test_an_unexpected_error_answers_500_without_internal_detail(client, app, mo
     def explode(*_: Any, **__: Any) -> None:
         raise RuntimeError("secret internal detail at /srv/app/jobs.py line 42")
 
-    monkeypatch.setattr(app.extensions["engine"], "get", explode)
+    monkeypatch.setattr(app.extensions["simulator"].engine, "get", explode)
     response = client.get("/status/00000000-0000-4000-8000-000000000000")
     assert response.status_code == 500
     assert response.mimetype == "application/problem+json"

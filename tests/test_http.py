@@ -16,8 +16,9 @@ import pytest
 import requests
 
 import config
-import server as server_module
 from jobs import JobEngine, system_clock
+from simulator.http import encoding
+from simulator.store.sqlite import SqliteStore
 
 STATUSES = ("pending", "failed", "completed", "permanently_failed", "cancelled")
 JOB_FIELDS = {
@@ -743,13 +744,13 @@ def test_long_poll_off_with_max_wait_zero(run_server):
 
 def test_the_real_server_streams_a_long_listing_that_parses_whole(run_server, tmp_path):
     """Through waitress, /jobs and /queue with more than STREAM_BATCH jobs arrive chunked and complete."""
-    n = server_module.STREAM_BATCH * 2 + 7
+    n = encoding.STREAM_BATCH * 2 + 7
     settings = {"TRANSLATION_DELAY": 3600, "WORKERS": 2, "MAX_JOBS": n}
-    engine = JobEngine(config.from_mapping(settings), clock=system_clock())
+    store = SqliteStore(str(tmp_path / "jobs.db"))
+    engine = JobEngine(config.from_mapping(settings), store=store, clock=system_clock())
     ids = [engine.submit("premium" if i % 3 else "free", f"u{i % 5}")[0]["job_id"] for i in range(n)]
-    state = tmp_path / "state.json"
-    state.write_text(json.dumps(engine.export_state()))
-    server = run_server({**settings, "STATE_FILE": str(state)})
+    store.close()
+    server = run_server({**settings, "STORE": f"sqlite:///{store.path}"})
 
     response = requests.get(f"{server.url}/jobs", timeout=30)
     assert response.headers.get("Transfer-Encoding") == "chunked" and response.headers["X-Total-Count"] == str(n)
@@ -829,23 +830,23 @@ def test_queue_pages_keep_the_start_order_and_count_every_queued_job(client, aut
 )
 def test_json_pieces_join_to_the_same_bytes_as_one_dump(monkeypatch, value, levels):
     """A streamed answer, whatever its shape, is byte for byte the JSON the unstreamed one would be."""
-    monkeypatch.setattr(server_module, "STREAM_BATCH", 2)
-    pieces = list(server_module.json_pieces(value, levels))
-    assert b"".join(pieces) == server_module._dumps(value)
+    monkeypatch.setattr(encoding, "STREAM_BATCH", 2)
+    pieces = list(encoding.json_pieces(value, levels))
+    assert b"".join(pieces) == encoding.dumps(value)
     assert json.loads(b"".join(pieces)) == value
 
 
 def test_long_listings_are_streamed_with_the_bytes_a_short_one_would_have(client, app, auth, monkeypatch):
     """Past STREAM_BATCH jobs /jobs and /queue stream (no Content-Length) the exact JSON; short pages do not."""
-    monkeypatch.setattr(server_module, "STREAM_BATCH", 3)
+    monkeypatch.setattr(encoding, "STREAM_BATCH", 3)
     configure(client, auth, RATE_LIMIT=100, WORKERS=1)
     for n in range(8):
         job_id_of(client, "premium" if n % 3 else "free", f"s{n % 2}")
-    engine = app.extensions["engine"]
+    engine = app.extensions["simulator"].engine
     for path, expected in (("/jobs", engine.grouped()), ("/queue", engine.queue())):
         response = client.get(path)
         assert response.status_code == 200 and "Content-Length" not in response.headers
-        assert response.get_data() == server_module._dumps(expected) and response.get_json() == expected
+        assert response.get_data() == encoding.dumps(expected) and response.get_json() == expected
         assert response.mimetype == "application/json" and response.headers["X-Total-Count"]
         page = client.get(f"{path}?limit=2")
         assert int(page.headers["Content-Length"]) == len(page.get_data())

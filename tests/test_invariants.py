@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import tempfile
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -10,6 +13,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import config
 from jobs import ROLES, InvalidArgument, JobEngine, Stage, Status, TransitionRefused
+from simulator.store import MemoryStore, Store
+from simulator.store.sqlite import SqliteStore
 from tests.conftest import FakeClock
 
 TERMINAL = {s.value for s in Status if s.terminal}
@@ -23,11 +28,15 @@ class EngineMachine(RuleBasedStateMachine):
         self.clock = FakeClock()
         start = config.from_mapping({"TRANSLATION_DELAY": 2.0, "DELAY_JITTER": 0.5, "ERROR_RATE": 0.3,
                                      "MAX_RETRIES": 1, "WORKERS": 2, "RATE_LIMIT": 5})
-        self.engine = JobEngine(start, clock=self.clock, rng=random.Random(0))
+        self.engine = JobEngine(start, store=self.new_store(), clock=self.clock, rng=random.Random(0))
         self.ids: list[str] = []
         self.terminal: dict[str, str] = {}  # job -> the terminal status it reached
         self.progress: dict[tuple[str, int], int] = {}  # (job, attempt) -> progress seen while translating
         self.grandfathered = 0  # jobs running beyond WORKERS because WORKERS was lowered or mode switched
+
+    def new_store(self) -> Store:
+        """Return the store the engine keeps its jobs in."""
+        return MemoryStore()
 
     # ------------------------------------------------------------------ operations
 
@@ -133,3 +142,32 @@ EngineMachine.TestCase.settings = settings(
     max_examples=150, stateful_step_count=40, deadline=None, derandomize=True, database=None
 )
 TestEngineInvariants = EngineMachine.TestCase
+
+
+class SqliteEngineMachine(EngineMachine):
+    """The same machine on the SQLite store, which is also closed and read back between steps."""
+
+    def __init__(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="engine-machine-")
+        super().__init__()
+
+    def new_store(self) -> Store:
+        return SqliteStore(os.path.join(self.directory, "jobs.db"))
+
+    @rule()
+    def reopen(self) -> None:
+        """Close the store and open it again: every job reads back exactly as it was, and the run goes on."""
+        before = self.engine.jobs()
+        self.engine.store.close()
+        self.engine = JobEngine(self.engine.settings, store=self.new_store(), clock=self.clock, rng=random.Random(1))
+        assert self.engine.jobs() == before
+
+    def teardown(self) -> None:
+        self.engine.store.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+SqliteEngineMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None, derandomize=True, database=None
+)
+TestSqliteEngineInvariants = SqliteEngineMachine.TestCase

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -24,6 +23,9 @@ from jobs import (
     iso,
 )
 from tests.conftest import START, FakeClock, make_engine
+
+#: The store contract: every test here runs once per store implementation.
+pytestmark = pytest.mark.usefixtures("each_store")
 
 # ------------------------------------------------------------------------------------------- helpers
 
@@ -1302,52 +1304,6 @@ def test_configure_with_a_bad_change_raises_and_changes_nothing(clock: FakeClock
     assert caught.value.errors
     assert engine.settings == before
     assert running_ids(engine) == {ids[0]}
-
-
-# ------------------------------------------------------------------------------ saving and restoring
-
-
-def test_exported_state_resumes_exactly_where_it_stopped(clock) -> None:
-    """A restored engine holds the same jobs, queue order and future: a job due during the downtime ends on time."""
-    engine = make_engine(clock, WORKERS=1, ERROR_RATE=0.5)
-    ids = [engine.submit(role, "u", idempotency_key=f"k{i}")[0]["job_id"]
-           for i, role in enumerate(["free", "premium", "free"])]
-    clock.advance(3)
-    state = json.loads(json.dumps(engine.export_state()))  # it must survive JSON
-
-    twin = make_engine(clock, WORKERS=1, ERROR_RATE=0.5)
-    assert twin.import_state(state) == 3
-    assert [j["job_id"] for j in twin.queue()["queued"]] == [j["job_id"] for j in engine.queue()["queued"]]
-    assert twin.find_idempotent("u", "k1") == ids[1]
-    clock.advance(100)  # the server was down; everything fell due meanwhile
-    assert [twin.get(i) for i in ids] == [engine.get(i) for i in ids]
-
-
-def test_restored_jobs_show_their_timestamps_whatever_the_file_says_of_the_formatted_ones(clock) -> None:
-    """Formatted timestamps are not saved; a file holding them as null (an older save) still shows every time."""
-    engine = make_engine(clock, WORKERS=1, ERROR_RATE=0)
-    done, running, queued = (engine.submit("free", "u")[0]["job_id"] for _ in range(3))
-    clock.advance(engine.get(done)["eta_seconds"] + 0.5)
-    state = json.loads(json.dumps(engine.export_state()))
-    assert not any(key.endswith("_iso") for record in state["jobs"] for key in record)
-    for record in state["jobs"]:  # as a save made before the formatted fields existed would look once loaded
-        record.update(created_iso=None, updated_iso=None, started_iso=None, finished_iso=None)
-
-    twin = make_engine(clock, WORKERS=1, ERROR_RATE=0)
-    twin.import_state(state)
-    for job_id in (done, running, queued):
-        assert twin.get(job_id) == engine.get(job_id)
-    assert twin.get(done)["finished_at"] is not None and twin.get(running)["started_at"] is not None
-    assert all(twin.get(job_id)["created_at"] for job_id in (done, running, queued))
-
-
-def test_state_loads_only_into_an_empty_engine(engine) -> None:
-    """Loading over existing jobs, or an unknown format, is refused."""
-    engine.submit("free", "u")
-    with pytest.raises(InvalidArgument):
-        engine.import_state(engine.export_state())
-    with pytest.raises(InvalidArgument):
-        engine.import_state({"format": 99})
 
 
 @pytest.mark.parametrize("mode", ["auto", "manual"])

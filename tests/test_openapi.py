@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -26,10 +25,11 @@ from openapi_spec_validator import validate as validate_openapi
 
 import config
 from jobs import Status
-from server import DOCS_ASSETS, create_app, swagger_ui_path
+from server import create_app
+from simulator.http.views.docs import DOCS_ASSETS, OPENAPI_PATH, swagger_ui_path
 from tests.conftest import ADMIN_TOKEN, FAST, FakeClock
 
-DOCUMENT = Path(__file__).resolve().parent.parent / "openapi.yaml"
+DOCUMENT = OPENAPI_PATH
 AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}  # Flask answers them for every route; the document's intro says so
 #: How many requests schemathesis generates per operation in its random phase (its example and coverage
 #: phases add a bounded number of their own).
@@ -214,7 +214,7 @@ class Target:
 
 def seed_jobs(app: Flask, clock: FakeClock) -> None:
     """Give the engine jobs in every status and stage, so listings show every shape a job can take."""
-    engine = app.extensions["engine"]
+    engine = app.extensions["simulator"].engine
     wanted = {"pending", "failed", "completed", "permanently_failed"}
     for i in range(40):
         role = "premium" if i % 3 == 0 else "free"
@@ -241,7 +241,7 @@ def make_target(fault_rate: float = 0.0) -> Target:
 def between_requests(target: Target) -> None:
     """Let simulated time pass, and put back the guarded settings a generated POST /config may have changed."""
     target.clock.advance(2.5)  # jobs start, fail, retry and finish while the requests go on
-    engine = target.app.extensions["engine"]
+    engine = target.app.extensions["simulator"].engine
     if any(getattr(engine.settings, name) != value for name, value in target.guarded.items()):
         engine.configure(target.guarded)
 

@@ -1,0 +1,562 @@
+"""The engine: submit, schedule, run, fail, retry, cancel, clean up and wait, on any store.
+
+Pure Python. Time comes only from the injected `clock` (seconds, epoch-based so timestamps read as
+dates) and randomness only from the injected `random.Random`, so a run with a fake clock and a seeded
+generator is reproducible to the microsecond. Jobs live in a `Store`; every public method runs in one
+store transaction, and every change of a job is published on the `ChangeFeed`.
+
+Time is exact: `_advance` replays every attempt end that fell due since the last call, in time order,
+at the instant it was due, and a slot freed by it starts the next job at that same instant. Every
+public method advances first; the process also runs a ticker that calls `wait_for_next_event`, so
+jobs finish on time even when nobody asks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from simulator.clock import Clock, system_clock
+from simulator.domain.errors import (
+    CapacityExceeded,
+    IdempotencyMismatch,
+    InvalidArgument,
+    JobNotFound,
+    TransitionRefused,
+)
+from simulator.domain.invariants import check_invariants
+from simulator.domain.job import Job, iso
+from simulator.domain.planning import StartPlan, attempt_seconds, progress, running_eta
+from simulator.domain.status import ROLES, TERMINAL, TRANSITIONS, Event, Stage, Status
+from simulator.domain.view import job_view
+from simulator.feed import ChangeFeed
+from simulator.settings import RuntimeConfig, Settings
+from simulator.store.base import Store
+from simulator.store.memory import MemoryStore
+
+ERROR_MESSAGES = {
+    "timeout": "The translation worker timed out.",
+    "internal_error": "The translation worker hit an internal error.",
+    "unknown": "The translation failed for an unknown reason.",
+}
+ERROR_CODES = tuple(ERROR_MESSAGES)
+#: What the change feed calls each transition.
+CHANGE_KINDS = {
+    Event.COMPLETE: "completed",
+    Event.FAIL: "failed",
+    Event.GIVE_UP: "permanently_failed",
+    Event.CANCEL: "cancelled",
+}
+
+Places = dict[str, tuple[int, float | None]]
+
+
+def _page_end(offset: int, limit: int | None) -> int | None:
+    """Return where a page starting at `offset` ends (None: at the end)."""
+    return None if limit is None else offset + limit
+
+
+class JobEngine:
+    """The simulated translation backend: submit, schedule, run, fail, retry, cancel, wait, clean up."""
+
+    def __init__(
+        self,
+        config: RuntimeConfig | Settings | None = None,
+        *,
+        store: Store | None = None,
+        feed: ChangeFeed | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not isinstance(config, RuntimeConfig):
+            config = RuntimeConfig(config or Settings())
+        self.config = config
+        self.store: Store = store if store is not None else MemoryStore()
+        self.feed = feed if feed is not None else ChangeFeed()
+        self._clock = clock or system_clock()
+        self._rng = rng or self._seeded_rng(config.current.RANDOM_SEED)
+        self._schedule_changed = threading.Condition(self.store.lock)
+
+    def _seeded_rng(self, seed: int | None) -> random.Random:
+        """Return the generator: RANDOM_SEED alone for an empty store, mixed with what it holds otherwise.
+
+        A store reopened with jobs in it must not draw the ids it already holds again.
+        """
+        if seed is None:
+            return random.Random()  # noqa: S311 - a simulation, not cryptography
+        with self.store.transaction():
+            held = self.store.count()
+            mark = self.store.next_seq() if held else 0
+        return random.Random(seed if not held else f"{seed}/{mark}")  # noqa: S311
+
+    # ---------------------------------------------------------------- reading
+
+    @property
+    def settings(self) -> Settings:
+        """Return the settings in force now."""
+        return self.config.current
+
+    def now(self) -> float:
+        """Return the simulation's current time (epoch seconds)."""
+        return self._clock()
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        """Return the job's current view, or raise JobNotFound."""
+        with self.store.transaction():
+            now = self._advance()
+            return self._view(self._require(job_id), now)
+
+    def newest(self, user_id: str | None = None) -> dict[str, Any]:
+        """Return the newest job of `user_id` (of anyone if None), or raise JobNotFound."""
+        with self.store.transaction():
+            now = self._advance()
+            job = self.store.newest(user_id)
+            if job is None:
+                who = f"user {user_id!r}" if user_id is not None else "anyone"
+                raise JobNotFound(f"No job has been submitted by {who}.")
+            return self._view(job, now)
+
+    def jobs(
+        self,
+        *,
+        user_id: str | None = None,
+        status: Status | None = None,
+        role: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return views of the stored jobs, oldest first, filtered by user, status and role, optionally one page."""
+        with self.store.transaction():
+            now = self._advance()
+            selected = (
+                job
+                for job in self.store.jobs(user_id)
+                if (status is None or job.status is status) and (role is None or job.role == role)
+            )
+            page = list(itertools.islice(selected, offset, _page_end(offset, limit)))
+            # A page needs the queue walked only as deep as its deepest queued job (not at all without one).
+            depth = None if limit is None else max(
+                (self.store.queue_position(job) for job in page if job.stage is Stage.QUEUED), default=0
+            )
+            places = self._queued_places(now, depth)
+            return [self._view(job, now, places) for job in page]
+
+    def total(self, user_id: str | None = None) -> int:
+        """Return how many jobs are stored (of one user, if given)."""
+        with self.store.transaction():
+            self._advance()
+            return self.store.count(user_id)
+
+    def grouped(
+        self, *, user_id: str | None = None, offset: int = 0, limit: int | None = None
+    ) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+        """Return jobs as {status: {role: {job_id: job}}}, with every status and role present (optionally a page)."""
+        groups: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+            status.value: {role: {} for role in ROLES} for status in Status
+        }
+        for view in self.jobs(user_id=user_id, offset=offset, limit=limit):
+            groups[view["status"]][view["role"]][view["job_id"]] = view
+        return groups
+
+    def queue(self, *, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+        """Return the queued jobs in start order (optionally a page), their total, the running ones, workers, mode."""
+        with self.store.transaction():
+            now = self._advance()
+            settings = self.settings
+            end = _page_end(offset, limit)
+            places = self._queued_places(now, end)
+            queued = itertools.islice(self.store.queued(), offset, end)
+            return {
+                "mode": settings.PROCESSING_MODE,
+                "workers": settings.WORKERS,
+                "queued": [self._view(job, now, places) for job in queued],
+                "queued_total": self.store.queued_count(),
+                "running": [self._view(job, now) for job in self.store.running()],
+            }
+
+    def counts(self) -> dict[str, int]:
+        """Return how many jobs are stored, queued and running."""
+        with self.store.transaction():
+            self._advance()
+            return {
+                "jobs": self.store.count(),
+                "queued": self.store.queued_count(),
+                "running": self.store.running_count(),
+            }
+
+    def find_idempotent(self, user_id: str, key: str) -> str | None:
+        """Return the id of the job `user_id` submitted under Idempotency-Key `key`, if it is stored."""
+        with self.store.transaction():
+            self._advance()
+            job = self.store.find_idempotent(user_id, key)
+            return None if job is None else job.job_id
+
+    # ---------------------------------------------------------------- changing
+
+    def submit(
+        self,
+        role: str = "free",
+        user_id: str = "anonymous",
+        *,
+        video_url: str | None = None,
+        target_language: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Queue a new job and return (its view, False); a known Idempotency-Key returns (that job, True)."""
+        if role not in ROLES:
+            raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
+        store = self.store
+        with store.transaction():
+            now = self._advance()
+            if idempotency_key is not None:
+                known = store.find_idempotent(user_id, idempotency_key)
+                if known is not None:
+                    if known.fingerprint != (role, video_url, target_language):
+                        raise IdempotencyMismatch(
+                            "This Idempotency-Key was already used with a different request body.", job_id=known.job_id
+                        )
+                    return self._view(known, now), True
+            settings = self.settings
+            if store.count() >= settings.MAX_JOBS:
+                raise CapacityExceeded(
+                    f"The server holds {store.count()} jobs (MAX_JOBS); retry later or clean up.",
+                    retry_after=self._room_expected_in(now),
+                )
+            seq = store.next_seq()
+            job = Job(
+                job_id=self._new_id(),
+                role=role,
+                user_id=user_id,
+                created_at=now,
+                updated_at=now,
+                created_iso=(stamp := iso(now)),
+                updated_iso=stamp,  # one string for both until the job first moves
+                video_url=video_url,
+                target_language=target_language,
+                idempotency_key=idempotency_key,
+                max_retries=settings.MAX_RETRIES,
+                submitted_seq=seq,
+                enqueued_seq=seq,
+            )
+            store.add(job)
+            self._publish("submitted", job, now)
+            self._fill_slots(now)
+            # A job may end the instant it starts (TRANSLATION_DELAY=0): let that happen now.
+            now = self._advance()
+            return self._view(job, now), False
+
+    def cancel(self, job_id: str, reason: str | None = None) -> tuple[dict[str, Any], bool]:
+        """Cancel a queued or running job; return (its view, whether it was already cancelled)."""
+        with self.store.transaction():
+            now = self._advance()
+            job = self._require(job_id)
+            if job.status is Status.CANCELLED:
+                return self._view(job, now), True
+            if job.status.terminal:
+                raise TransitionRefused(
+                    f"Job {job_id} is {job.status.value} and can no longer be cancelled.",
+                    job_id=job_id,
+                    job_status=job.status.value,
+                )
+            was_running = job.stage is Stage.TRANSLATING
+            # 0 for a queued job, even one whose earlier attempt failed part-way.
+            job.progress_at_stop = progress(job, now)
+            job.cancel_reason = reason
+            self._move(job, Event.CANCEL, now)
+            if was_running:
+                self._fill_slots(now)
+            return self._view(job, now), False
+
+    def start_next(self, count: int = 1) -> list[dict[str, Any]]:
+        """Start the next `count` queued jobs in priority order; return those started.
+
+        In manual mode this ignores WORKERS. In auto mode free slots are filled as soon as they
+        free up, so this starts jobs only into free slots (usually none) and never exceeds WORKERS.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise InvalidArgument(f"count must be an integer ≥ 1, got {count!r}.")
+        with self.store.transaction():
+            now = self._advance()
+            settings = self.settings
+            if settings.PROCESSING_MODE == "auto":
+                count = min(count, max(0, settings.WORKERS - self.store.running_count()))
+            started = [self._start_next(now) for _ in range(min(count, self.store.queued_count()))]
+            # A job may end the instant it starts (TRANSLATION_DELAY=0): let that happen now.
+            now = self._advance()
+            return [self._view(job, now) for job in started]
+
+    def configure(self, changes: dict[str, Any]) -> Settings:
+        """Change runtime settings all or nothing (ConfigError if any is bad); they apply from now on."""
+        with self.store.transaction():
+            self._advance()  # events due before the change happen under the old settings
+            new = self.config.update(changes)
+            now = self._advance()
+            self._fill_slots(now)
+            self._schedule_changed.notify_all()
+            return new
+
+    def cleanup(self, statuses: Iterable[Status] = (Status.COMPLETED,), older_than: float = 0.0) -> int:
+        """Remove finished jobs with one of `statuses` that finished at least `older_than` s ago; return how many."""
+        wanted = set(statuses)
+        if not wanted <= TERMINAL:
+            bad = ", ".join(sorted(s.value for s in wanted - TERMINAL))
+            raise InvalidArgument(f"Only finished jobs can be cleaned up; not {bad}.")
+        if older_than < 0:
+            raise InvalidArgument(f"older_than must be ≥ 0, got {older_than!r}.")
+        with self.store.transaction():
+            now = self._advance()
+            doomed = []
+            for job in self.store.finished():
+                if job.finished_at is None or job.finished_at > now - older_than:
+                    break  # finished in order: every later one is younger
+                if job.status in wanted:
+                    doomed.append(job)
+            for job in doomed:
+                self._remove(job, now)
+            return len(doomed)
+
+    # ---------------------------------------------------------------- waiting
+
+    def wait_for_change(self, job_id: str, since: int | None = None, timeout: float = 0.0) -> dict[str, Any]:
+        """Block until the job is finished or its version passes `since` (default: now), at most `timeout` real s.
+
+        The waiter follows the change feed, and also wakes by itself when its job's running attempt
+        is due to end, so the job is seen to finish on time even with nobody driving the clock.
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            cursor = self.feed.cursor()  # before reading the job: a change in between is not missed
+            with self.store.transaction():
+                now = self._advance()
+                job = self._require(job_id)
+                if since is None:
+                    since = job.version
+                remaining = deadline - time.monotonic()
+                if job.status.terminal or job.version > since or remaining <= 0 or self.feed.closed:
+                    return self._view(job, now)
+                if job.stage is Stage.TRANSLATING:
+                    remaining = min(remaining, running_eta(job, now))
+            self.feed.wait_for_job(job_id, cursor, remaining)
+
+    def wait_for_next_event(self, max_seconds: float = 1.0) -> None:
+        """Sleep (real s) until the next event is due, the schedule changes or `max_seconds` pass; advance."""
+        with self.store.transaction():
+            now = self._advance()
+            due = self._next_due()
+            timeout = max_seconds if due is None else min(max_seconds, max(0.0, due - now))
+            if timeout > 0:
+                self._schedule_changed.wait(timeout)
+            self._advance()
+
+    def wake(self) -> None:
+        """Wake whoever waits in `wait_for_next_event` (to stop the thread that drives the clock)."""
+        with self.store.lock:
+            self._schedule_changed.notify_all()
+
+    def release_waiters(self) -> None:
+        """Answer every held and future `wait_for_change` at once (the server is shutting down)."""
+        self.feed.close()
+
+    def check_invariants(self) -> list[str]:
+        """Return every broken invariant of the stored jobs (an empty list when all hold); for tests and debugging."""
+        return check_invariants(self.store)
+
+    def advance(self) -> float | None:
+        """Process every event due by now; return the time of the next one (None if none is scheduled)."""
+        with self.store.transaction():
+            self._advance()
+            return self._next_due()
+
+    # ---------------------------------------------------------------- internals (in a transaction)
+
+    def _require(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(f"No job with id {job_id!r}.", job_id=job_id)
+        return job
+
+    def _new_id(self) -> str:
+        """Draw a UUID4 from the simulation's generator (again on the rare clash with a stored one)."""
+        while True:
+            job_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+            if self.store.get(job_id) is None:
+                return job_id
+
+    def _publish(self, kind: str, job: Job, at: float) -> None:
+        self.feed.publish(kind, job.job_id, job.user_id, job.version, at)
+
+    def _move(self, job: Job, event: Event, at: float) -> None:
+        """Apply `event` to `job` at time `at`, or raise TransitionRefused: the one place jobs change state."""
+        target = TRANSITIONS.get((job.status, job.stage), {}).get(event)
+        if target is None:
+            raise TransitionRefused(
+                f"Job {job.job_id} is {job.status.value} ({job.stage.value}); it cannot {event.value}.",
+                job_id=job.job_id,
+                job_status=job.status.value,
+            )
+        source = job.stage
+        job.status, job.stage = target
+        job.version += 1
+        job.updated_at = at
+        job.updated_iso = iso(at)
+        if job.stage is Stage.QUEUED:
+            job.enqueued_seq = self.store.next_seq()
+        elif job.stage is Stage.TRANSLATING:
+            job.started_seq = self.store.next_seq()
+        else:
+            job.finished_at = at
+            job.finished_iso = job.updated_iso
+        self.store.moved(job, source)
+        kind = CHANGE_KINDS.get(event) or ("started" if job.attempts <= 1 else "retried")
+        self._publish(kind, job, at)
+
+    def _start_next(self, at: float) -> Job:
+        """Start an attempt of the first queued job at time `at` and return it."""
+        job = next(self.store.queued())
+        settings = self.settings
+        rng = self._rng
+        base = attempt_seconds(job.role, settings)
+        jitter = settings.DELAY_JITTER
+        duration = base * rng.uniform(1.0 - jitter, 1.0 + jitter) if jitter else base
+        fails = rng.random() < settings.ERROR_RATE
+        job.attempts += 1
+        # A new MAX_RETRIES applies from this attempt on, but cannot take back a retry already granted.
+        job.max_retries = max(settings.MAX_RETRIES, job.attempts - 1)
+        job.attempt_started_at = at
+        job.attempt_duration = duration
+        if fails:
+            job.attempt_ends_at = at + duration * rng.random()
+            job.attempt_error = rng.choice(ERROR_CODES)
+        else:
+            job.attempt_ends_at = at + duration
+            job.attempt_error = None
+        self._move(job, Event.START, at)
+        if job.started_at is None:
+            job.started_at, job.started_iso = at, job.updated_iso  # _move just formatted `at`
+        self._schedule_changed.notify_all()
+        return job
+
+    def _end_attempt(self, job: Job, at: float) -> None:
+        """Finish the running attempt of `job` at its due time `at`: complete, fail and requeue, or give up."""
+        if job.attempt_error is None:
+            job.error = None
+            job.progress_at_stop = 100
+            self._move(job, Event.COMPLETE, at)
+            return
+        job.progress_at_stop = progress(job, at)
+        job.error = {
+            "code": job.attempt_error,
+            "message": ERROR_MESSAGES[job.attempt_error],
+            "attempt": job.attempts,
+            "at": iso(at),
+        }
+        self._move(job, Event.GIVE_UP if job.attempts > job.max_retries else Event.FAIL, at)
+
+    def _fill_slots(self, at: float) -> None:
+        """In auto mode, start queued jobs at time `at` while a slot is free."""
+        settings = self.settings
+        if settings.PROCESSING_MODE != "auto":
+            return
+        store = self.store
+        while store.running_count() < settings.WORKERS and store.queued_count():
+            self._start_next(at)
+
+    def _advance(self) -> float:
+        """Replay every attempt end due by now, each at its own instant; expire old jobs; return now."""
+        now = self._clock()
+        store = self.store
+        while (job := store.next_attempt_end()) is not None and job.attempt_ends_at <= now:
+            due = job.attempt_ends_at
+            self._end_attempt(job, due)
+            self._fill_slots(due)
+        self._expire(now)
+        return now
+
+    def _expire(self, now: float) -> None:
+        """Remove finished jobs older than JOB_TTL."""
+        ttl = self.settings.JOB_TTL
+        finished = self.store.finished
+        while (oldest := next(finished(), None)) is not None:
+            if oldest.finished_at is None or oldest.finished_at + ttl > now:
+                break
+            self._remove(oldest, now)
+
+    def _remove(self, job: Job, now: float) -> None:
+        """Forget a finished job and its idempotency key."""
+        self.store.remove(job)
+        self._publish("removed", job, now)
+
+    def _next_due(self) -> float | None:
+        """Return when the next attempt ends or the next finished job expires (None if nothing is scheduled)."""
+        candidates = []
+        running = self.store.next_attempt_end()
+        if running is not None:
+            candidates.append(running.attempt_ends_at)
+        oldest = next(self.store.finished(), None)
+        if oldest is not None and oldest.finished_at is not None:
+            candidates.append(oldest.finished_at + self.settings.JOB_TTL)
+        return min(candidates) if candidates else None
+
+    def _room_expected_in(self, now: float) -> int:
+        """Return whole seconds until a stored job is expected to expire and make room."""
+        oldest = next(self.store.finished(), None)
+        if oldest is not None and oldest.finished_at is not None:
+            return max(1, math.ceil(oldest.finished_at + self.settings.JOB_TTL - now))
+        return max(1, math.ceil(self.settings.JOB_TTL))
+
+    def _plan(self, now: float) -> StartPlan:
+        return StartPlan((job.attempt_ends_at for job in self.store.running()), now, self.settings)
+
+    def _queued_eta(self, job: Job, now: float) -> float | None:
+        """Return seconds until a queued job's first attempt is expected to end (None in manual mode)."""
+        settings = self.settings
+        if settings.PROCESSING_MODE != "auto":
+            return None  # nothing starts until someone calls process_jobs
+        # The jobs ahead of a queued job are the first ones of the queue order: premium, then free.
+        plan = self._plan(now)
+        position = self.store.queue_position(job)
+        if job.priority == 1:
+            plan.skip("premium", position - 1)
+        else:
+            premium = self.store.queued_count(1)
+            plan.skip("premium", premium)
+            plan.skip("free", position - premium - 1)
+        return plan.start() + attempt_seconds(job.role, settings)
+
+    def _queued_places(self, now: float, depth: int | None = None) -> Places:
+        """Return (queue_position, eta) of the first `depth` queued jobs (None: all) in one pass.
+
+        They are the figures `_view` gives one by one.
+        """
+        if depth == 0:
+            return {}
+        settings = self.settings
+        plan = self._plan(now) if settings.PROCESSING_MODE == "auto" else None
+        seconds = {role: attempt_seconds(role, settings) for role in ROLES}
+        places: Places = {}
+        for position, job in enumerate(itertools.islice(self.store.queued(), depth), 1):
+            if plan is None:
+                places[job.job_id] = (position, None)
+                continue
+            places[job.job_id] = (position, plan.start() + seconds[job.role])
+            plan.skip(job.role, 1)
+        return places
+
+    def _view(self, job: Job, now: float, places: Places | None = None) -> dict[str, Any]:
+        """Return the job's wire view (`places`: from `_queued_places`, for listings)."""
+        if job.stage is Stage.QUEUED:
+            if places is not None:
+                position, eta = places[job.job_id]
+            else:
+                position, eta = self.store.queue_position(job), self._queued_eta(job, now)
+        elif job.stage is Stage.TRANSLATING:
+            position, eta = None, running_eta(job, now)
+        else:
+            position, eta = None, None
+        return job_view(job, now, position, eta)

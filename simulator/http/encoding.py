@@ -1,0 +1,82 @@
+"""Answers: JSON encoding (orjson), streamed listings, job and paging headers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from flask import Response, request
+
+STREAM_BATCH = 1_000  # job views per piece of a streamed listing, and the size from which one is streamed
+
+
+def dumps(value: Any) -> bytes:
+    """Encode `value` as compact UTF-8 JSON (orjson: a tenth of the time of `json.dumps` on big listings)."""
+    return orjson.dumps(value)
+
+
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """Serialise `body` as JSON."""
+    response = Response(dumps(body), status=status, mimetype="application/json")
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def listing_response(body: Any, jobs: int, levels: int, headers: Mapping[str, str]) -> Response:
+    """Answer a listing of `jobs` job views; a long one is streamed (see `json_pieces`).
+
+    Encoding 100 000 jobs (50 MB) took about as long as sending them: streamed, the two overlap. The
+    bytes are the ones `json_response` would send; only Content-Length gives way to chunked transfer
+    encoding.
+    """
+    if jobs <= STREAM_BATCH:
+        return json_response(body, 200, headers)
+    response = Response(json_pieces(body, levels), status=200, mimetype="application/json")
+    response.headers.update(headers)
+    return response
+
+
+def json_pieces(value: Any, levels: int = 0) -> Iterator[bytes]:
+    """Yield the JSON of `value` in pieces that join to `json_response`'s body.
+
+    The first `levels` levels of dicts are walked key by key; below them a dict or list of more than
+    STREAM_BATCH members goes out STREAM_BATCH members at a time, anything else in one piece.
+    """
+    if levels and isinstance(value, dict):
+        yield b"{"
+        for i, (key, member) in enumerate(value.items()):
+            yield (b"," if i else b"") + dumps(key) + b":"
+            yield from json_pieces(member, levels - 1)
+        yield b"}"
+    elif isinstance(value, (dict, list)) and len(value) > STREAM_BATCH:
+        is_dict = isinstance(value, dict)
+        members = list(value.items()) if is_dict else value
+        yield b"{" if is_dict else b"["
+        for start in range(0, len(members), STREAM_BATCH):
+            batch = members[start : start + STREAM_BATCH]
+            yield (b"," if start else b"") + dumps(dict(batch) if is_dict else batch)[1:-1]
+        yield b"}" if is_dict else b"]"
+    else:
+        yield dumps(value)
+
+
+def job_headers(job: Mapping[str, Any]) -> dict[str, str]:
+    """Return ETag, and Retry-After while the job is unfinished."""
+    headers = {"ETag": f'"{job["version"]}"'}
+    if not job["done"]:
+        eta = job["eta_seconds"]
+        headers["Retry-After"] = str(max(1, math.ceil(eta)) if eta is not None else 1)
+    return headers
+
+
+def page_headers(offset: int, limit: int | None, total: int) -> dict[str, str]:
+    """Return X-Total-Count, and a Link to the next page when a limited page is not the last."""
+    headers = {"X-Total-Count": str(total)}
+    if limit is not None and offset + limit < total:
+        query = urlencode({**request.args.to_dict(), "offset": offset + limit, "limit": limit})
+        headers["Link"] = f'<{request.path}?{query}>; rel="next"'
+    return headers

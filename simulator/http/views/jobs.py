@@ -1,0 +1,81 @@
+"""Reading jobs: GET /status/<id> (with long-polling), GET /status, GET /jobs, GET /queue."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Blueprint, Response, request
+
+from simulator.http.context import sim
+from simulator.http.encoding import job_headers, json_response, listing_response, page_headers
+from simulator.http.errors import ApiError
+from simulator.http.parsing import (
+    MAX_USER_ID_LENGTH,
+    header_token,
+    job_id_arg,
+    page_args,
+    query_number,
+    requested_wait,
+)
+
+bp = Blueprint("jobs", __name__)
+
+
+def answer_status(find_job_id: Callable[[], str]) -> Response:
+    """Answer one job, held up to the wait asked for (capped by MAX_WAIT and MAX_LONG_POLLS) until it changes."""
+    wait = requested_wait()  # the query is checked before the job is looked up
+    since = query_number("since", integer=True)
+    job_id = find_job_id()
+    simulator = sim()
+    engine = simulator.engine
+    settings = engine.settings
+    applied = None
+    if wait is not None and wait > 0 and settings.MAX_WAIT > 0 and simulator.long_polls.enter(settings.MAX_LONG_POLLS):
+        applied = min(wait, settings.MAX_WAIT)
+        try:
+            job = engine.wait_for_change(job_id, None if since is None else int(since), applied)
+        finally:
+            simulator.long_polls.leave()
+    else:
+        job = engine.get(job_id)
+    headers = job_headers(job)
+    if applied is not None:
+        headers["Preference-Applied"] = f"wait={applied:g}"
+    return json_response(job, 200, headers)
+
+
+@bp.get("/status/<job_id>")
+def status(job_id: str) -> Response:
+    """Answer one job; `?wait=N` or `Prefer: wait=N` long-polls."""
+    return answer_status(lambda: job_id_arg(job_id))
+
+
+@bp.get("/status")
+def newest_status() -> Response:
+    """Answer the newest job of the caller's X-User-Id (of anyone without one)."""
+    who = header_token("X-User-Id", MAX_USER_ID_LENGTH)
+    return answer_status(lambda: sim().engine.newest(who)["job_id"])
+
+
+@bp.get("/jobs")
+def list_jobs() -> Response:
+    """Answer every job (or one user's, or a page) grouped by status and role."""
+    who = request.args.get("user_id")
+    if who is not None and not 0 < len(who) <= MAX_USER_ID_LENGTH:
+        raise ApiError(400, "invalid_parameter", f"user_id must be 1–{MAX_USER_ID_LENGTH} characters.")
+    offset, limit = page_args()
+    engine = sim().engine
+    body = engine.grouped(user_id=who, offset=offset, limit=limit)
+    listed = sum(len(jobs) for roles in body.values() for jobs in roles.values())
+    # levels 2: {status: {role: {job_id: job}}}
+    return listing_response(body, listed, 2, page_headers(offset, limit, engine.total(who)))
+
+
+@bp.get("/queue")
+def queue() -> Response:
+    """Answer the queued jobs in start order (or a page), the running ones, workers and mode."""
+    offset, limit = page_args()
+    body = sim().engine.queue(offset=offset, limit=limit)
+    listed = len(body["queued"]) + len(body["running"])
+    # levels 1: {"queued": [job, …], "running": [job, …], …}
+    return listing_response(body, listed, 1, page_headers(offset, limit, body["queued_total"]))

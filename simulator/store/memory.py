@@ -1,0 +1,201 @@
+"""The memory store: jobs in dicts, a FIFO lane per priority, a heap of attempt ends. Lost when the process ends."""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import threading
+from collections.abc import Iterable, Iterator
+
+from simulator.domain.job import Job
+from simulator.domain.status import Stage
+
+
+class Lane:
+    """A FIFO of queued jobs of one priority, with O(log n) rank and removal from the middle.
+
+    A job's place is its `enqueued_seq`, which grows with every push, so pushing is an append and
+    `_live` stays sorted; live places start at index `_head`.
+    """
+
+    __slots__ = ("_head", "_ids", "_live")
+
+    def __init__(self) -> None:
+        self._live: list[int] = []
+        self._head = 0
+        self._ids: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._live) - self._head
+
+    def __iter__(self) -> Iterator[str]:
+        ids = self._ids
+        return (ids[t] for t in itertools.islice(self._live, self._head, None))
+
+    def push(self, place: int, job_id: str) -> None:
+        """Append a job at the back; `place` must be above every place in the lane."""
+        if self._live and place <= self._live[-1]:
+            raise ValueError(f"place {place} is not after the back of the lane")
+        self._live.append(place)
+        self._ids[place] = job_id
+
+    def remove(self, place: int) -> None:
+        """Remove the job at `place`, wherever it is (from the front in O(1))."""
+        i = bisect.bisect_left(self._live, place, self._head)
+        if i == self._head:
+            self._head += 1  # the usual case, a job starting: no list shift
+        else:
+            del self._live[i]
+        del self._ids[place]
+        self._compact()
+
+    def rank(self, place: int) -> int:
+        """Return the 1-based position of `place` in this lane."""
+        return bisect.bisect_left(self._live, place, self._head) - self._head + 1
+
+    def _compact(self) -> None:
+        if self._head > 1024 and self._head * 2 > len(self._live):
+            del self._live[: self._head]
+            self._head = 0
+        if not self._live or self._head == len(self._live):
+            self._live.clear()
+            self._head = 0
+
+
+class MemoryStore:
+    """Every job and index in this process's memory (the default store)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._jobs: dict[str, Job] = {}  # insertion order is submission order
+        self._by_user: dict[str, dict[str, None]] = {}
+        self._idempotency: dict[tuple[str, str], str] = {}
+        self._lanes = {1: Lane(), 0: Lane()}  # premium lane first
+        self._running: dict[str, Job] = {}
+        self._ends: list[tuple[float, int, str, int]] = []  # (ends_at, started_seq, job_id, attempt); stale kept
+        self._finished: dict[str, None] = {}  # in finishing order
+        self._seq = itertools.count()
+
+    def transaction(self) -> threading.RLock:
+        """Hold the store exclusively (nothing to make durable)."""
+        return self.lock
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    # ---------------------------------------------------------------- jobs
+
+    def get(self, job_id: str) -> Job | None:
+        """Return the job with this id, or None."""
+        return self._jobs.get(job_id)
+
+    def add(self, job: Job) -> None:
+        """Store a new queued job and index it."""
+        self._keep(job)
+        self._file(job)
+
+    def moved(self, job: Job, source: Stage) -> None:
+        """Take the job out of `source`'s index and file it under its new stage."""
+        if source is Stage.QUEUED:
+            self._lanes[job.priority].remove(job.enqueued_seq)
+        elif source is Stage.TRANSLATING:
+            del self._running[job.job_id]  # its entry in `_ends` goes stale and is dropped when met
+        self._file(job)
+
+    def remove(self, job: Job) -> None:
+        """Forget a finished job and its idempotency key."""
+        del self._jobs[job.job_id]
+        self._finished.pop(job.job_id, None)
+        user_jobs = self._by_user[job.user_id]
+        del user_jobs[job.job_id]
+        if not user_jobs:
+            del self._by_user[job.user_id]
+        if job.idempotency_key is not None:
+            self._idempotency.pop((job.user_id, job.idempotency_key), None)
+
+    def count(self, user_id: str | None = None) -> int:
+        """Return how many jobs are stored (of one user, if given)."""
+        return len(self._jobs) if user_id is None else len(self._by_user.get(user_id, {}))
+
+    def jobs(self, user_id: str | None = None) -> Iterator[Job]:
+        """Yield the stored jobs (of one user, if given) in submission order."""
+        if user_id is None:
+            return iter(self._jobs.values())
+        jobs = self._jobs
+        return (jobs[i] for i in self._by_user.get(user_id, {}))
+
+    def newest(self, user_id: str | None = None) -> Job | None:
+        """Return the newest job (of one user, if given), or None."""
+        ids = self._jobs if user_id is None else self._by_user.get(user_id, {})
+        return self._jobs[next(reversed(ids))] if ids else None
+
+    def find_idempotent(self, user_id: str, key: str) -> Job | None:
+        """Return the job `user_id` submitted under Idempotency-Key `key`, or None."""
+        job_id = self._idempotency.get((user_id, key))
+        return None if job_id is None else self._jobs[job_id]
+
+    def next_seq(self) -> int:
+        """Return the next number of the counter."""
+        return next(self._seq)
+
+    # ---------------------------------------------------------------- indexes
+
+    def queued(self) -> Iterator[Job]:
+        """Yield queued jobs in start order: the premium lane, then the free one."""
+        jobs = self._jobs
+        return (jobs[i] for i in itertools.chain(self._lanes[1], self._lanes[0]))
+
+    def queued_count(self, priority: int | None = None) -> int:
+        """Return how many jobs are queued (of one priority, if given)."""
+        if priority is not None:
+            return len(self._lanes[priority])
+        return len(self._lanes[1]) + len(self._lanes[0])
+
+    def queue_position(self, job: Job) -> int:
+        """Return the 1-based place of a queued job in start order."""
+        position = self._lanes[job.priority].rank(job.enqueued_seq)
+        return position if job.priority == 1 else position + len(self._lanes[1])
+
+    def running(self) -> Iterable[Job]:
+        """Return the jobs being translated, in the order they started."""
+        return self._running.values()
+
+    def running_count(self) -> int:
+        """Return how many jobs are being translated."""
+        return len(self._running)
+
+    def next_attempt_end(self) -> Job | None:
+        """Return the running job whose attempt ends first, dropping entries of attempts that already stopped."""
+        ends = self._ends
+        while ends:
+            _, _, job_id, attempt = ends[0]
+            job = self._running.get(job_id)
+            if job is not None and job.attempts == attempt:
+                return job
+            heapq.heappop(ends)
+        return None
+
+    def finished(self) -> Iterator[Job]:
+        """Yield finished jobs in the order they finished."""
+        jobs = self._jobs
+        return (jobs[i] for i in self._finished)
+
+    # ---------------------------------------------------------------- internals
+
+    def _keep(self, job: Job) -> None:
+        """Keep the job by id, by user (in submission order) and by idempotency key."""
+        self._jobs[job.job_id] = job
+        self._by_user.setdefault(job.user_id, {})[job.job_id] = None
+        if job.idempotency_key is not None:
+            self._idempotency[(job.user_id, job.idempotency_key)] = job.job_id
+
+    def _file(self, job: Job) -> None:
+        """Put the job into the index of its stage."""
+        if job.stage is Stage.QUEUED:
+            self._lanes[job.priority].push(job.enqueued_seq, job.job_id)
+        elif job.stage is Stage.TRANSLATING:
+            self._running[job.job_id] = job
+            heapq.heappush(self._ends, (job.attempt_ends_at, job.started_seq, job.job_id, job.attempts))
+        else:
+            self._finished[job.job_id] = None

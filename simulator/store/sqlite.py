@@ -1,0 +1,223 @@
+"""The SQLite store: every change written to a SQLite database before it is acknowledged; reads from memory.
+
+The memory store's indexes serve every read (so a status read costs what it costs in memory); each
+transaction that changed jobs ends with one SQLite transaction writing those jobs' rows, before the
+engine's answer leaves the process. At start-up the rows are read back and the indexes rebuilt, so a
+`kill -9` at any moment loses nothing that was acknowledged.
+
+Durability: WAL journal, `synchronous=NORMAL` by default. A committed transaction is in the WAL file
+before the commit returns, so it survives the process being killed at any moment; a power cut or an
+OS crash may roll back the last transactions before a checkpoint (the database stays consistent).
+`?synchronous=full` in the URL also syncs the WAL on every commit, for power-cut durability, at a
+cost per submission (see BENCHMARKS.md). The database is held with an exclusive lock: one server
+process per file (several processes share the Redis store instead).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sqlite3
+import threading
+from typing import Any
+
+from simulator.domain.errors import StoreUnavailable
+from simulator.domain.job import RECORD_FIELDS, Job, from_record, to_record
+from simulator.domain.status import Stage
+from simulator.store.base import StoreError
+from simulator.store.memory import MemoryStore
+
+#: Written in the database header (PRAGMA application_id) so that another program's database is never touched.
+APPLICATION_ID = 0x54534D31  # "TSM1"
+SCHEMA_VERSION = 1
+SYNCHRONOUS_LEVELS = ("normal", "full")
+
+# The statements are built from the record's field names, constants of this program: nothing from a request.
+_COLUMNS = ", ".join(RECORD_FIELDS)
+_UPSERT = f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * len(RECORD_FIELDS))})"  # noqa: S608
+_SELECT = f"SELECT {_COLUMNS} FROM jobs ORDER BY submitted_seq"  # noqa: S608
+_SCHEMA = "CREATE TABLE jobs ({}) WITHOUT ROWID".format(
+    ", ".join(name + (" TEXT PRIMARY KEY" if name == "job_id" else "") for name in RECORD_FIELDS)
+)
+_ERROR_COLUMN = RECORD_FIELDS.index("error")
+
+
+class _Transaction:
+    """Holds the store's lock; the thread's outermost transaction writes what changed when it ends."""
+
+    __slots__ = ("_local", "_store")
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self._local = threading.local()
+
+    def __enter__(self) -> _Transaction:
+        self._store.lock.acquire()
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._local.depth -= 1
+            if self._local.depth == 0:
+                self._store.flush()
+        finally:
+            self._store.lock.release()
+
+
+class SqliteStore(MemoryStore):
+    """Jobs in a SQLite database (durable), indexed in memory (fast reads)."""
+
+    def __init__(self, path: str, *, synchronous: str = "normal") -> None:
+        super().__init__()
+        if synchronous not in SYNCHRONOUS_LEVELS:
+            raise StoreError(f"synchronous must be one of {', '.join(SYNCHRONOUS_LEVELS)}, got {synchronous!r}")
+        self.path = path
+        self._db = _connect(path, synchronous)
+        self._transaction = _Transaction(self)
+        self._dirty: dict[str, None] = {}
+        self._gone: dict[str, None] = {}
+        try:
+            self._load()
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            raise StoreError(f"cannot read the database {path}: {e}") from None
+
+    def transaction(self) -> _Transaction:
+        """Hold the store; leaving the thread's outermost transaction writes every change made in it."""
+        return self._transaction
+
+    def close(self) -> None:
+        """Write what is pending and close the database."""
+        with self.lock:
+            self.flush()
+            self._db.close()
+
+    def size_bytes(self) -> int:
+        """Return the database's size on disk, its WAL included."""
+        return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
+
+    # ---------------------------------------------------------------- changes, marked for writing
+
+    def add(self, job: Job) -> None:
+        """Store a new job; it is written when the transaction ends."""
+        super().add(job)
+        self._dirty[job.job_id] = None
+
+    def moved(self, job: Job, source: Stage) -> None:
+        """Re-file a job; its row is written when the transaction ends."""
+        super().moved(job, source)
+        self._dirty[job.job_id] = None
+
+    def remove(self, job: Job) -> None:
+        """Forget a job; its row is deleted when the transaction ends."""
+        super().remove(job)
+        self._dirty.pop(job.job_id, None)
+        self._gone[job.job_id] = None
+
+    def flush(self) -> None:
+        """Write every changed job and delete every removed one, in one SQLite transaction (lock held).
+
+        If the write fails, nothing is forgotten: the next transaction tries again, and the caller
+        gets StoreUnavailable instead of an acknowledgement.
+        """
+        if not self._dirty and not self._gone:
+            return
+        rows = [_row(self._jobs[job_id]) for job_id in self._dirty]
+        try:
+            with self._db:
+                if rows:
+                    self._db.executemany(_UPSERT, rows)
+                if self._gone:
+                    self._db.executemany("DELETE FROM jobs WHERE job_id = ?", ((i,) for i in self._gone))
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"The job store could not save the change ({e}); nothing was acknowledged.",
+                                   retry_after=1) from e
+        self._dirty.clear()
+        self._gone.clear()
+
+    # ---------------------------------------------------------------- loading
+
+    def _load(self) -> None:
+        """Read every row back and rebuild the indexes: lanes by queueing order, finished by finishing order."""
+        jobs = [_job(row) for row in self._db.execute(_SELECT)]
+        for job in jobs:
+            self._keep(job)
+        for job in sorted((j for j in jobs if j.stage is Stage.QUEUED), key=lambda j: j.enqueued_seq):
+            self._file(job)
+        for job in (j for j in jobs if j.stage is Stage.TRANSLATING):
+            self._file(job)
+        finished = (j for j in jobs if j.stage is Stage.FINISHED)
+        for job in sorted(finished, key=lambda j: (j.finished_at or 0.0, j.submitted_seq)):
+            self._file(job)
+        highest = max((max(j.submitted_seq, j.enqueued_seq, j.started_seq) for j in jobs), default=-1)
+        self._seq = itertools.count(highest + 1)
+
+
+def _row(job: Job) -> tuple[Any, ...]:
+    record = to_record(job)
+    if record["error"] is not None:
+        record["error"] = json.dumps(record["error"])
+    return tuple(record[name] for name in RECORD_FIELDS)
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    record = dict(zip(RECORD_FIELDS, row, strict=True))
+    if record["error"] is not None:
+        record["error"] = json.loads(record["error"])
+    return from_record(record)
+
+
+def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+    """Open (or create) the database, check it is ours and healthy, and take it for this process alone."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise StoreError(f"cannot open the database {path}: the directory {directory} does not exist")
+    try:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot open the database {path}: {e}") from None
+    try:
+        _prepare(db, path, synchronous)
+    except sqlite3.OperationalError as e:
+        db.close()
+        if "locked" in str(e):
+            raise StoreError(f"the database {path} is in use by another server process") from None
+        raise StoreError(f"cannot use the database {path}: {e}") from None
+    except sqlite3.DatabaseError as e:
+        db.close()
+        raise StoreError(f"the database {path} is damaged or not a database: {e}") from None
+    except StoreError:
+        db.close()
+        raise
+    return db
+
+
+def _prepare(db: sqlite3.Connection, path: str, synchronous: str) -> None:
+    db.execute("PRAGMA locking_mode = EXCLUSIVE")
+    app_id = db.execute("PRAGMA application_id").fetchone()[0]
+    tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    if app_id != APPLICATION_ID and (app_id != 0 or tables):
+        raise StoreError(f"{path} is not a job store of this simulator (another program's database?); "
+                         "choose another path")
+    if db.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+        raise StoreError(f"cannot switch {path} to WAL journaling")
+    db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+    db.execute("BEGIN IMMEDIATE")  # takes the exclusive lock, and proves the file is writable
+    try:
+        if app_id == 0:
+            db.execute(_SCHEMA)
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        else:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                raise StoreError(f"{path} has job store schema {version}; this server reads {SCHEMA_VERSION}")
+        check = db.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise StoreError(f"the database {path} is damaged: {check}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise

@@ -1,0 +1,40 @@
+"""The ticker: a background thread that drives the simulation clock, so jobs finish when nobody asks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from simulator.domain import JobEngine
+
+log = logging.getLogger("server")
+
+
+class Ticker:
+    """Advances the engine at every due event (at least once a second) until stopped."""
+
+    def __init__(self, engine: JobEngine) -> None:
+        self._engine = engine
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="simulation-clock", daemon=True)
+
+    def start(self) -> Ticker:
+        """Start the thread; return self."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it."""
+        self._stop.set()
+        self._engine.wake()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._engine.wait_for_next_event(max_seconds=1.0)
+            except Exception:  # pragma: no cover - the clock must keep running whatever happens
+                log.exception("simulation clock step failed")
+                time.sleep(0.1)
