@@ -263,6 +263,23 @@ def load(environ: Mapping[str, str] | None = None, dotenv_path: str | os.PathLik
     return Settings(**clean)
 
 
+def markdown_table() -> str:
+    """Return the README's table of every setting, made from the declarations."""
+
+    def default(key: Key) -> str:
+        if key.default is None:
+            return "unset"
+        if key.kind is str:
+            return f"`{key.default}`"
+        return _num(key.default)
+
+    rows = ["| key | default | runtime | allowed | meaning |", "|---|---|---|---|---|"]
+    for key in KEYS.values():
+        allowed = "a string" if key.kind is str and not key.choices else key.allowed()
+        rows.append(f"| `{key.name}` | {default(key)} | {'yes' if key.runtime else 'no'} | {allowed} | {key.doc} |")
+    return "\n".join(rows)
+
+
 class RuntimeConfig:
     """The current settings behind a lock; `update` swaps them all at once."""
 

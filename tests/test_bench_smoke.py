@@ -47,3 +47,9 @@ def test_listing_benchmark_prints_its_table() -> None:
     for row in ("orjson, streamed", "orjson, one piece", "json.dumps, streamed", "json.dumps, one piece"):
         assert out.count(f"| {row} ") == 2, row
     assert "chunked" in out and "Content-Length" in out
+
+
+def test_store_benchmark_prints_its_tables() -> None:
+    """bench/store.py --quick compares the stores in process and over HTTP and prints the size per job."""
+    out = run_script("bench/store.py", "--quick", "--loadgen", "python")
+    assert "| store" in out and "sqlite (synchronous=normal)" in out and "bytes per stored job" in out

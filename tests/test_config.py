@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from pathlib import Path
 
 import pytest
 
 import config
 from config import KEYS, RUNTIME_KEYS, ConfigError, RuntimeConfig, Settings
+from simulator import settings
 
 
 def test_defaults_match_the_spec() -> None:
@@ -122,3 +125,17 @@ def test_concurrent_updates_never_mix() -> None:
     for t in threads:
         t.join()
     assert runtime.current.WORKERS == runtime.current.MAX_RETRIES
+
+
+def test_the_readme_table_of_settings_is_the_declarations() -> None:
+    """README.md's configuration table is exactly what the declarations make (a new setting needs a README row)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert settings.markdown_table() in readme
+
+
+def test_settings_are_grouped_simulation_service_process() -> None:
+    """The domain's settings, the service's and the process's are separate groups; only process ones are read-only."""
+    assert {f.name for f in dataclasses.fields(settings.Simulation)} <= set(RUNTIME_KEYS)
+    assert {f.name for f in dataclasses.fields(settings.Service)} <= set(RUNTIME_KEYS)
+    assert not {f.name for f in dataclasses.fields(settings.Process)} & set(RUNTIME_KEYS)
+    assert isinstance(Settings(), settings.Simulation)

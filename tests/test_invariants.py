@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import shutil
@@ -159,7 +160,9 @@ class SqliteEngineMachine(EngineMachine):
         """Close the store and open it again: every job reads back exactly as it was, and the run goes on."""
         before = self.engine.jobs()
         self.engine.store.close()
-        self.engine = JobEngine(self.engine.settings, store=self.new_store(), clock=self.clock, rng=random.Random(1))
+        # RANDOM_SEED as the server uses it: the reopened store's counter keeps new ids from repeating old ones.
+        settings = dataclasses.replace(self.engine.settings, RANDOM_SEED=1)
+        self.engine = JobEngine(settings, store=self.new_store(), clock=self.clock)
         assert self.engine.jobs() == before
 
     def teardown(self) -> None:

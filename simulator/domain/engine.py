@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.clock import Clock, system_clock
 from simulator.domain.errors import (
@@ -37,8 +37,9 @@ from simulator.domain.status import ROLES, TERMINAL, TRANSITIONS, Event, Stage, 
 from simulator.domain.view import job_view
 from simulator.feed import ChangeFeed
 from simulator.settings import RuntimeConfig, Settings
-from simulator.store.base import Store
-from simulator.store.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from simulator.store.base import Store
 
 ERROR_MESSAGES = {
     "timeout": "The translation worker timed out.",
@@ -77,23 +78,27 @@ class JobEngine:
         if not isinstance(config, RuntimeConfig):
             config = RuntimeConfig(config or Settings())
         self.config = config
-        self.store: Store = store if store is not None else MemoryStore()
+        if store is None:
+            from simulator.store.memory import MemoryStore  # the stores build on the domain, not the reverse
+
+            store = MemoryStore()
+        self.store: Store = store
         self.feed = feed if feed is not None else ChangeFeed()
         self._clock = clock or system_clock()
         self._rng = rng or self._seeded_rng(config.current.RANDOM_SEED)
         self._schedule_changed = threading.Condition(self.store.lock)
+        self._schedule_generation = 0  # moves on every change of the schedule, so no wake-up is missed
 
     def _seeded_rng(self, seed: int | None) -> random.Random:
-        """Return the generator: RANDOM_SEED alone for an empty store, mixed with what it holds otherwise.
+        """Return the generator: RANDOM_SEED alone for a new store, mixed with the store's counter otherwise.
 
-        A store reopened with jobs in it must not draw the ids it already holds again.
+        A reopened store must never see an id it held (or holds) drawn again; its counter only grows.
         """
         if seed is None:
             return random.Random()  # noqa: S311 - a simulation, not cryptography
         with self.store.transaction():
-            held = self.store.count()
-            mark = self.store.next_seq() if held else 0
-        return random.Random(seed if not held else f"{seed}/{mark}")  # noqa: S311
+            mark = self.store.next_seq()
+        return random.Random(seed if mark == 0 else f"{seed}/{mark}")  # noqa: S311
 
     # ---------------------------------------------------------------- reading
 
@@ -298,7 +303,7 @@ class JobEngine:
             new = self.config.update(changes)
             now = self._advance()
             self._fill_slots(now)
-            self._schedule_changed.notify_all()
+            self._schedule_moved()
             return new
 
     def cleanup(self, statuses: Iterable[Status] = (Status.COMPLETED,), older_than: float = 0.0) -> int:
@@ -350,14 +355,18 @@ class JobEngine:
             now = self._advance()
             due = self._next_due()
             timeout = max_seconds if due is None else min(max_seconds, max(0.0, due - now))
-            if timeout > 0:
-                self._schedule_changed.wait(timeout)
+            generation = self._schedule_generation
+        if timeout > 0:
+            with self.store.lock:  # not in a transaction: nothing may wait with one open
+                if generation == self._schedule_generation:
+                    self._schedule_changed.wait(timeout)
+        with self.store.transaction():
             self._advance()
 
     def wake(self) -> None:
         """Wake whoever waits in `wait_for_next_event` (to stop the thread that drives the clock)."""
         with self.store.lock:
-            self._schedule_changed.notify_all()
+            self._schedule_moved()
 
     def release_waiters(self) -> None:
         """Answer every held and future `wait_for_change` at once (the server is shutting down)."""
@@ -387,6 +396,11 @@ class JobEngine:
             job_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
             if self.store.get(job_id) is None:
                 return job_id
+
+    def _schedule_moved(self) -> None:
+        """Tell the ticker that the schedule changed (store lock held)."""
+        self._schedule_generation += 1
+        self._schedule_changed.notify_all()
 
     def _publish(self, kind: str, job: Job, at: float) -> None:
         self.feed.publish(kind, job.job_id, job.user_id, job.version, at)
@@ -439,7 +453,7 @@ class JobEngine:
         self._move(job, Event.START, at)
         if job.started_at is None:
             job.started_at, job.started_iso = at, job.updated_iso  # _move just formatted `at`
-        self._schedule_changed.notify_all()
+        self._schedule_moved()
         return job
 
     def _end_attempt(self, job: Job, at: float) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from simulator.domain.status import Stage, Status
-from simulator.store.base import Store
+
+if TYPE_CHECKING:
+    from simulator.store.base import Store
 
 
 def check_invariants(store: Store) -> list[str]:

@@ -75,7 +75,7 @@ class MemoryStore:
         self._running: dict[str, Job] = {}
         self._ends: list[tuple[float, int, str, int]] = []  # (ends_at, started_seq, job_id, attempt); stale kept
         self._finished: dict[str, None] = {}  # in finishing order
-        self._seq = itertools.count()
+        self._next_seq = 0
 
     def transaction(self) -> threading.RLock:
         """Hold the store exclusively (nothing to make durable)."""
@@ -137,7 +137,9 @@ class MemoryStore:
 
     def next_seq(self) -> int:
         """Return the next number of the counter."""
-        return next(self._seq)
+        seq = self._next_seq
+        self._next_seq = seq + 1
+        return seq
 
     # ---------------------------------------------------------------- indexes
 

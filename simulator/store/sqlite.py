@@ -15,11 +15,9 @@ process per file (several processes share the Redis store instead).
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import sqlite3
-import threading
 from typing import Any
 
 from simulator.domain.errors import StoreUnavailable
@@ -44,26 +42,31 @@ _ERROR_COLUMN = RECORD_FIELDS.index("error")
 
 
 class _Transaction:
-    """Holds the store's lock; the thread's outermost transaction writes what changed when it ends."""
+    """Holds the store's lock; the outermost transaction writes what changed when it ends.
 
-    __slots__ = ("_local", "_store")
+    The depth is one counter, not one per thread: it is only changed with the lock held, and no
+    one waits on a condition inside a transaction (which would let another thread in mid-way).
+    """
+
+    __slots__ = ("_depth", "_lock", "_store")
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
-        self._local = threading.local()
+        self._lock = store.lock
+        self._depth = 0
 
     def __enter__(self) -> _Transaction:
-        self._store.lock.acquire()
-        self._local.depth = getattr(self._local, "depth", 0) + 1
+        self._lock.acquire()
+        self._depth += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
         try:
-            self._local.depth -= 1
-            if self._local.depth == 0:
+            self._depth -= 1
+            if self._depth == 0:
                 self._store.flush()
         finally:
-            self._store.lock.release()
+            self._lock.release()
 
 
 class SqliteStore(MemoryStore):
@@ -74,14 +77,15 @@ class SqliteStore(MemoryStore):
         if synchronous not in SYNCHRONOUS_LEVELS:
             raise StoreError(f"synchronous must be one of {', '.join(SYNCHRONOUS_LEVELS)}, got {synchronous!r}")
         self.path = path
-        self._db = _connect(path, synchronous)
+        self.db = _connect(path, synchronous)  # the connection, used only with `lock` held
         self._transaction = _Transaction(self)
         self._dirty: dict[str, None] = {}
         self._gone: dict[str, None] = {}
+        self._saved_seq = 0
         try:
             self._load()
         except sqlite3.DatabaseError as e:
-            self._db.close()
+            self.db.close()
             raise StoreError(f"cannot read the database {path}: {e}") from None
 
     def transaction(self) -> _Transaction:
@@ -92,7 +96,7 @@ class SqliteStore(MemoryStore):
         """Write what is pending and close the database."""
         with self.lock:
             self.flush()
-            self._db.close()
+            self.db.close()
 
     def size_bytes(self) -> int:
         """Return the database's size on disk, its WAL included."""
@@ -122,26 +126,29 @@ class SqliteStore(MemoryStore):
         If the write fails, nothing is forgotten: the next transaction tries again, and the caller
         gets StoreUnavailable instead of an acknowledgement.
         """
-        if not self._dirty and not self._gone:
+        if not self._dirty and not self._gone and self._next_seq == self._saved_seq:
             return
         rows = [_row(self._jobs[job_id]) for job_id in self._dirty]
         try:
-            with self._db:
+            with self.db:
                 if rows:
-                    self._db.executemany(_UPSERT, rows)
+                    self.db.executemany(_UPSERT, rows)
                 if self._gone:
-                    self._db.executemany("DELETE FROM jobs WHERE job_id = ?", ((i,) for i in self._gone))
+                    self.db.executemany("DELETE FROM jobs WHERE job_id = ?", ((i,) for i in self._gone))
+                if self._next_seq != self._saved_seq:
+                    self.db.execute("INSERT OR REPLACE INTO meta VALUES ('next_seq', ?)", (self._next_seq,))
         except sqlite3.Error as e:
             raise StoreUnavailable(f"The job store could not save the change ({e}); nothing was acknowledged.",
                                    retry_after=1) from e
         self._dirty.clear()
         self._gone.clear()
+        self._saved_seq = self._next_seq
 
     # ---------------------------------------------------------------- loading
 
     def _load(self) -> None:
         """Read every row back and rebuild the indexes: lanes by queueing order, finished by finishing order."""
-        jobs = [_job(row) for row in self._db.execute(_SELECT)]
+        jobs = [_job(row) for row in self.db.execute(_SELECT)]
         for job in jobs:
             self._keep(job)
         for job in sorted((j for j in jobs if j.stage is Stage.QUEUED), key=lambda j: j.enqueued_seq):
@@ -151,8 +158,10 @@ class SqliteStore(MemoryStore):
         finished = (j for j in jobs if j.stage is Stage.FINISHED)
         for job in sorted(finished, key=lambda j: (j.finished_at or 0.0, j.submitted_seq)):
             self._file(job)
+        # The counter never goes back, even when every job was removed: it also seeds the generator of job ids.
         highest = max((max(j.submitted_seq, j.enqueued_seq, j.started_seq) for j in jobs), default=-1)
-        self._seq = itertools.count(highest + 1)
+        saved = self.db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
+        self._next_seq = self._saved_seq = max(highest + 1, saved[0] if saved else 0)
 
 
 def _row(job: Job) -> tuple[Any, ...]:
@@ -208,6 +217,7 @@ def _prepare(db: sqlite3.Connection, path: str, synchronous: str) -> None:
     try:
         if app_id == 0:
             db.execute(_SCHEMA)
+            db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         else:
