@@ -6,13 +6,24 @@ Every video is made here with PyAV (colour bars and a tone, a second or two); no
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import av
 import pytest
 
-from simulator.media import NotAVideo, UnreadableMedia, probe
+from simulator.media import (
+    NotAVideo,
+    UnreadableMedia,
+    generate_video,
+    make_result,
+    probe,
+    resolve_language,
+    subtitle_cues,
+)
 from simulator.media.samples import write_sample
+
+JOB = "5b0f4a3e-3b43-4a8e-9a55-0d1c2b7f8e21"
 
 # ------------------------------------------------------------------------------------------- fixtures
 
@@ -37,6 +48,28 @@ def truncated_copy(source: Path, dest: Path, fraction: float) -> Path:
     data = source.read_bytes()
     dest.write_bytes(data[: int(len(data) * fraction)])
     return dest
+
+
+def video_payload_digest(path: Path) -> str:
+    """Return a digest of every video packet's bytes, in order (equal digests: the video was copied, not encoded)."""
+    digest = hashlib.sha256()
+    with av.open(str(path)) as container:
+        for packet in container.demux(container.streams.video[0]):
+            if packet.size:
+                digest.update(bytes(packet))
+    return digest.hexdigest()
+
+
+def subtitle_texts(path: Path) -> list[tuple[float, float, str]]:
+    """Return the (start s, duration s, text) of every cue of the file's first subtitle stream."""
+    cues = []
+    with av.open(str(path)) as container:
+        stream = container.streams.subtitles[0]
+        for packet in container.demux(stream):
+            for subtitle in packet.decode():
+                text = subtitle.dialogue.decode()
+                cues.append((float(packet.pts * packet.time_base), float(packet.duration * packet.time_base), text))
+    return cues
 
 
 # ------------------------------------------------------------------------------------------- probe
@@ -145,3 +178,126 @@ def test_probe_refuses_a_truncated_video(samples: Path, tmp_path: Path, name: st
     path = truncated_copy(samples / name, tmp_path / name, fraction)
     with pytest.raises(UnreadableMedia, match=message):
         probe(path)
+
+# ------------------------------------------------------------------------------------------- languages
+
+
+@pytest.mark.parametrize(
+    ("given", "tag", "iso639_2", "iso639_2b", "name"),
+    [
+        ("de", "de", "deu", "ger", "German"),
+        ("German", "de", "deu", "ger", "German"),
+        ("ger", "de", "deu", "ger", "German"),
+        ("EN", "en", "eng", "eng", "English"),
+        ("pt-BR", "pt-BR", "por", "por", "Portuguese (Brazil)"),
+        ("pt_br", "pt-BR", "por", "por", "Portuguese (Brazil)"),
+        ("zh-Hans", "zh-Hans", "zho", "chi", "Chinese"),
+        ("Greek", "el", "ell", "gre", "Modern Greek"),
+        ("iw", "he", "heb", "heb", "Hebrew"),
+        ("xx-YY", "xx-YY", "und", "und", "xx-YY"),
+        ("", "und", "und", "und", "Undetermined"),
+        (None, "und", "und", "und", "Undetermined"),
+    ],
+)
+def test_languages_resolve_to_iso_639_2(given: str | None, tag: str, iso639_2: str, iso639_2b: str,
+                                        name: str) -> None:
+    """Codes, BCP 47 tags and English names resolve to ISO 639-2 T and B codes; unknown text is `und`."""
+    language = resolve_language(given)
+    assert (language.tag, language.iso639_2, language.iso639_2b, language.name) == (tag, iso639_2, iso639_2b, name)
+
+# ------------------------------------------------------------------------------------------- results
+
+
+def test_result_copies_the_video_and_tags_audio_and_subtitles(samples: Path, tmp_path: Path) -> None:
+    """make_result() writes an MP4 whose video packets are the source's, audio and mov_text subtitles tagged deu."""
+    result = make_result(samples / "clip.mp4", tmp_path / "out", job_id=JOB, language="de")
+    assert result.path == tmp_path / "out.mp4" and result.container == "mp4"
+    assert [(s.type, s.codec, s.language) for s in result.streams] == [
+        ("video", "h264", None), ("audio", "aac", "deu"), ("subtitle", "mov_text", "deu")]
+    assert result.duration_seconds == pytest.approx(probe(samples / "clip.mp4").duration_seconds, abs=0.05)
+    assert video_payload_digest(result.path) == video_payload_digest(samples / "clip.mp4")
+    assert result.streams_of("audio")[0].title == "German"
+
+
+def test_result_metadata_names_the_job_and_the_language(samples: Path, tmp_path: Path) -> None:
+    """The result's container tags carry the job id, the ISO 639-2 code, the tag and a title naming both."""
+    result = make_result(samples / "clip.mp4", tmp_path / "out.mp4", job_id=JOB, language="pt-BR", title="talk")
+    assert result.tags["job_id"] == JOB
+    assert result.tags["language"] == "por" and result.tags["language_tag"] == "pt-BR"
+    assert result.tags["title"] == "talk — Portuguese (Brazil) translation"
+    assert JOB in result.tags["comment"]
+
+
+def test_result_cues_mark_each_segment(samples: Path, tmp_path: Path) -> None:
+    """The subtitle track has one cue per 10 s segment, timed to it, saying which segment and language it is."""
+    result = make_result(samples / "long.mp4", tmp_path / "out", job_id=JOB, language="de")
+    cues = subtitle_texts(result.path)
+    last = round(probe(samples / "long.mp4").duration_seconds - 10, 3)
+    assert [(start, round(length, 3)) for start, length, _ in cues] == [(0.0, 10.0), (10.0, last)]
+    assert cues[0][2].startswith("[de] segment 1/2 — 00:00:00–00:00:10")
+    assert "German translation of this segment" in cues[0][2] and JOB in cues[0][2]
+    assert cues[1][2].startswith("[de] segment 2/2 — 00:00:10–00:00:12")
+
+
+def test_subtitle_cues_cover_the_duration() -> None:
+    """subtitle_cues() splits a duration into segments, the last one cut at the end."""
+    cues = subtitle_cues(25.5, resolve_language("fr"), job_id="j", segment_seconds=10)
+    assert [(c.start, c.end) for c in cues] == [(0, 10), (10, 20), (20, 25.5)]
+    assert cues[2].text.startswith("[fr] segment 3/3 — 00:00:20–00:00:25")
+
+
+def test_result_of_a_webm_is_matroska_with_bibliographic_tags(samples: Path, tmp_path: Path) -> None:
+    """VP8/Opus cannot go in MP4 here, so the result is Matroska with SubRip cues, tagged with ISO 639-2/B."""
+    result = make_result(samples / "clip.webm", tmp_path / "out.mp4", job_id=JOB, language="German")
+    assert result.path.suffix == ".mkv" and result.container == "mkv"
+    assert [(s.type, s.codec, s.language) for s in result.streams] == [
+        ("video", "vp8", None), ("audio", "opus", "ger"), ("subtitle", "subrip", "ger")]
+    assert video_payload_digest(result.path) == video_payload_digest(samples / "clip.webm")
+
+
+def test_result_of_an_avi_is_an_mp4(samples: Path, tmp_path: Path) -> None:
+    """MPEG-4 video and MP3 from an AVI go into MP4 as they are (AVI's codec tag is not carried over)."""
+    result = make_result(samples / "clip.avi", tmp_path / "out", job_id=JOB, language="es")
+    assert (result.container, result.video.codec, result.audio and result.audio.codec) == ("mp4", "mpeg4", "mp3")
+    assert result.audio is not None and result.audio.language == "spa"
+
+
+def test_result_can_be_forced_into_matroska(samples: Path, tmp_path: Path) -> None:
+    """container="mkv" writes Matroska even when MP4 would do."""
+    result = make_result(samples / "clip.mp4", tmp_path / "out", job_id=JOB, language="fr", container="mkv")
+    assert result.container == "mkv" and result.audio is not None and result.audio.language == "fre"
+
+
+def test_result_with_an_unknown_language_is_tagged_und(samples: Path, tmp_path: Path) -> None:
+    """A free-text language nobody can identify tags the tracks `und` and is quoted in the cues."""
+    result = make_result(samples / "clip.mp4", tmp_path / "out", job_id=JOB, language="Elvish")
+    assert {s.language for s in result.streams if s.type != "video"} == {None}  # `und` reads back as untagged
+    assert subtitle_texts(result.path)[0][2].startswith("[Elvish] segment 1/1")
+
+
+def test_result_of_a_file_that_is_not_a_video_is_refused(tmp_path: Path) -> None:
+    """make_result() of a text file raises NotAVideo and leaves no file behind."""
+    source = tmp_path / "notes.txt"
+    source.write_text("not a video")
+    with pytest.raises(NotAVideo):
+        make_result(source, tmp_path / "out", job_id=JOB, language="de")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_generated_video_has_the_duration_and_the_tags(tmp_path: Path) -> None:
+    """generate_video() writes an MP4 of the asked duration with bars, a tone, and the result's tags and cues."""
+    result = generate_video(tmp_path / "gen", seconds=25, language="ja", job_id=JOB)
+    assert result.path == tmp_path / "gen.mp4"
+    assert result.duration_seconds == pytest.approx(25, abs=0.05)
+    assert result.as_dict()["video"] == {"codec": "h264", "width": 320, "height": 180, "fps": 10.0}
+    assert [(s.type, s.language) for s in result.streams] == [("video", None), ("audio", "jpn"), ("subtitle", "jpn")]
+    assert result.tags["job_id"] == JOB and result.tags["language"] == "jpn"
+    assert len(subtitle_texts(result.path)) == 3
+
+
+def test_generated_video_decodes_across_its_repetitions(tmp_path: Path) -> None:
+    """Every frame of a generated video decodes, also where its encoded second is repeated."""
+    result = generate_video(tmp_path / "gen", seconds=3.5, language="de", job_id=JOB)
+    with av.open(str(result.path)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames == 35
