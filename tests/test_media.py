@@ -3,25 +3,37 @@
 Every video is made here with PyAV (colour bars and a tone, a second or two); nothing is downloaded.
 """
 
-
 from __future__ import annotations
 
 import hashlib
+import json
+import math
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import pytest
 
 from simulator.media import (
+    MediaNotFound,
+    MediaStore,
+    MediaTooLong,
     NotAVideo,
+    ResultGone,
+    StorageFull,
+    TooLarge,
     UnreadableMedia,
+    UnsupportedMedia,
     generate_video,
     make_result,
     probe,
     resolve_language,
     subtitle_cues,
 )
+from simulator.media import files as media_files
 from simulator.media.samples import write_sample
+from tests.conftest import FakeClock
 
 JOB = "5b0f4a3e-3b43-4a8e-9a55-0d1c2b7f8e21"
 
@@ -41,6 +53,11 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_sample(folder / "moov-last.mp4", seconds=5.0)
     write_sample(folder / "moov-first.mp4", seconds=5.0, faststart=True)
     return folder
+
+
+def sidecar_and_media_bytes(root: Path) -> int:
+    """Return the bytes of every file under uploads/ and results/ (what usage_bytes counts when idle)."""
+    return sum(p.stat().st_size for d in ("uploads", "results") for p in (root / d).iterdir())
 
 
 def truncated_copy(source: Path, dest: Path, fraction: float) -> Path:
@@ -179,6 +196,7 @@ def test_probe_refuses_a_truncated_video(samples: Path, tmp_path: Path, name: st
     with pytest.raises(UnreadableMedia, match=message):
         probe(path)
 
+
 # ------------------------------------------------------------------------------------------- languages
 
 
@@ -204,6 +222,7 @@ def test_languages_resolve_to_iso_639_2(given: str | None, tag: str, iso639_2: s
     """Codes, BCP 47 tags and English names resolve to ISO 639-2 T and B codes; unknown text is `und`."""
     language = resolve_language(given)
     assert (language.tag, language.iso639_2, language.iso639_2b, language.name) == (tag, iso639_2, iso639_2b, name)
+
 
 # ------------------------------------------------------------------------------------------- results
 
@@ -301,3 +320,264 @@ def test_generated_video_decodes_across_its_repetitions(tmp_path: Path) -> None:
     with av.open(str(result.path)) as container:
         frames = sum(1 for _ in container.decode(video=0))
     assert frames == 35
+
+
+# ------------------------------------------------------------------------------------------- the data directory
+
+
+def make_store(tmp_path: Path, clock: FakeClock | None = None, **limits: float) -> MediaStore:
+    """Build a store in tmp_path/data with small read chunks and a fake clock (results are ordered by it)."""
+    return MediaStore(tmp_path / "data", chunk_bytes=4096, clock=clock or FakeClock(), **limits)  # type: ignore[arg-type]
+
+
+def test_upload_is_streamed_probed_and_kept_with_a_sidecar(samples: Path, tmp_path: Path) -> None:
+    """save_upload() of a file object stores the video under uploads/ with a JSON sidecar of its probe."""
+    store = make_store(tmp_path)
+    with open(samples / "clip.mp4", "rb") as body:
+        upload = store.save_upload(body, filename="C:\\videos\\talk.mp4")
+    data = upload.as_dict()
+    assert data["upload_id"] == upload.upload_id and data["filename"] == "talk.mp4"
+    assert data["size_bytes"] == (samples / "clip.mp4").stat().st_size and data["container"] == "mp4"
+    assert upload.path == tmp_path / "data" / "uploads" / f"{upload.upload_id}.mp4"
+    sidecar = json.loads(upload.path.with_suffix(".json").read_text())
+    assert sidecar["upload_id"] == upload.upload_id and sidecar["info"]["filename"] == "talk.mp4"
+    assert store.upload(upload.upload_id) == upload
+    assert store.usage_bytes() == sidecar_and_media_bytes(tmp_path / "data")
+    assert list((tmp_path / "data" / "tmp").iterdir()) == []
+
+
+def test_upload_from_byte_chunks(samples: Path, tmp_path: Path) -> None:
+    """save_upload() takes an iterable of byte chunks as well (what a multipart parser yields)."""
+    data = (samples / "clip.mp4").read_bytes()
+    store = make_store(tmp_path)
+    upload = store.save_upload((data[i:i + 1000] for i in range(0, len(data), 1000)), filename="a.mp4",
+                               content_length=len(data))
+    assert upload.path.read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (b"not a video at all\n" * 100, NotAVideo),
+        (b"", NotAVideo),
+    ],
+)
+def test_non_video_upload_is_refused_and_deleted(tmp_path: Path, content: bytes, error: type[Exception]) -> None:
+    """An upload that is not a video raises NotAVideo, and nothing of it stays on disk or in the usage."""
+    store = make_store(tmp_path)
+    with pytest.raises(error):
+        store.save_upload([content], filename="notes.txt")
+    assert sidecar_and_media_bytes(tmp_path / "data") == 0 and store.usage_bytes() == 0
+    assert list((tmp_path / "data" / "tmp").iterdir()) == []
+
+
+def test_truncated_upload_is_refused_and_deleted(samples: Path, tmp_path: Path) -> None:
+    """An upload holding half a video raises UnreadableMedia and is deleted."""
+    half = truncated_copy(samples / "moov-first.mp4", tmp_path / "half.mp4", 0.5)
+    store = make_store(tmp_path)
+    with open(half, "rb") as body, pytest.raises(UnreadableMedia, match="truncated"):
+        store.save_upload(body, filename="half.mp4")
+    assert sidecar_and_media_bytes(tmp_path / "data") == 0 and store.usage_bytes() == 0
+
+
+def test_body_shorter_than_its_content_length_is_refused(samples: Path, tmp_path: Path) -> None:
+    """A body that ends before its declared Content-Length (a dropped connection) is UnreadableMedia, deleted."""
+    data = (samples / "clip.mp4").read_bytes()
+    store = make_store(tmp_path)
+    with pytest.raises(UnreadableMedia, match=f"ended after 1000 of {len(data)} bytes"):
+        store.save_upload([data[:1000]], filename="a.mp4", content_length=len(data))
+    assert list((tmp_path / "data" / "tmp").iterdir()) == [] and store.usage_bytes() == 0
+
+
+def test_declared_oversize_is_refused_before_reading(tmp_path: Path) -> None:
+    """A Content-Length over max_upload_bytes raises TooLarge before one byte of the body is read."""
+    store = make_store(tmp_path, max_upload_bytes=1000)
+
+    def body() -> Iterator[bytes]:
+        raise AssertionError("the body was read")
+        yield b""  # pragma: no cover
+
+    with pytest.raises(TooLarge) as caught:
+        store.save_upload(body(), content_length=1001)
+    assert caught.value.extra["max_bytes"] == 1000
+    store.check_upload_size(1000)  # at the limit is fine
+
+
+def test_oversized_stream_is_refused_without_writing_past_the_limit(tmp_path: Path) -> None:
+    """A chunked body passing max_upload_bytes raises TooLarge at that chunk; the disk never holds more than the
+    limit, the rest of the body is not read, and the partial file is deleted."""
+    limit = 10_000
+    store = make_store(tmp_path, max_upload_bytes=limit)
+    tmp = tmp_path / "data" / "tmp"
+    on_disk: list[int] = []
+    asked = 0
+
+    def body() -> Iterator[bytes]:
+        nonlocal asked
+        while True:
+            asked += 1
+            on_disk.append(sum(p.stat().st_size for p in tmp.iterdir()))
+            yield b"x" * 3000
+
+    with pytest.raises(TooLarge):
+        store.save_upload(body(), filename="big.mp4")
+    assert max(on_disk) <= limit
+    assert asked == 4  # 3 chunks (9 000 bytes) written; the 4th would pass 10 000 and is refused
+    assert list(tmp.iterdir()) == [] and store.usage_bytes() == 0
+
+
+def test_upload_longer_than_the_limit_is_refused(samples: Path, tmp_path: Path) -> None:
+    """A video lasting more than max_media_seconds raises MediaTooLong (with both durations) and is deleted."""
+    store = make_store(tmp_path, max_media_seconds=10)
+    with open(samples / "long.mp4", "rb") as body, pytest.raises(MediaTooLong) as caught:
+        store.save_upload(body, filename="long.mp4")
+    assert caught.value.extra["max_seconds"] == 10 and caught.value.extra["duration_seconds"] > 10
+    assert sidecar_and_media_bytes(tmp_path / "data") == 0
+
+
+def test_result_of_an_upload_is_kept_per_job(samples: Path, tmp_path: Path) -> None:
+    """make_result(upload_id=...) remuxes the upload into results/<job>.mp4 with a download name and a sidecar."""
+    store = make_store(tmp_path)
+    with open(samples / "clip.mp4", "rb") as body:
+        upload = store.save_upload(body, filename="talk.mp4")
+    result = store.make_result(JOB, language="de", upload_id=upload.upload_id)
+    assert result.path == tmp_path / "data" / "results" / f"{JOB}.mp4" and result.path.exists()
+    assert result.download_name == "talk.de.mp4" and result.media_type == "video/mp4"
+    assert not result.generated and result.upload_id == upload.upload_id
+    assert store.result(JOB) == result
+    assert probe(result.path).audio.language == "deu"  # type: ignore[union-attr]
+    assert store.usage_bytes() == sidecar_and_media_bytes(tmp_path / "data")
+
+
+def test_result_without_an_upload_is_generated(tmp_path: Path) -> None:
+    """make_result() without an upload generates a video of the given duration."""
+    store = make_store(tmp_path)
+    result = store.make_result(JOB, language="fr", seconds=12)
+    assert result.generated and result.download_name == f"translation-{JOB[:8]}.fr.mp4"
+    assert result.info.duration_seconds == pytest.approx(12, abs=0.05)
+
+
+def test_upload_that_cannot_be_remuxed_gets_a_generated_result(samples: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the upload cannot be copied into MP4 or Matroska, the job gets a generated video of its duration."""
+    store = make_store(tmp_path)
+    with open(samples / "long.mp4", "rb") as body:
+        upload = store.save_upload(body, filename="odd.mp4")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise UnsupportedMedia("no container takes these streams")
+
+    monkeypatch.setattr(media_files, "make_result", refuse)
+    result = store.make_result(JOB, language="de", upload_id=upload.upload_id)
+    assert result.generated and result.info.duration_seconds == pytest.approx(12, abs=0.05)
+    assert result.download_name == f"translation-{JOB[:8]}.de.mp4"
+
+
+def test_unknown_upload_and_result_are_not_found(tmp_path: Path) -> None:
+    """An unknown or unsafe upload id, and a job without a result, raise MediaNotFound."""
+    store = make_store(tmp_path)
+    for bad in ("nope", "../../etc/passwd"):
+        with pytest.raises(MediaNotFound):
+            store.make_result(JOB, language="de", upload_id=bad)
+    with pytest.raises(MediaNotFound):
+        store.result(JOB)
+
+
+def test_oldest_results_are_evicted_first_to_make_room(samples: Path, tmp_path: Path) -> None:
+    """When a write needs room, results go oldest first (and only as many as needed); uploads stay."""
+    clock = FakeClock()
+    store = make_store(tmp_path, clock)
+    for job in ("job-1", "job-2", "job-3"):
+        store.make_result(job, language="de", seconds=10)
+        clock.advance(1)
+    store.max_data_bytes = store.usage_bytes() + 20_000  # room for the sidecar, not for the 13 KB upload too
+    with open(samples / "clip.mp4", "rb") as body:
+        upload = store.save_upload(body, filename="clip.mp4")
+    with pytest.raises(ResultGone, match="job-1"):
+        store.result("job-1")
+    assert store.result("job-2") and store.result("job-3") and store.upload(upload.upload_id)
+    assert not (tmp_path / "data" / "results" / "job-1.mp4").exists()
+    assert not (tmp_path / "data" / "results" / "job-1.json").exists()
+    assert store.usage_bytes() == sidecar_and_media_bytes(tmp_path / "data") <= store.max_data_bytes
+
+
+def test_storage_full_when_eviction_cannot_make_room(samples: Path, tmp_path: Path) -> None:
+    """A write that does not fit even after evicting every result raises StorageFull and leaves nothing behind."""
+    store = make_store(tmp_path)
+    with open(samples / "clip.mp4", "rb") as body:
+        kept = store.save_upload(body, filename="kept.mp4")
+    store.make_result("job-1", language="de", seconds=5)
+    store.max_data_bytes = store.usage_bytes() + 1000
+    with open(samples / "long.mp4", "rb") as body, pytest.raises(StorageFull):
+        store.save_upload(body, filename="long.mp4")
+    with pytest.raises(ResultGone):
+        store.result("job-1")
+    assert store.upload(kept.upload_id)  # uploads are never evicted
+    assert list((tmp_path / "data" / "tmp").iterdir()) == []
+    assert store.usage_bytes() == sidecar_and_media_bytes(tmp_path / "data")
+
+
+def test_delete_job_and_upload_remove_their_files(samples: Path, tmp_path: Path) -> None:
+    """delete_job() removes a job's result and sidecar, delete_upload() an upload's; both answer whether they did."""
+    store = make_store(tmp_path)
+    with open(samples / "clip.mp4", "rb") as body:
+        upload = store.save_upload(body, filename="clip.mp4")
+    store.make_result(JOB, language="de", upload_id=upload.upload_id)
+    assert store.delete_job(JOB) and not store.delete_job(JOB)
+    assert store.delete_upload(upload.upload_id) and not store.delete_upload(upload.upload_id)
+    assert sidecar_and_media_bytes(tmp_path / "data") == 0 and store.usage_bytes() == 0
+    with pytest.raises(MediaNotFound):
+        store.result(JOB)
+
+
+def test_reopening_the_directory_restores_the_index(samples: Path, tmp_path: Path) -> None:
+    """A new store on the same directory finds the uploads and results, oldest result first, and drops strays."""
+    clock = FakeClock()
+    store = make_store(tmp_path, clock)
+    with open(samples / "clip.mp4", "rb") as body:
+        upload = store.save_upload(body, filename="clip.mp4")
+    first = store.make_result("job-1", language="de", upload_id=upload.upload_id)
+    clock.advance(1)
+    store.make_result("job-2", language="fr", seconds=3)
+    (tmp_path / "data" / "tmp" / "left-over.part").write_bytes(b"x" * 100)
+    (tmp_path / "data" / "results" / "stray.mp4").write_bytes(b"x" * 100)
+    again = make_store(tmp_path)
+    assert again.upload(upload.upload_id) == upload and again.result("job-1") == first
+    assert [r.job_id for r in again.results()] == ["job-1", "job-2"]
+    assert again.uploads() == [upload]
+    assert not (tmp_path / "data" / "results" / "stray.mp4").exists()
+    assert list((tmp_path / "data" / "tmp").iterdir()) == []
+    assert again.usage_bytes() == store.usage_bytes() == sidecar_and_media_bytes(tmp_path / "data")
+
+
+def test_concurrent_uploads_and_results_keep_exact_accounts(samples: Path, tmp_path: Path) -> None:
+    """Uploads and results from several threads at once are all kept, and usage matches the disk exactly."""
+    store = make_store(tmp_path)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(3):
+                with open(samples / "clip.mp4", "rb") as body:
+                    upload = store.save_upload(body, filename=f"{n}-{i}.mp4")
+                store.make_result(f"job-{n}-{i}", language="de", upload_id=upload.upload_id)
+        except BaseException as e:  # reported below, in the test's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert store.stats()["uploads"] == 12 and store.stats()["results"] == 12
+    assert store.usage_bytes() == sidecar_and_media_bytes(tmp_path / "data")
+
+
+def test_a_result_bigger_than_the_budget_is_refused(tmp_path: Path) -> None:
+    """A generated result that cannot fit at all raises StorageFull and stores nothing."""
+    store = make_store(tmp_path, max_data_bytes=50_000)
+    with pytest.raises(StorageFull):
+        store.make_result(JOB, language="de", seconds=60)
+    assert sidecar_and_media_bytes(tmp_path / "data") == 0 and store.usage_bytes() == 0
+    assert math.isclose(store.stats()["reserved_bytes"], 0)
