@@ -47,3 +47,11 @@ def test_listing_benchmark_prints_its_table() -> None:
     for row in ("orjson, streamed", "orjson, one piece", "json.dumps, streamed", "json.dumps, one piece"):
         assert out.count(f"| {row} ") == 2, row
     assert "chunked" in out and "Content-Length" in out
+
+
+def test_media_benchmark_prints_its_tables() -> None:
+    """bench/media.py --quick makes (or reuses) a short 720p input, measures every operation, prints the targets."""
+    out = run_script("bench/media.py", "--quick")
+    for row in ("probe (input)", "make_result (remux to MP4", "generate_video (10 s", "MediaStore.save_upload",
+                "| target"):
+        assert row in out, row
