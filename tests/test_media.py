@@ -483,6 +483,26 @@ def test_unknown_upload_and_result_are_not_found(tmp_path: Path) -> None:
         store.result(JOB)
 
 
+def test_upload_deleted_under_a_result_is_not_found(samples: Path, tmp_path: Path) -> None:
+    """An upload whose file disappears before its result is made raises MediaNotFound, not an OSError."""
+    store = make_store(tmp_path)
+    with open(samples / "clip.mp4", "rb") as body:
+        upload = store.save_upload(body, filename="clip.mp4")
+    upload.path.unlink()  # as if another thread deleted it between the lookup and the remux
+    with pytest.raises(MediaNotFound, match="deleted"):
+        store.make_result(JOB, language="de", upload_id=upload.upload_id)
+    assert list((tmp_path / "data" / "tmp").iterdir()) == []
+
+
+def test_download_name_is_safe_for_any_language_text(samples: Path, tmp_path: Path) -> None:
+    """A free-text language that is not a known code is reduced to safe characters in the download name."""
+    store = make_store(tmp_path)
+    with open(samples / "clip.mp4", "rb") as body:
+        upload = store.save_upload(body, filename="talk.mp4")
+    result = store.make_result(JOB, language='Elvish "high"/x', upload_id=upload.upload_id)
+    assert result.download_name == "talk.Elvish_high_x.mp4" and result.language == 'Elvish "high"/x'
+
+
 def test_oldest_results_are_evicted_first_to_make_room(samples: Path, tmp_path: Path) -> None:
     """When a write needs room, results go oldest first (and only as many as needed); uploads stay."""
     clock = FakeClock()

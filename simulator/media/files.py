@@ -164,6 +164,7 @@ class MediaStore:
         name = _clean_filename(filename) or "upload"
         upload_id = str(uuid.uuid4())
         temp = self._tmp / f"{upload_id}.part"
+        final: Path | None = None
         hold = _Hold(self)
         try:
             hold.add(SIDECAR_RESERVE_BYTES)
@@ -182,7 +183,9 @@ class MediaStore:
             sidecar = _write_sidecar(final, {"upload_id": upload_id, "created_at": upload.created_at,
                                              "info": upload.info.to_json()})
         except BaseException:
-            _remove(temp)
+            for path in (temp, final, final and _sidecar_path(final)):
+                if path is not None:
+                    _remove(path)
             hold.release()
             raise
         with self._lock:
@@ -250,9 +253,10 @@ class MediaStore:
                 hold.add(info.size_bytes - estimate)
             final = self._result_dir / info.path.name
             stem = Path(upload.info.filename).stem if upload and not generated else f"translation-{job_id[:8]}"
+            tag = re.sub(r"[^A-Za-z0-9-]+", "_", lang.tag)  # free text when the language is unknown
             result = Result(job_id=job_id, info=replace(info, path=final), language=lang.tag,
                             upload_id=upload_id, generated=generated,
-                            download_name=f"{stem}.{lang.tag}{final.suffix}", created_at=self._clock())
+                            download_name=f"{stem}.{tag}{final.suffix}", created_at=self._clock())
             with self._lock:
                 old = self._results.pop(job_id, None)
                 if old is not None:
@@ -330,6 +334,8 @@ class MediaStore:
                 return make_result(upload.path, dest, job_id=job_id, language=language, title=title), False
             except UnsupportedMedia:
                 pass  # the job still gets a video of the right length
+            except FileNotFoundError as e:
+                raise MediaNotFound(f"The upload {upload.upload_id} was deleted.", upload_id=upload.upload_id) from e
         return generate_video(dest, seconds=duration, language=language, job_id=job_id, title=title), True
 
     def _reserve(self, nbytes: int) -> None:
