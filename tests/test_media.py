@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,6 +196,17 @@ def test_probe_refuses_a_truncated_video(samples: Path, tmp_path: Path, name: st
     path = truncated_copy(samples / name, tmp_path / name, fraction)
     with pytest.raises(UnreadableMedia, match=message):
         probe(path)
+
+
+def test_probe_refuses_a_video_whose_pictures_cannot_be_decoded(samples: Path, tmp_path: Path) -> None:
+    """An intact MP4 index around random bytes in place of the H.264 data is UnreadableMedia."""
+    data = bytearray((samples / "silent.mp4").read_bytes())
+    start = data.index(b"mdat") - 4
+    size = int.from_bytes(data[start:start + 4], "big")
+    data[start + 8:start + size] = random.Random(1).randbytes(size - 8)
+    (tmp_path / "garbage.mp4").write_bytes(data)
+    with pytest.raises(UnreadableMedia, match="cannot be decoded"):
+        probe(tmp_path / "garbage.mp4")
 
 
 # ------------------------------------------------------------------------------------------- languages

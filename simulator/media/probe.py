@@ -23,6 +23,8 @@ from .errors import NotAVideo, UnreadableMedia
 TRUNCATION_TOLERANCE_SECONDS = 0.25
 #: How far before the end the tail check starts reading (it goes back further, to the keyframe before).
 _TAIL_SECONDS = 3.0
+#: A decoder gives its first picture within a few packets (its delay); this many without one: not decodable.
+_MAX_PACKETS_BEFORE_A_FRAME = 300
 #: FFmpeg demuxers whose "video" is not one: still images, and ANSI art (which FFmpeg picks for any *.txt file).
 _NOT_VIDEO_FORMATS = {"image2": "a still image", "gif": "an image (GIF)", "apng": "an image (APNG)",
                       "webp": "a still image", "ico": "an icon", "tiff": "a still image", "tty": "a text file"}
@@ -191,8 +193,11 @@ def _duration(container: InputContainer) -> float | None:
 def _check_decodes(container: InputContainer, stream: Stream, name: str) -> None:
     """Decode the first video frame: a container can be well formed around data that is not video at all."""
     try:
-        for _frame in container.decode(stream):
-            return
+        for count, packet in enumerate(container.demux(stream)):
+            if packet.decode():
+                return
+            if count >= _MAX_PACKETS_BEFORE_A_FRAME:
+                break  # do not read a whole large file of undecodable data
     except av.FFmpegError as e:
         raise UnreadableMedia(f"{name!r}: its video cannot be decoded ({_reason(e)}).") from e
     raise UnreadableMedia(f"{name!r}: its video stream holds no picture that can be decoded.")
