@@ -53,3 +53,11 @@ def test_store_benchmark_prints_its_tables() -> None:
     """bench/store.py --quick compares the stores in process and over HTTP and prints the size per job."""
     out = run_script("bench/store.py", "--quick", "--loadgen", "python")
     assert "| store" in out and "sqlite (synchronous=normal)" in out and "bytes per stored job" in out
+
+
+def test_media_benchmark_prints_its_tables() -> None:
+    """bench/media.py --quick makes (or reuses) a short 720p input, measures every operation, prints the targets."""
+    out = run_script("bench/media.py", "--quick")
+    for row in ("probe (input)", "make_result (remux to MP4", "generate_video (10 s", "MediaStore.save_upload",
+                "| target"):
+        assert row in out, row
