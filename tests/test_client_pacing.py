@@ -268,8 +268,8 @@ def test_on_progress_is_called_once_per_change() -> None:
     assert seen == [("pending", 0, 2), ("pending", 0, 1), ("pending", 40, None), ("completed", 100, None)]
 
 
-def test_long_poll_asks_for_the_remaining_time_and_never_sleeps() -> None:
-    """Against a long-polling server the client sends wait (≤ the time left) and since, and sleeps not at all."""
+def test_long_poll_asks_for_the_remaining_time_and_sleeps_only_the_floor() -> None:
+    """Against a long-polling server the client sends wait (≤ the time left) and since, sleeping only the floor."""
     applied = {"Preference-Applied": "wait=10"}
     tc, session, fake = make_client(
         [
@@ -281,8 +281,10 @@ def test_long_poll_asks_for_the_remaining_time_and_never_sleeps() -> None:
     )
     job = tc.wait_for_completion(JOB_ID, timeout=10)
     assert job.status == "completed"
-    assert fake.sleeps == []
-    assert float(session.calls[0]["params"]["wait"]) == pytest.approx(10)
+    pacing = Pacing()
+    assert len(fake.sleeps) == 2
+    assert all(pacing.min_interval <= s <= pacing.min_interval * (1 + pacing.floor_jitter) for s in fake.sleeps)
+    assert 10 - pacing.long_poll_margin <= float(session.calls[0]["params"]["wait"]) < 10
     assert "since" not in session.calls[0]["params"]  # nothing known yet: the server takes its own version
     assert session.calls[1]["params"]["since"] == 2
     assert float(session.calls[1]["params"]["wait"]) <= 10
@@ -411,7 +413,7 @@ def test_api_errors_map_to_classes_with_problem_fields() -> None:
 
 
 def test_an_answer_that_is_not_json_is_a_protocol_error() -> None:
-    """A 200 with an HTML body raises ProtocolError (a TransportError), not a bare ValueError."""
+    """A 200 with an HTML body raises ProtocolError naming the URL, and it is not a (retryable) TransportError."""
     html = requests.Response()
     html.status_code = 200
     html._content = b"<html>not the API</html>"
@@ -419,17 +421,19 @@ def test_an_answer_that_is_not_json_is_a_protocol_error() -> None:
     tc, _, _ = make_client([html])
     with pytest.raises(ProtocolError) as caught:
         tc.get_status(JOB_ID)
-    assert isinstance(caught.value, TransportError)
+    assert not isinstance(caught.value, TransportError)
+    assert "http://127.0.0.1:4777/status/x" in str(caught.value) and "<html>not the API" in str(caught.value)
 
 
-def test_a_wait_retries_through_a_non_json_answer() -> None:
-    """While waiting, a garbled answer (a proxy's error page, say) is retried like any transient failure."""
+def test_a_wait_stops_at_a_non_json_answer() -> None:
+    """While waiting, an answer that is not this API's is raised at once as ProtocolError, never retried."""
     garbled = requests.Response()
     garbled.status_code = 200
-    garbled._content = b"<html>502</html>"
-    tc, session, _ = make_client([garbled, response(200, job_json("completed"))])
-    assert tc.wait_for_completion(JOB_ID, timeout=10).status == "completed"
-    assert len(session.calls) == 2
+    garbled._content = b"<html>hello</html>"
+    tc, session, fake = make_client([garbled, response(200, job_json("completed"))])
+    with pytest.raises(ProtocolError):
+        tc.wait_for_completion(JOB_ID, timeout=None)
+    assert len(session.calls) == 1 and fake.sleeps == []
 
 
 def test_a_slow_answer_does_not_delay_the_next_check() -> None:
