@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,111 +16,12 @@ from client import (
     ProtocolError,
     RateLimitError,
     ServerError,
-    TranslationClient,
     TransportError,
     WaitTimeoutError,
     backoff_delay,
     hint_delay,
 )
-
-JOB_ID = "00000000-0000-4000-8000-000000000001"
-
-
-def job_json(status: str = "pending", **fields: Any) -> dict[str, Any]:
-    """Return a job as the server would describe it."""
-    done = status in ("completed", "permanently_failed", "cancelled")
-    base = {
-        "job_id": JOB_ID,
-        "status": status,
-        "result": {"completed": "completed", "pending": "pending", "failed": "pending"}.get(status, "error"),
-        "done": done,
-        "role": "free",
-        "priority": 0,
-        "user_id": "u",
-        "progress": 100 if status == "completed" else 0,
-        "queue_position": None,
-        "attempts": 1,
-        "max_retries": 3,
-        "eta_seconds": None,
-        "error": None,
-        "version": 2,
-        "cancel_reason": None,
-        "created_at": "2027-01-15T08:00:00.000000Z",
-        "updated_at": "2027-01-15T08:00:00.000000Z",
-        "started_at": None,
-        "finished_at": None,
-    }
-    base.update(fields)
-    return base
-
-
-def response(status: int = 200, body: Any = None, headers: dict[str, str] | None = None) -> requests.Response:
-    """Build a requests.Response without a network."""
-    r = requests.Response()
-    r.status_code = status
-    r._content = json.dumps(body if body is not None else {}).encode()
-    r.headers.update(headers or {})
-    r.headers.setdefault("Content-Type", "application/problem+json" if status >= 400 else "application/json")
-    r.reason = "reason"
-    return r
-
-
-Scripted = requests.Response | Exception | Callable[[dict[str, Any]], requests.Response]
-
-
-class ScriptedSession:
-    """Answers requests from a script and records each one (method, path, params, headers, timeout)."""
-
-    def __init__(self, script: list[Scripted]) -> None:
-        self.script = list(script)
-        self.calls: list[dict[str, Any]] = []
-
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        call = {"method": method, "path": url.split("4777", 1)[1], **kwargs}
-        self.calls.append(call)
-        if not self.script:
-            raise AssertionError(f"unexpected request {method} {url}")
-        item = self.script.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        return item(call) if callable(item) else item
-
-    def close(self) -> None:
-        pass
-
-
-class FakeTime:
-    """A clock and a sleep that moves it; every sleep is recorded."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0, f"negative sleep {seconds}"
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def make_client(script: list[Scripted], *, long_poll: bool = False, **kwargs: Any) -> tuple[TranslationClient,
-                                                                                            ScriptedSession, FakeTime]:
-    """Build a client on a scripted session and fake time (long-polling off unless asked)."""
-    session = ScriptedSession(script)
-    fake = FakeTime()
-    tc = TranslationClient(
-        "http://127.0.0.1:4777",
-        session=session,  # type: ignore[arg-type]
-        clock=fake.clock,
-        sleep=fake.sleep,
-        rng=random.Random(1),
-        long_poll=long_poll,
-        **kwargs,
-    )
-    return tc, session, fake
-
+from tests.client_fakes import JOB_ID, FakeTime, Scripted, job_json, make_client, response
 
 # ------------------------------------------------------------------------------ pure pacing functions
 
