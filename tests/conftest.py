@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,12 @@ from jobs import JobEngine
 from server import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: The package's pytest plugin (fixture `translation_server`), loaded from the checkout unless an installed copy
+#: of the package already registers it through its `pytest11` entry point (loading it twice is an error).
+PLUGIN = "simulator.testing.pytest_plugin"
+PLUGIN_INSTALLED = any(ep.value == PLUGIN for ep in entry_points(group="pytest11"))
+pytest_plugins = ["pytester"] if PLUGIN_INSTALLED else ["pytester", PLUGIN]
 ADMIN_TOKEN = "test-admin-token"
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 

@@ -1,0 +1,1 @@
+"""Testing aids for code that uses the translation API: the pytest plugin (fixture `translation_server`)."""
