@@ -25,8 +25,8 @@ import pytest
 import requests
 
 import client
+from simulator.testing.misbehaving import MisbehavingServer
 from tests.conftest import ADMIN_TOKEN, ROOT, RunningServer, free_port
-from tests.misbehaving import MisbehavingServer
 
 #: Jobs that finish in 0.2 s (premium too), never fail, and never wait for a slot.
 QUICK = {"TRANSLATION_DELAY": 0.2, "PREMIUM_DELAY_FACTOR": 1.0, "ERROR_RATE": 0.0, "WORKERS": 50, "RATE_LIMIT": 1000}

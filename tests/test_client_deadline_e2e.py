@@ -18,8 +18,8 @@ from client import (
     WaitTimeoutError,
 )
 from simulator.client.aio import AsyncTranslationClient
+from simulator.testing.misbehaving import MisbehavingServer
 from tests.conftest import free_port
-from tests.misbehaving import MisbehavingServer
 
 JOB_ID = "00000000-0000-4000-8000-000000000001"
 DEADLINE = 1.0

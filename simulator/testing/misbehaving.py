@@ -1,4 +1,7 @@
-"""Servers that misbehave on purpose, on a free port, for the client's end-to-end tests and the benchmark.
+"""Servers that misbehave on purpose, on a free port: to check that a client gives up on time and on the spot.
+
+    with MisbehavingServer("trickle-body", interval=2.0) as server:
+        ...  # point your client at server.url; server.hits counts the requests it received
 
 - `trickle-body`: sends a JSON 200's headers at once, then its body one byte every `interval` seconds;
 - `trickle-headers`: sends the status line and headers one byte every `interval` seconds;
@@ -55,7 +58,8 @@ class MisbehavingServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
     def __init__(self, mode: str, interval: float = 2.0) -> None:
-        assert mode in MODES, mode
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         super().__init__(("127.0.0.1", 0), _Handler)
         self.mode = mode
         self.interval = interval
