@@ -47,3 +47,13 @@ def test_listing_benchmark_prints_its_table() -> None:
     for row in ("orjson, streamed", "orjson, one piece", "json.dumps, streamed", "json.dumps, one piece"):
         assert out.count(f"| {row} ") == 2, row
     assert "chunked" in out and "Content-Length" in out
+
+
+def test_client_robustness_benchmark_prints_its_tables() -> None:
+    """bench/client_robustness.py --quick measures the dead, slow and foreign servers and meets its targets."""
+    out = run_script("bench/client_robustness.py", "--quick")
+    for heading in ("Dead port", "Slow servers", "Foreign server", "| target"):
+        assert heading in out
+    for server in ("trickle-body", "trickle-headers", "silent"):
+        assert out.count(f"| {server} ") == 5
+    assert "| NO" not in out and " NO |" not in out
