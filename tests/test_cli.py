@@ -588,6 +588,7 @@ def test_wait_against_a_dead_port_with_a_timeout_exits_5_on_time(cli: Cli) -> No
     assert result.code == client.EXIT_UNREACHABLE
     assert time.monotonic() - started < 1.5
     assert result.err.startswith("error: ") and "no answer from the server" in result.err
+    assert len(result.err.splitlines()) == 1 and result.err.rstrip().endswith("ConnectionError: Connection refused")
 
 
 def test_wait_against_a_foreign_server_exits_5_with_one_line(cli: Cli) -> None:

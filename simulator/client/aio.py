@@ -101,9 +101,9 @@ class AsyncTranslationClient:
                     timeout=limits,
                 )
         except TimeoutError as e:
-            raise TransportError(f"{call.method} {call.path}: no complete answer within {seconds:.2f} s") from e
+            raise TransportError(f"{call.method} {url}: no complete answer within {seconds:.2f} s") from e
         except httpx.HTTPError as e:
-            raise TransportError(f"{call.method} {call.path}: {e.__class__.__name__}: {e}") from e
+            raise TransportError(f"{call.method} {url}: {e.__class__.__name__}: {e}") from e
         return Answer(call.method, str(response.url), response.status_code, response.reason_phrase,
                       response.headers, response.content, response)
 

@@ -53,7 +53,7 @@ class Answer:
         kind = self.content_type or "no content type"
         body = f": {self.snippet()!r}" if self.body else ", empty"
         return ProtocolError(
-            f"{self.url} is not the translation API: it answered {self.status} {kind}{body} ({why})"
+            f"{self.url.split('?', 1)[0]} is not the translation API: it answered {self.status} {kind}{body} ({why})"
         )
 
 

@@ -37,6 +37,23 @@ DEFAULT_URL = "http://127.0.0.1:4777"
 CONNECT_TIMEOUT = 5.0
 
 
+def _reason(error: BaseException) -> str:
+    """Return the root cause of a requests error in a few words ("Connection refused"), not urllib3's chain."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    root = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        root = cause
+        reason = getattr(cause, "reason", None)
+        cause = reason if isinstance(reason, BaseException) else (cause.__cause__ or cause.__context__)
+        if cause is None and root.args and isinstance(root.args[0], BaseException):
+            cause = root.args[0]
+    if isinstance(root, OSError) and root.strerror:
+        return root.strerror
+    return str(root) or root.__class__.__name__
+
+
 class TranslationClient:
     """A client of the translation simulator. One `requests.Session`; use it as a context manager.
 
@@ -118,11 +135,11 @@ class TranslationClient:
                     response.close()
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
                 if cutoff.fired:
-                    raise TransportError(f"{call.method} {call.path}: no complete answer within {seconds:.2f} s") from e
-                raise TransportError(f"{call.method} {call.path}: {e.__class__.__name__}: {e}") from e
+                    raise TransportError(f"{call.method} {url}: no complete answer within {seconds:.2f} s") from e
+                raise TransportError(f"{call.method} {url}: {e.__class__.__name__}: {_reason(e)}") from e
             # A body that ends early because it was cut off may still look whole (no Content-Length).
             if cutoff.disarm():
-                raise TransportError(f"{call.method} {call.path}: no complete answer within {seconds:.2f} s")
+                raise TransportError(f"{call.method} {url}: no complete answer within {seconds:.2f} s")
         return Answer(call.method, response.url or url, response.status_code, response.reason or "",
                       response.headers, body or b"", response)
 
