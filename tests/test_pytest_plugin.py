@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from urllib.parse import urlparse
 
 import pytest
 
 from simulator.testing.pytest_plugin import TranslationServer
-from tests.conftest import PLUGIN, PLUGIN_INSTALLED
+from tests.conftest import PLUGIN, PLUGIN_INSTALLED, ROOT
 
 FAST = {"TRANSLATION_DELAY": 0.2, "PREMIUM_DELAY_FACTOR": 1.0, "ERROR_RATE": 0.0, "DELAY_JITTER": 0.0}
 
@@ -56,6 +57,16 @@ def test_a_client_developers_test_file_runs_and_the_server_is_stopped_after(pyte
     load = [] if PLUGIN_INSTALLED else ["-p", PLUGIN]
     result = pytester.runpytest("--strict-markers", "-p", "no:cacheprovider", *load)
     result.assert_outcomes(passed=2)
+
+
+def test_the_readmes_example_tests_pass(pytester: pytest.Pytester) -> None:
+    """The example test file in the README's plugin section runs as written and passes."""
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Testing your code against the simulator")[1]
+    example = re.search(r"```python\n(.*?)```", section, re.S)
+    assert example is not None
+    pytester.makepyfile(test_readme=example.group(1))
+    load = [] if PLUGIN_INSTALLED else ["-p", PLUGIN]
+    pytester.runpytest("--strict-markers", "-p", "no:cacheprovider", *load).assert_outcomes(passed=2)
 
 
 def test_a_server_that_cannot_start_is_reported_with_its_log() -> None:
