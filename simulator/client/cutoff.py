@@ -12,7 +12,8 @@ urllib3's documentation suggests a watcher that cuts a slow request off; this is
 
 Only the public extension points are used: `HTTPAdapter.init_poolmanager` (documented for subclassing),
 the pool manager's `pool_classes_by_scheme`, the pools' `ConnectionCls`, `HTTPConnection.request` and
-`HTTPConnection.sock`. DNS resolution is not covered (the resolver ignores socket timeouts).
+`HTTPConnection.sock`. Not covered: DNS resolution (the resolver ignores socket timeouts) and the reads of a
+TLS handshake, which happens before the socket is handed over (each read there is bounded by the connect timeout).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class _Watched:
     sock: socket.socket | None
 
     def request(self, *args: Any, **kwargs: Any) -> None:
+        """Send the request (connecting first if needed), then hand the socket to this thread's watcher."""
         cutoff: Cutoff | None = getattr(_in_flight, "cutoff", None)
         try:
             super().request(*args, **kwargs)  # type: ignore[misc]  # connects first if needed

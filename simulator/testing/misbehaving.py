@@ -24,6 +24,7 @@ class _Handler(socketserver.BaseRequestHandler):
     server: MisbehavingServer
 
     def handle(self) -> None:
+        """Read one request, then misbehave as the server's mode says."""
         self.server.hits += 1
         received = b""
         while b"\r\n\r\n" not in received:
