@@ -504,6 +504,13 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]
     assert "usage:" in capsys.readouterr().err
 
 
+def test_a_url_without_a_scheme_is_a_usage_error(cli: Cli) -> None:
+    """`--url localhost:4777` (no http://) exits 2 at once with a message showing the expected form."""
+    result = cli("--url", "localhost:4777", "status", str(uuid.uuid4()))
+    assert result.code == client.EXIT_USAGE
+    assert result.err.startswith("error: the server URL must look like http://")
+
+
 @pytest.mark.parametrize("command", ["status", "wait", "cancel"])
 def test_unknown_job_id_exits_4(cli: Cli, fast: RunningServer, command: str) -> None:
     """`status`, `wait` and `cancel` of a job id the server does not know exit 4 with the 404 on stderr."""

@@ -14,11 +14,13 @@ from client import (
     RateLimitError,
     ServerError,
     ServerUnreachableError,
+    TranslationClient,
     TransportError,
     WaitTimeoutError,
     floor_delay,
     retry_delay,
 )
+from simulator.client.aio import AsyncTranslationClient
 from tests.client_fakes import JOB_ID, FakeTime, job_json, make_client, response
 
 PACING = Pacing()
@@ -197,3 +199,12 @@ def test_a_submission_to_a_foreign_server_is_not_retried() -> None:
     with pytest.raises(ProtocolError):
         tc.submit()
     assert len(session.calls) == 1
+
+
+@pytest.mark.parametrize("url", ["localhost:4777", "127.0.0.1", "ftp://127.0.0.1:4777", "http://"])
+def test_a_url_that_cannot_be_the_server_is_refused_at_once(url: str) -> None:
+    """A base URL without http(s):// and a host is a ValueError when the client is made, not a retried failure."""
+    with pytest.raises(ValueError, match="must look like http://"):
+        TranslationClient(url)
+    with pytest.raises(ValueError, match="must look like http://"):
+        AsyncTranslationClient(url)

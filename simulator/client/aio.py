@@ -56,7 +56,7 @@ class AsyncTranslationClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = protocol.base_url(base_url)
         self.user_id = user_id
         self.admin_token = admin_token
         self.timeout = timeout

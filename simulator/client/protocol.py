@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from simulator.client.errors import JobFailedError, ProtocolError, ServerError, error_class
 from simulator.client.job import Job
@@ -133,6 +134,14 @@ class Call(Generic[T]):
     admin: bool = False
     #: Seconds the server may hold this request on purpose (a long-poll), on top of the request budget.
     hold: float = 0.0
+
+
+def base_url(url: str) -> str:
+    """Return the server's URL without a trailing slash; ValueError unless it is http(s)://host[:port][/path]."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"the server URL must look like http://127.0.0.1:4777, not {url!r}")
+    return url.rstrip("/")
 
 
 def request_headers(call: Call[Any], user_id: str | None, admin_token: str | None) -> dict[str, str]:
