@@ -172,7 +172,8 @@ def revision() -> str:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                 check=True).stdout.strip()
         changed = subprocess.run(["git", "status", "--porcelain", "--", "server.py", "jobs.py", "client.py",
-                                  "config.py"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+                                  "config.py", "simulator"],
+                                 cwd=ROOT, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "code: unknown revision"
     return f"code: commit {commit}" + (" with uncommitted changes to the product" if changed.strip() else "")

@@ -6,6 +6,7 @@ import random
 import socket
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,12 @@ from simulator.store.sqlite import SqliteStore
 from simulator.testing import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: The package's pytest plugin (fixture `translation_server`), loaded from the checkout unless an installed copy
+#: of the package already registers it through its `pytest11` entry point (loading it twice is an error).
+PLUGIN = "simulator.testing.pytest_plugin"
+PLUGIN_INSTALLED = any(ep.value == PLUGIN for ep in entry_points(group="pytest11"))
+pytest_plugins = ["pytester"] if PLUGIN_INSTALLED else ["pytester", PLUGIN]
 ADMIN_TOKEN = "test-admin-token"
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 

@@ -61,3 +61,13 @@ def test_media_benchmark_prints_its_tables() -> None:
     for row in ("probe (input)", "make_result (remux to MP4", "generate_video (10 s", "MediaStore.save_upload",
                 "| target"):
         assert row in out, row
+
+
+def test_client_robustness_benchmark_prints_its_tables() -> None:
+    """bench/client_robustness.py --quick measures the dead, slow and foreign servers and meets its targets."""
+    out = run_script("bench/client_robustness.py", "--quick")
+    for heading in ("Dead port", "Slow servers", "Foreign server", "| target"):
+        assert heading in out
+    for server in ("trickle-body", "trickle-headers", "silent"):
+        assert out.count(f"| {server} ") == 5
+    assert "| NO" not in out and " NO |" not in out

@@ -25,6 +25,7 @@ import pytest
 import requests
 
 import client
+from simulator.testing.misbehaving import MisbehavingServer
 from tests.conftest import ADMIN_TOKEN, ROOT, RunningServer
 
 #: Jobs that finish in 0.2 s (premium too), never fail, and never wait for a slot.
@@ -503,6 +504,13 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]
     assert "usage:" in capsys.readouterr().err
 
 
+def test_a_url_without_a_scheme_is_a_usage_error(cli: Cli) -> None:
+    """`--url localhost:4777` (no http://) exits 2 at once with a message showing the expected form."""
+    result = cli("--url", "localhost:4777", "status", str(uuid.uuid4()))
+    assert result.code == client.EXIT_USAGE
+    assert result.err.startswith("error: the server URL must look like http://")
+
+
 @pytest.mark.parametrize("command", ["status", "wait", "cancel"])
 def test_unknown_job_id_exits_4(cli: Cli, fast: RunningServer, command: str) -> None:
     """`status`, `wait` and `cancel` of a job id the server does not know exit 4 with the 404 on stderr."""
@@ -578,3 +586,38 @@ def test_ctrl_c_during_a_wait_exits_130_without_a_traceback(monkeypatch, capsys)
     monkeypatch.setattr(client.TranslationClient, "wait_for_all", interrupted)
     assert client.main(["wait", "some-id"]) == client.EXIT_INTERRUPTED
     assert capsys.readouterr().err.strip() == "interrupted"
+
+
+def test_wait_against_a_dead_port_with_a_timeout_exits_5_on_time(cli: Cli, closed_port: int) -> None:
+    """`wait --timeout 1` where nothing listens exits 5 (the server, not the job, is why) within 1.5 s."""
+    started = time.monotonic()
+    result = cli("--url", f"http://127.0.0.1:{closed_port}", "wait", str(uuid.uuid4()), "--timeout", "1")
+    assert result.code == client.EXIT_UNREACHABLE
+    assert time.monotonic() - started < 1.5
+    assert result.err.startswith("error: ") and "no answer from the server" in result.err
+    assert len(result.err.splitlines()) == 1 and result.err.rstrip().endswith("ConnectionError: Connection refused")
+
+
+def test_wait_against_a_foreign_server_exits_5_with_one_line(cli: Cli) -> None:
+    """`wait` (no timeout) against an HTML server exits 5 at once with one line naming the URL and what came back."""
+    with MisbehavingServer("html") as server:
+        result = cli("--url", server.url, "wait", str(uuid.uuid4()))
+        hits = server.hits
+    assert result.code == client.EXIT_UNREACHABLE
+    assert hits == 1
+    lines = result.err.splitlines()
+    assert len(lines) == 1
+    assert server.url in lines[0] and "200 text/html" in lines[0] and "is not the translation API" in lines[0]
+
+
+def test_wait_for_several_jobs_labels_each_job_on_its_own_lines(cli: Cli, fast: RunningServer) -> None:
+    """`wait A B` off a terminal prints progress lines labelled with each job's id prefix, ending completed."""
+    user = unique("labels")
+    ids = [submit(fast, user), submit(fast, user)]
+    result = cli(*on(fast), "wait", *ids, "--timeout", "10")
+    assert result.code == client.EXIT_OK
+    lines = result.err.splitlines()
+    for job_id in ids:
+        own = [line for line in lines if line.startswith(job_id[:8] + "  [")]
+        assert own and own[-1].endswith("(finished, attempt 1)") and "100% completed" in own[-1]
+    assert len(lines) == sum(line.startswith((ids[0][:8], ids[1][:8])) for line in lines)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,111 +16,12 @@ from client import (
     ProtocolError,
     RateLimitError,
     ServerError,
-    TranslationClient,
     TransportError,
     WaitTimeoutError,
     backoff_delay,
     hint_delay,
 )
-
-JOB_ID = "00000000-0000-4000-8000-000000000001"
-
-
-def job_json(status: str = "pending", **fields: Any) -> dict[str, Any]:
-    """Return a job as the server would describe it."""
-    done = status in ("completed", "permanently_failed", "cancelled")
-    base = {
-        "job_id": JOB_ID,
-        "status": status,
-        "result": {"completed": "completed", "pending": "pending", "failed": "pending"}.get(status, "error"),
-        "done": done,
-        "role": "free",
-        "priority": 0,
-        "user_id": "u",
-        "progress": 100 if status == "completed" else 0,
-        "queue_position": None,
-        "attempts": 1,
-        "max_retries": 3,
-        "eta_seconds": None,
-        "error": None,
-        "version": 2,
-        "cancel_reason": None,
-        "created_at": "2027-01-15T08:00:00.000000Z",
-        "updated_at": "2027-01-15T08:00:00.000000Z",
-        "started_at": None,
-        "finished_at": None,
-    }
-    base.update(fields)
-    return base
-
-
-def response(status: int = 200, body: Any = None, headers: dict[str, str] | None = None) -> requests.Response:
-    """Build a requests.Response without a network."""
-    r = requests.Response()
-    r.status_code = status
-    r._content = json.dumps(body if body is not None else {}).encode()
-    r.headers.update(headers or {})
-    r.headers.setdefault("Content-Type", "application/problem+json" if status >= 400 else "application/json")
-    r.reason = "reason"
-    return r
-
-
-Scripted = requests.Response | Exception | Callable[[dict[str, Any]], requests.Response]
-
-
-class ScriptedSession:
-    """Answers requests from a script and records each one (method, path, params, headers, timeout)."""
-
-    def __init__(self, script: list[Scripted]) -> None:
-        self.script = list(script)
-        self.calls: list[dict[str, Any]] = []
-
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        call = {"method": method, "path": url.split("4777", 1)[1], **kwargs}
-        self.calls.append(call)
-        if not self.script:
-            raise AssertionError(f"unexpected request {method} {url}")
-        item = self.script.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        return item(call) if callable(item) else item
-
-    def close(self) -> None:
-        pass
-
-
-class FakeTime:
-    """A clock and a sleep that moves it; every sleep is recorded."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0, f"negative sleep {seconds}"
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def make_client(script: list[Scripted], *, long_poll: bool = False, **kwargs: Any) -> tuple[TranslationClient,
-                                                                                            ScriptedSession, FakeTime]:
-    """Build a client on a scripted session and fake time (long-polling off unless asked)."""
-    session = ScriptedSession(script)
-    fake = FakeTime()
-    tc = TranslationClient(
-        "http://127.0.0.1:4777",
-        session=session,  # type: ignore[arg-type]
-        clock=fake.clock,
-        sleep=fake.sleep,
-        rng=random.Random(1),
-        long_poll=long_poll,
-        **kwargs,
-    )
-    return tc, session, fake
-
+from tests.client_fakes import JOB_ID, FakeTime, Scripted, job_json, make_client, response
 
 # ------------------------------------------------------------------------------ pure pacing functions
 
@@ -268,8 +167,8 @@ def test_on_progress_is_called_once_per_change() -> None:
     assert seen == [("pending", 0, 2), ("pending", 0, 1), ("pending", 40, None), ("completed", 100, None)]
 
 
-def test_long_poll_asks_for_the_remaining_time_and_never_sleeps() -> None:
-    """Against a long-polling server the client sends wait (≤ the time left) and since, and sleeps not at all."""
+def test_long_poll_asks_for_the_remaining_time_and_sleeps_only_the_floor() -> None:
+    """Against a long-polling server the client sends wait (≤ the time left) and since, sleeping only the floor."""
     applied = {"Preference-Applied": "wait=10"}
     tc, session, fake = make_client(
         [
@@ -281,8 +180,10 @@ def test_long_poll_asks_for_the_remaining_time_and_never_sleeps() -> None:
     )
     job = tc.wait_for_completion(JOB_ID, timeout=10)
     assert job.status == "completed"
-    assert fake.sleeps == []
-    assert float(session.calls[0]["params"]["wait"]) == pytest.approx(10)
+    pacing = Pacing()
+    assert len(fake.sleeps) == 2
+    assert all(pacing.min_interval <= s <= pacing.min_interval * (1 + pacing.floor_jitter) for s in fake.sleeps)
+    assert 10 - pacing.long_poll_margin <= float(session.calls[0]["params"]["wait"]) < 10
     assert "since" not in session.calls[0]["params"]  # nothing known yet: the server takes its own version
     assert session.calls[1]["params"]["since"] == 2
     assert float(session.calls[1]["params"]["wait"]) <= 10
@@ -411,7 +312,7 @@ def test_api_errors_map_to_classes_with_problem_fields() -> None:
 
 
 def test_an_answer_that_is_not_json_is_a_protocol_error() -> None:
-    """A 200 with an HTML body raises ProtocolError (a TransportError), not a bare ValueError."""
+    """A 200 with an HTML body raises ProtocolError naming the URL, and it is not a (retryable) TransportError."""
     html = requests.Response()
     html.status_code = 200
     html._content = b"<html>not the API</html>"
@@ -419,17 +320,19 @@ def test_an_answer_that_is_not_json_is_a_protocol_error() -> None:
     tc, _, _ = make_client([html])
     with pytest.raises(ProtocolError) as caught:
         tc.get_status(JOB_ID)
-    assert isinstance(caught.value, TransportError)
+    assert not isinstance(caught.value, TransportError)
+    assert "http://127.0.0.1:4777/status/x" in str(caught.value) and "<html>not the API" in str(caught.value)
 
 
-def test_a_wait_retries_through_a_non_json_answer() -> None:
-    """While waiting, a garbled answer (a proxy's error page, say) is retried like any transient failure."""
+def test_a_wait_stops_at_a_non_json_answer() -> None:
+    """While waiting, an answer that is not this API's is raised at once as ProtocolError, never retried."""
     garbled = requests.Response()
     garbled.status_code = 200
-    garbled._content = b"<html>502</html>"
-    tc, session, _ = make_client([garbled, response(200, job_json("completed"))])
-    assert tc.wait_for_completion(JOB_ID, timeout=10).status == "completed"
-    assert len(session.calls) == 2
+    garbled._content = b"<html>hello</html>"
+    tc, session, fake = make_client([garbled, response(200, job_json("completed"))])
+    with pytest.raises(ProtocolError):
+        tc.wait_for_completion(JOB_ID, timeout=None)
+    assert len(session.calls) == 1 and fake.sleeps == []
 
 
 def test_a_slow_answer_does_not_delay_the_next_check() -> None:

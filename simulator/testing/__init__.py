@@ -1,4 +1,5 @@
-"""Helpers for tests that need a real server: `ServerProcess` starts `python server.py` on a port it reports."""
+"""Testing aids: `ServerProcess` (a real `python server.py` on the port it chose) and the pytest plugin
+(fixture `translation_server`, in `simulator.testing.pytest_plugin`)."""
 
 from simulator.testing.process import ServerProcess
 

@@ -1,0 +1,206 @@
+"""The command line: `python client.py …` or `translation-client …` (see --help)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from simulator.client.errors import (
+    APIError,
+    ProtocolError,
+    ServerError,
+    TransportError,
+    WaitTimeoutError,
+)
+from simulator.client.job import Job
+from simulator.client.progress import ProgressBoard
+from simulator.client.sync import DEFAULT_URL, TranslationClient
+
+EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_API_ERROR, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5
+EXIT_INTERRUPTED = 130  # as shells report Ctrl-C
+
+EPILOG = (
+    "Exit codes: 0 done (job completed), 1 job failed or was cancelled, 2 usage error, 3 timed out, "
+    "4 refused by the server (4xx), 5 server unreachable, failing (5xx) or not this API, 130 interrupted. "
+    "Without --timeout a wait gives up (exit 5) once the server has not answered for 30 s."
+)
+
+
+def parse_config_pairs(pairs: Sequence[str]) -> dict[str, Any]:
+    """Turn KEY=VALUE arguments into settings (values read as JSON where they parse); ValueError if malformed."""
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"expected KEY=VALUE, got {pair!r}")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text  # a bare word, such as manual
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError:
+            # NaN and Infinity parse but cannot be sent: refuse them here, not as a transport error.
+            raise ValueError(f"{name}: {text!r} is not a finite number") from None
+        changes[name] = value
+    return changes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command line's argument parser."""
+    parser = argparse.ArgumentParser(
+        description="Command line of the video translation simulator's client.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("--url", default=os.environ.get("TRANSLATION_URL", DEFAULT_URL),
+                        help="server URL (env TRANSLATION_URL; default %(default)s)")
+    parser.add_argument("--token", default=os.environ.get("ADMIN_TOKEN"),
+                        help="admin token for cancel/process/cleanup/config changes (env ADMIN_TOKEN)")
+    parser.add_argument("--user", default=os.environ.get("TRANSLATION_USER_ID"),
+                        help="X-User-Id to act as (env TRANSLATION_USER_ID)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--request-timeout", type=float, default=10.0,
+                        help="total time one request may take, connecting and reading included, s")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("submit", help="submit a job (and optionally wait for it)")
+    p.add_argument("--role", choices=("free", "premium"), default="free")
+    p.add_argument("--video-url")
+    p.add_argument("--lang", dest="target_language", help="target language, e.g. de")
+    p.add_argument("--idempotency-key")
+    p.add_argument("--wait", action="store_true", help="wait until the job is finished")
+    p.add_argument("--timeout", type=float, help="give up after this many seconds, submission included")
+
+    p = sub.add_parser("status", help="show a job (the newest one without an id)")
+    p.add_argument("job_id", nargs="?")
+
+    p = sub.add_parser("wait", help="wait until jobs are finished, with a progress bar per job")
+    p.add_argument("job_ids", nargs="+", metavar="job_id")
+    p.add_argument("--timeout", type=float, help="give up after this many seconds")
+
+    p = sub.add_parser("cancel", help="cancel a job (admin)")
+    p.add_argument("job_id")
+    p.add_argument("--reason")
+
+    p = sub.add_parser("jobs", help="list jobs grouped by status and role")
+    p.add_argument("--user-id", help="only this user's jobs")
+
+    sub.add_parser("queue", help="show the queue in start order")
+
+    p = sub.add_parser("process", help="start the next queued jobs (admin)")
+    p.add_argument("--count", type=int, default=1)
+
+    p = sub.add_parser("cleanup", help="remove finished jobs (admin)")
+    p.add_argument("--status", action="append", dest="statuses",
+                   choices=("completed", "permanently_failed", "cancelled"), help="repeatable; default completed")
+    p.add_argument("--older-than", type=float, help="only jobs finished at least this many seconds ago")
+
+    p = sub.add_parser("config", help="show the settings, or change them (admin): config KEY=VALUE ...")
+    p.add_argument("changes", nargs="*", metavar="KEY=VALUE")
+    return parser
+
+
+def describe(job: Job) -> str:
+    """Return one line about a job: id, status, role, progress, and what else is known."""
+    parts = [f"{job.job_id}  {job.status}  {job.role}  progress {job.progress}%"]
+    if job.queue_position:
+        parts.append(f"queue position {job.queue_position}")
+    if job.eta_seconds is not None:
+        parts.append(f"eta {job.eta_seconds:.1f}s")
+    if job.error:
+        parts.append(f"error {job.error.get('code')}")
+    if job.cancel_reason:
+        parts.append(f"reason: {job.cancel_reason}")
+    return "  ".join(parts)
+
+
+def job_exit(jobs: Iterable[Job]) -> int:
+    """Return 0 if every job completed, else 1."""
+    return EXIT_OK if all(j.completed for j in jobs) else EXIT_JOB_FAILED
+
+
+def _run(args: argparse.Namespace, tc: TranslationClient, board: ProgressBoard | None) -> tuple[Any, str, int]:
+    """Carry out one command; return its JSON, its text and its exit code."""
+    progress = board.update if board is not None else None
+    if args.command == "submit":
+        started = time.monotonic()
+        job = tc.submit(args.role, video_url=args.video_url, target_language=args.target_language,
+                        idempotency_key=args.idempotency_key, timeout=args.timeout if args.wait else None)
+        if not args.wait:
+            return job.raw, job.job_id, EXIT_OK
+        left = None if args.timeout is None else max(0.0, args.timeout - (time.monotonic() - started))
+        job = tc.wait_for_all([job], timeout=left, on_progress=progress)[job.job_id]
+        return job.raw, describe(job), job_exit([job])
+    if args.command == "status":
+        job = tc.get_status(args.job_id) if args.job_id else tc.newest()
+        return job.raw, describe(job), EXIT_OK
+    if args.command == "wait":
+        finals = tc.wait_for_all(args.job_ids, timeout=args.timeout, on_progress=progress)
+        return ({k: v.raw for k, v in finals.items()}, "\n".join(describe(j) for j in finals.values()),
+                job_exit(finals.values()))
+    if args.command == "cancel":
+        answer = tc.cancel_job(args.job_id, args.reason)
+        return answer, answer["message"], EXIT_OK
+    if args.command == "jobs":
+        grouped = tc.list_jobs(args.user_id)
+        lines = [f"{status:<19} {role:<8} {len(by_id)}" for status, roles in grouped.items()
+                 for role, by_id in roles.items() if by_id]
+        return grouped, "\n".join(lines) or "no jobs", EXIT_OK
+    if args.command == "queue":
+        q = tc.queue()
+        lines = [f"mode {q['mode']}, workers {q['workers']}, running {len(q['running'])}, queued {len(q['queued'])}"]
+        lines += [f"  {j['queue_position']:>4}. {j['job_id']}  {j['role']}" for j in q["queued"]]
+        return q, "\n".join(lines), EXIT_OK
+    if args.command == "process":
+        started_jobs = tc.process_jobs(args.count)
+        text = "\n".join(f"started {j.job_id} ({j.role})" for j in started_jobs) or "nothing to start"
+        return [j.raw for j in started_jobs], text, EXIT_OK
+    if args.command == "cleanup":
+        removed = tc.cleanup(args.statuses, args.older_than)
+        return {"removed": removed}, f"removed {removed} job(s)", EXIT_OK
+    settings = tc.update_config(**parse_config_pairs(args.changes)) if args.changes else tc.get_config()
+    return settings, "\n".join(f"{k} = {v}" for k, v in settings.items()), EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    args = build_parser().parse_args(argv)
+    out, err = sys.stdout, sys.stderr
+    waits = args.command == "wait" or (args.command == "submit" and args.wait)
+    board = ProgressBoard(err, getattr(args, "job_ids", ())).start() if waits and not args.json else None
+
+    def fail(message: str, code: int) -> int:
+        if board is not None:
+            board.close()  # ends an open progress line first, or the message is glued to the bar
+        err.write(message + "\n")
+        return code
+
+    try:
+        with TranslationClient(args.url, user_id=args.user, admin_token=args.token,
+                               timeout=args.request_timeout) as tc:
+            data, text, code = _run(args, tc, board)
+    except ProtocolError as e:
+        return fail(f"error: {e}", EXIT_UNREACHABLE)
+    except TransportError as e:  # ServerUnreachableError included: the server is why time ran out
+        return fail(f"error: {e}", EXIT_UNREACHABLE)
+    except WaitTimeoutError as e:
+        return fail(f"timeout: {e}", EXIT_TIMEOUT)
+    except ValueError as e:
+        return fail(f"error: {e}", EXIT_USAGE)
+    except ServerError as e:
+        return fail(f"error: {e}", EXIT_UNREACHABLE)
+    except APIError as e:
+        return fail(f"error: {e}", EXIT_API_ERROR)
+    except (KeyError, TypeError) as e:  # JSON, but not this API's: another service on that port?
+        return fail(f"error: {args.url} is not the translation API: unexpected answer ({e!r})", EXIT_UNREACHABLE)
+    except KeyboardInterrupt:
+        return fail("interrupted", EXIT_INTERRUPTED)
+    if board is not None:
+        board.close()
+    out.write((json.dumps(data, indent=2, default=str) if args.json else text) + "\n")
+    return code
