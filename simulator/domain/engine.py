@@ -19,7 +19,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from simulator.clock import Clock, system_clock
@@ -56,6 +56,8 @@ CHANGE_KINDS = {
 }
 
 Places = dict[str, tuple[int, float | None]]
+#: Called with (kind, job, at) for every change the engine publishes, inside the transaction that made it.
+Observer = Callable[[str, Job, float], None]
 
 
 def _page_end(offset: int, limit: int | None) -> int | None:
@@ -88,6 +90,7 @@ class JobEngine:
         self._rng = rng or self._seeded_rng(config.current.RANDOM_SEED)
         self._schedule_changed = threading.Condition(self.store.lock)
         self._schedule_generation = 0  # moves on every change of the schedule, so no wake-up is missed
+        self._observers: list[Observer] = []
 
     def _seeded_rng(self, seed: int | None) -> random.Random:
         """Return the generator: RANDOM_SEED alone for a new store, mixed with the store's counter otherwise.
@@ -183,6 +186,23 @@ class JobEngine:
                 "queued": [self._view(job, now, places) for job in queued],
                 "queued_total": self.store.queued_count(),
                 "running": [self._view(job, now) for job in self.store.running()],
+            }
+
+    def running(self) -> list[dict[str, Any]]:
+        """Return the views of the jobs being translated."""
+        with self.store.transaction():
+            now = self._advance()
+            return [self._view(job, now) for job in self.store.running()]
+
+    def depths(self) -> dict[str, int]:
+        """Return how many jobs are queued per role, running and stored, without walking any of them."""
+        with self.store.transaction():
+            self._advance()
+            store = self.store
+            return {
+                **{role: store.queued_count(priority) for role, priority in ROLES.items()},
+                "running": store.running_count(),
+                "stored": store.count(),
             }
 
     def counts(self) -> dict[str, int]:
@@ -372,6 +392,10 @@ class JobEngine:
         """Answer every held and future `wait_for_change` at once (the server is shutting down)."""
         self.feed.close()
 
+    def observe(self, observer: Observer) -> None:
+        """Call `observer(kind, job, at)` on every change, in the transaction that makes it (metrics; keep it quick)."""
+        self._observers.append(observer)
+
     def check_invariants(self) -> list[str]:
         """Return every broken invariant of the stored jobs (an empty list when all hold); for tests and debugging."""
         return check_invariants(self.store)
@@ -404,6 +428,8 @@ class JobEngine:
 
     def _publish(self, kind: str, job: Job, at: float) -> None:
         self.feed.publish(kind, job.job_id, job.user_id, job.version, at)
+        for observer in self._observers:
+            observer(kind, job, at)
 
     def _move(self, job: Job, event: Event, at: float) -> None:
         """Apply `event` to `job` at time `at`, or raise TransitionRefused: the one place jobs change state."""
