@@ -143,6 +143,8 @@ class Service:
     RATE_LIMIT: int = setting(5, "free-job submissions per user per hour (0: none allowed)", low=0, high=1_000_000)
     MAX_WAIT: float = setting(25.0, "longest long-poll a status request may hold, seconds (0: off)", low=0, high=300)
     MAX_LONG_POLLS: int = setting(400, "long-polls held at once; more are answered at once", low=0, high=100_000)
+    MAX_EVENT_STREAMS: int = setting(100, "`GET /events` streams open at once (each holds a server thread); more "
+                                     "get 503", low=0, high=100_000)
     FAULT_RATE: float = setting(0.0, "probability that a non-admin request gets an injected fault", low=0, high=1)
     FAULT_DELAY: float = setting(15.0, "seconds a `slow` injected fault holds its answer (past a typical client "
                                  "timeout)", low=0, high=300)
@@ -154,6 +156,8 @@ class Process:
 
     ADMIN_TOKEN: str | None = setting(None, "Bearer token for admin endpoints; unset: a random one is printed at "
                                       "start-up", secret=True, optional=True)
+    METRICS_TOKEN: str | None = setting(None, "Bearer token `GET /metrics` requires; unset: /metrics is open, like "
+                                        "/healthz", secret=True, optional=True)
     RANDOM_SEED: int | None = setting(None, "seed for reproducible runs from an empty store (unset: random)",
                                       optional=True, low=0, high=2**63)
     STORE: str = setting("memory", "where jobs live: `memory` (lost on exit) or `sqlite:///path/to/jobs.db` "

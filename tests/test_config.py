@@ -70,11 +70,11 @@ def test_admin_token_is_generated_only_when_unset() -> None:
 
 
 def test_public_settings_hide_the_admin_token() -> None:
-    """public() lists every key except the secret ADMIN_TOKEN."""
-    public = Settings(ADMIN_TOKEN="secret").public()
-    assert "ADMIN_TOKEN" not in public
-    assert "secret" not in public.values()
-    assert set(public) == {k for k in KEYS if k != "ADMIN_TOKEN"}
+    """public() lists every key except the secrets ADMIN_TOKEN and METRICS_TOKEN."""
+    public = Settings(ADMIN_TOKEN="secret", METRICS_TOKEN="hidden").public()
+    assert "ADMIN_TOKEN" not in public and "METRICS_TOKEN" not in public
+    assert "secret" not in public.values() and "hidden" not in public.values()
+    assert set(public) == {k for k in KEYS if k not in ("ADMIN_TOKEN", "METRICS_TOKEN")}
 
 
 def test_runtime_update_is_all_or_nothing() -> None:
@@ -105,8 +105,9 @@ def test_integral_floats_are_accepted_for_integer_keys() -> None:
 
 
 def test_only_documented_keys_are_runtime() -> None:
-    """The process settings (ADMIN_TOKEN, RANDOM_SEED, STORE, HOST, PORT, THREADS) cannot change at runtime."""
-    assert set(KEYS) - set(RUNTIME_KEYS) == {"ADMIN_TOKEN", "RANDOM_SEED", "STORE", "HOST", "PORT", "THREADS"}
+    """The process settings (the tokens, RANDOM_SEED, STORE, HOST, PORT, THREADS) cannot change at runtime."""
+    assert set(KEYS) - set(RUNTIME_KEYS) == {"ADMIN_TOKEN", "METRICS_TOKEN", "RANDOM_SEED", "STORE", "HOST", "PORT",
+                                             "THREADS"}
 
 
 def test_concurrent_updates_never_mix() -> None:
