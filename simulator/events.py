@@ -577,7 +577,7 @@ def asgi_app(hub: EventHub, max_streams: Callable[[], int]) -> ASGIApp:
             detail = f"{scope['method']} is not allowed on /events; allowed: GET, HEAD."
             await _problem(send, 405, "method_not_allowed", detail, [(b"allow", b"GET, HEAD")])
             return
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         header = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"last-event-id"),
                       None)
         try:

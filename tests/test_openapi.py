@@ -267,7 +267,10 @@ CONFORMANCE = (
     "response_headers_conformance",
     "response_schema_conformance",
 )
-SCHEMA = load_schema("not_a_server_error", "unsupported_method", "allow_header_conformance", *CONFORMANCE)
+#: GET /events never ends, so a generated request to it would never be answered; tests/test_events_http.py covers it.
+SCHEMA = load_schema("not_a_server_error", "unsupported_method", "allow_header_conformance", *CONFORMANCE).exclude(
+    operation_id=["streamEvents"]
+)
 #: Injected faults are deliberate 5xx: with them on, only conformance to the document is checked.
 FAULTY_SCHEMA = load_schema(*CONFORMANCE).include(
     operation_id=["submitTranslation", "getJobStatus", "getNewestStatus", "listJobs", "getQueue", "getConfig"]

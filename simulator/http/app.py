@@ -18,7 +18,7 @@ from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
 from simulator.http.limits import make_limiter
 from simulator.http.parsing import user_id
-from simulator.http.views import admin, docs, jobs, ops, submissions
+from simulator.http.views import admin, docs, events, jobs, metrics, ops, submissions
 from simulator.settings import RuntimeConfig, Settings
 from simulator.store import Store, open_store
 
@@ -46,7 +46,7 @@ def create_app(
     app.after_request(_finish)
     app.after_request(faults.inject_after)  # registered after `_finish`, so it runs before it
     errors.init_app(app)
-    for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp):
+    for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp, events.bp, metrics.bp):
         app.register_blueprint(blueprint)
     limiter.limit(submissions.hourly_limit, exempt_when=submissions.not_counted, scope="free-submissions")(
         submissions.bp
@@ -69,7 +69,7 @@ def _start_timer() -> None:
 
 
 def _finish(response: Response) -> Response:
-    """Add the rate-limit and safety headers, and write the access log line."""
+    """Add the rate-limit and safety headers, count the request in the metrics, and write the access log line."""
     if request.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
         response.status_code = 204  # Flask's automatic OPTIONS answer: only the Allow header matters
         response.headers.pop("Content-Type", None)
@@ -80,7 +80,10 @@ def _finish(response: Response) -> Response:
         response.headers["X-RateLimit-Reset"] = str(current.reset_at)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers.setdefault("Cache-Control", "no-store")
-    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+    rule = request.url_rule
+    sim().metrics.observe_request(rule.rule if rule else None, request.method, response.status_code, elapsed)
+    elapsed_ms = elapsed * 1000
     log.info(
         '%s "%s %s" %s %.1fms',
         request.remote_addr,

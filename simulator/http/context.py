@@ -10,7 +10,9 @@ from flask import current_app
 from flask_limiter import Limiter
 
 from simulator.domain import JobEngine
+from simulator.events import EventHub
 from simulator.http.faults import FaultInjector
+from simulator.http.metrics import Metrics
 from simulator.settings import Settings
 
 
@@ -38,7 +40,7 @@ class LongPollGate:
 
 @dataclass
 class Simulator:
-    """One app's engine, limiter, long-poll gate and fault injector, and its admin token."""
+    """One app's engine, limiter, long-poll gate, fault injector, event hub and metrics, and its admin token."""
 
     settings: Settings  # as started; the engine holds the current ones
     engine: JobEngine
@@ -46,16 +48,29 @@ class Simulator:
     faults: FaultInjector
     long_polls: LongPollGate = field(default_factory=LongPollGate)
     started: float = field(default_factory=time.monotonic)
+    events: EventHub = field(init=False)  # GET /events: the change feed fanned out to every open stream
+    metrics: Metrics = field(init=False)  # GET /metrics
+
+    def __post_init__(self) -> None:
+        self.events = EventHub(self.engine)
+        self.metrics = Metrics(self)
 
     @property
     def admin_token(self) -> bytes:
         """Return the admin token as bytes, for a constant-time comparison."""
         return (self.settings.ADMIN_TOKEN or "").encode()
 
+    @property
+    def metrics_token(self) -> bytes | None:
+        """Return the token GET /metrics requires, as bytes (None: /metrics is open)."""
+        token = self.settings.METRICS_TOKEN
+        return token.encode() if token else None
+
     def release_waiters(self) -> None:
-        """Answer every held long-poll at once and hold no new one (the server is stopping)."""
+        """Answer every held long-poll at once, end every event stream, hold no new one (the server is stopping)."""
         self.long_polls.draining = True
         self.engine.release_waiters()
+        self.events.close()
 
 
 def sim() -> Simulator:

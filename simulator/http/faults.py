@@ -14,8 +14,8 @@ from simulator.http.errors import ApiError, problem
 log = logging.getLogger("server")
 
 FAULT_KINDS = ("error_before", "unavailable_before", "error_after", "slow_after")
-#: Paths that are not the simulated backend: liveness and documentation never fail on purpose.
-FAULT_FREE_PATHS = ("/healthz", "/openapi.yaml", "/docs", "/redoc")
+#: Paths that are not the simulated backend: liveness, documentation and observation never fail on purpose.
+FAULT_FREE_PATHS = ("/healthz", "/openapi.yaml", "/docs", "/redoc", "/metrics", "/events", "/dashboard")
 
 
 class FaultInjector:
