@@ -193,9 +193,9 @@ def test_stopping_the_server_ends_open_streams(app, client) -> None:
     response.close()
 
 
-@pytest.mark.parametrize("path", ["/events", "/metrics"])
+@pytest.mark.parametrize("path", ["/events", "/metrics", "/dashboard"])
 def test_observation_endpoints_never_get_injected_faults(clock: FakeClock, path: str) -> None:
-    """With FAULT_RATE=1 the job endpoints fail, but /events and /metrics answer normally."""
+    """With FAULT_RATE=1 the job endpoints fail, but /events, /metrics and /dashboard answer normally."""
     app = create_app({**FAST, "FAULT_RATE": 1.0, "FAULT_DELAY": 0.0}, clock=clock)
     response = app.test_client().get(path, buffered=False)
     try:

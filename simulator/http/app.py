@@ -18,7 +18,7 @@ from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
 from simulator.http.limits import make_limiter
 from simulator.http.parsing import user_id
-from simulator.http.views import admin, docs, events, jobs, metrics, ops, submissions
+from simulator.http.views import admin, dashboard, docs, events, jobs, metrics, ops, submissions
 from simulator.settings import RuntimeConfig, Settings
 from simulator.store import Store, open_store
 
@@ -46,7 +46,7 @@ def create_app(
     app.after_request(_finish)
     app.after_request(faults.inject_after)  # registered after `_finish`, so it runs before it
     errors.init_app(app)
-    for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp, events.bp, metrics.bp):
+    for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp, events.bp, metrics.bp, dashboard.bp):
         app.register_blueprint(blueprint)
     limiter.limit(submissions.hourly_limit, exempt_when=submissions.not_counted, scope="free-submissions")(
         submissions.bp
