@@ -5,7 +5,8 @@ wire view once, encodes one SSE frame (`id:` = the change's feed number), keeps 
 log and hands the same bytes to every matching stream. Streams are read either by a blocking iterator
 (`Subscription.frames()`, for a WSGI view: one server thread per open stream) or by an async iterator
 (`AsyncSubscription.aframes()`, for an async route: no thread per stream — the hub wakes each event loop
-once per batch, whatever the number of streams on it). `asgi_app` serves the async one as an ASGI app.
+once per batch, whatever the number of streams on it). `rsgi_app` (granian's native interface) and
+`asgi_app` serve the async one; `open_async` is the decision they share, for any other async server.
 
 What a stream carries, in order:
 
@@ -17,7 +18,7 @@ What a stream carries, in order:
   `cancelled`, `removed` — as an event of that name, with the job's wire view (`null` once removed);
 - `progress` for running jobs, at most once every `progress_seconds` (1 s) per job and only when its
   whole-percent progress moved; `id:` is the last change's number, so resuming from it loses nothing;
-- `reset` whenever the stream fell too far behind (more than `backlog` frames unsent);
+- `reset` whenever the stream fell too far behind (more than `backlog_bytes`, 8 MiB, unsent);
 - a `: heartbeat` comment every `heartbeat_seconds` (15 s), so proxies keep the connection open and
   a vanished client is noticed.
 """
@@ -48,7 +49,7 @@ HEARTBEAT_SECONDS = 15.0
 PROGRESS_SECONDS = 1.0
 RETRY_MILLISECONDS = 2_000  # how soon a browser reconnects after the stream drops
 REPLAY_CAPACITY = 10_000  # changes kept for resuming (the change feed keeps as many)
-BACKLOG = 10_000  # frames a stream may have unsent before it gets a reset instead
+BACKLOG_BYTES = 8 * 1024 * 1024  # what a stream may have unsent before it gets a reset instead (~11 000 events)
 LINGER_SECONDS = 30.0  # the hub's thread keeps the replay log going this long after the last stream closed
 MAX_ID_LENGTH = 64
 MAX_USER_ID_LENGTH = 128
@@ -153,21 +154,21 @@ class Subscription:
         self._ended = False
         self._ready = threading.Condition(threading.Lock())
 
-    def push(self, frames: list[bytes], backlog: int) -> bool:
-        """Queue frames for the reader; refuse (False) when that would leave more than `backlog` unsent."""
+    def push(self, chunk: bytes, backlog_bytes: int) -> bool:
+        """Queue bytes for the reader; refuse (False) when that would leave more than `backlog_bytes` unsent."""
         with self._ready:
-            if self._unsent + len(frames) > backlog:
+            if self._unsent + len(chunk) > backlog_bytes:
                 return False
-            self._frames.extend(frames)
-            self._unsent += len(frames)
+            self._frames.append(chunk)
+            self._unsent += len(chunk)
             return True
 
-    def replace(self, frames: list[bytes]) -> None:
-        """Drop every unsent frame and queue `frames` instead (a reset)."""
+    def replace(self, chunk: bytes) -> None:
+        """Drop everything unsent and queue `chunk` instead (a reset)."""
         with self._ready:
             self._frames.clear()
-            self._frames.extend(frames)
-            self._unsent = len(frames)
+            self._frames.append(chunk)
+            self._unsent = len(chunk)
 
     def drain(self) -> list[bytes]:
         """Return and forget every unsent frame, without waiting."""
@@ -281,7 +282,7 @@ class EventHub:
         progress_seconds: float = PROGRESS_SECONDS,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         replay_capacity: int = REPLAY_CAPACITY,
-        backlog: int = BACKLOG,
+        backlog_bytes: int = BACKLOG_BYTES,
         linger_seconds: float = LINGER_SECONDS,
         threaded: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
@@ -290,7 +291,7 @@ class EventHub:
         self.feed = engine.feed
         self.progress_seconds = progress_seconds
         self.heartbeat_seconds = heartbeat_seconds
-        self.backlog = backlog
+        self.backlog_bytes = backlog_bytes
         self.linger_seconds = linger_seconds
         self._threaded = threaded
         self._monotonic = monotonic
@@ -377,7 +378,8 @@ class EventHub:
                 subscription = make(self, filters, max(last, self._cursor))
                 first = [sse_frame("ready", self._ready_data(last, True), last)]
                 first += [e.frame for e in self._log if e.seq > last and filters.matches(e.job_id, e.user_id)]
-            subscription.push([RETRY, *first], len(first) + 1)
+            opening = b"".join([RETRY, *first])
+            subscription.push(opening, len(opening))
             if self.feed.closed or self._stopping:
                 subscription.end()
                 return subscription
@@ -496,35 +498,36 @@ class EventHub:
         """The feed dropped changes the hub had not read: start again at `cursor`; reset whoever missed some."""
         self._log.clear()
         self._cursor = self._log_start = cursor
-        reset = [sse_frame("reset", {"reason": "too_old", "cursor": cursor}, cursor)]
+        reset = sse_frame("reset", {"reason": "too_old", "cursor": cursor}, cursor)
         for subscription in self._subscriptions:
             if subscription.after < cursor:
                 subscription.after = cursor
                 subscription.replace(reset)
 
     def _fan_out(self, entries: list[_Entry], progress: list[_Entry], heartbeat: bool) -> None:
-        """Give every stream its frames and wake it: sync readers one by one, each event loop once (hub lock)."""
-        everything = [e.frame for e in entries]
+        """Give every stream its bytes and wake it: sync readers one by one, each event loop once (hub lock).
+
+        Streams that show everything and are level with the hub share one chunk, joined once per batch.
+        """
+        tail = [HEARTBEAT] if heartbeat else []
+        shared = b"".join([*(e.frame for e in entries), *(p.frame for p in progress), *tail])
         first = entries[0].seq if entries else None
         cursor = self._cursor
         loops: dict[asyncio.AbstractEventLoop, list[AsyncSubscription]] = {}
         for subscription in self._subscriptions:
-            filters = subscription.filters
-            if first is not None and filters.everything and subscription.after < first:
-                frames = everything
+            filters, after = subscription.filters, subscription.after
+            if filters.everything and after <= cursor and (first is None or after < first):
+                chunk = shared
             else:
-                after = subscription.after
                 frames = [e.frame for e in entries if e.seq > after and filters.matches(e.job_id, e.user_id)]
-            if subscription.after <= cursor:
-                frames = frames + [p.frame for p in progress if filters.matches(p.job_id, p.user_id)]
-            subscription.after = max(subscription.after, cursor)
-            if heartbeat:
-                frames = [*frames, HEARTBEAT]
-            if not frames:
+                if after <= cursor:
+                    frames += [p.frame for p in progress if filters.matches(p.job_id, p.user_id)]
+                chunk = b"".join(frames + tail)
+            subscription.after = max(after, cursor)
+            if not chunk:
                 continue
-            if not subscription.push(frames, self.backlog):
-                reason = {"reason": "behind", "cursor": cursor}
-                subscription.replace([sse_frame("reset", reason, cursor)])
+            if not subscription.push(chunk, self.backlog_bytes):
+                subscription.replace(sse_frame("reset", {"reason": "behind", "cursor": cursor}, cursor))
             if isinstance(subscription, AsyncSubscription):
                 loops.setdefault(subscription.loop, []).append(subscription)
             else:
@@ -542,19 +545,24 @@ def _wake_all(subscriptions: list[AsyncSubscription]) -> None:
         subscription.wake()
 
 
-# ------------------------------------------------------------------------------------------------ ASGI
+# ------------------------------------------------------------------------------------------------ async servers
 
-
+#: The headers of a stream's answer (the Flask view's, less what its after-request hook adds).
 STREAM_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-store"),
-    (b"x-accel-buffering", b"no"),  # a proxy such as nginx must not hold events back
-    (b"x-content-type-options", b"nosniff"),
+    ("Content-Type", "text/event-stream; charset=utf-8"),
+    ("Cache-Control", "no-store"),
+    ("X-Accel-Buffering", "no"),  # a proxy such as nginx must not hold events back
+    ("X-Content-Type-Options", "nosniff"),
 ]
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A request for a stream answered at once: status, headers and a problem+json body."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
 
 
 def too_many_streams_detail(cap: int) -> str:
@@ -563,8 +571,87 @@ def too_many_streams_detail(cap: int) -> str:
             "GET /status/<id> instead.")
 
 
+def open_async(hub: EventHub, max_streams: int, method: str, query_string: str,
+               last_event_id: str | None) -> AsyncSubscription | Refusal:
+    """Decide a request for /events in an async server: an open stream on this loop, or a problem+json answer.
+
+    HEAD is answered with the stream's headers and no stream. Call it from a coroutine.
+    """
+    if method not in ("GET", "HEAD"):
+        return _refusal(405, "method_not_allowed", f"{method} is not allowed on /events; allowed: GET, HEAD.",
+                        [("Allow", "GET, HEAD")])
+    try:
+        request = parse_request(dict(parse_qsl(query_string, keep_blank_values=True)), last_event_id)
+    except StreamRequestError as e:
+        return _refusal(e.status, e.code, e.detail)
+    if method == "HEAD":
+        return Refusal(200, STREAM_HEADERS, b"")
+    try:
+        return hub.subscribe_async(request.filters, request.last_event_id, max_streams=max_streams)
+    except TooManyStreams:
+        return _refusal(503, "too_many_streams", too_many_streams_detail(max_streams), [("Retry-After", "5")],
+                        retry_after=5)
+
+
+def _refusal(status: int, code: str, detail: str, headers: list[tuple[str, str]] | None = None,
+             **extra: Any) -> Refusal:
+    body = orjson.dumps({"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
+                         "detail": detail, "code": code, **extra})
+    return Refusal(status, [("Content-Type", "application/problem+json"), ("X-Content-Type-Options", "nosniff"),
+                            ("Cache-Control", "no-store"), *(headers or [])], body)
+
+
+async def _send_all(subscription: AsyncSubscription, send: Callable[[bytes], Awaitable[None]],
+                    disconnected: Awaitable[Any]) -> bool:
+    """Send the stream's chunks until it ends or the client leaves; tell whether the server ended it."""
+
+    async def watch() -> None:
+        await disconnected
+        subscription.close()
+        subscription.end()  # wakes the reader now rather than at the next heartbeat
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        async with aclosing(subscription.aframes()) as chunks:
+            async for chunk in chunks:
+                await send(chunk)
+        return not watcher.done()
+    except (OSError, RuntimeError):  # the client went away while a chunk was being sent
+        return False
+    finally:
+        watcher.cancel()
+        subscription.close()
+
+
+# ------------------------------------------------------------------------------------------------ RSGI, ASGI
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
+RSGIApp = Callable[[Any, Any], Awaitable[None]]
+
+
+def rsgi_app(hub: EventHub, max_streams: Callable[[], int]) -> RSGIApp:
+    """Return an RSGI handler (granian's native interface) that serves GET /events on the event loop.
+
+    Call it as `await handler(scope, protocol)` for requests whose path is /events. `max_streams()` is
+    read per request (MAX_EVENT_STREAMS). No thread is held per stream.
+    """
+
+    async def app(scope: Any, protocol: Any) -> None:
+        header = scope.headers.get("last-event-id")
+        outcome = open_async(hub, max_streams(), scope.method, scope.query_string, header)
+        if isinstance(outcome, Refusal):
+            protocol.response_bytes(outcome.status, outcome.headers, outcome.body)
+            return
+        transport = protocol.response_stream(200, STREAM_HEADERS)
+        await _send_all(outcome, transport.send_bytes, protocol.client_disconnect())
+
+    return app
+
+
 def asgi_app(hub: EventHub, max_streams: Callable[[], int]) -> ASGIApp:
-    """Return an ASGI app that serves GET /events from `hub` on the event loop, with no thread per stream.
+    """Return an ASGI app that serves GET /events on the event loop, with no thread per stream.
 
     Mount it at /events in an async server. `max_streams()` is read per request (MAX_EVENT_STREAMS);
     refusals answer problem+json as the Flask view does.
@@ -573,56 +660,29 @@ def asgi_app(hub: EventHub, max_streams: Callable[[], int]) -> ASGIApp:
     async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        if scope["method"] not in ("GET", "HEAD"):
-            detail = f"{scope['method']} is not allowed on /events; allowed: GET, HEAD."
-            await _problem(send, 405, "method_not_allowed", detail, [(b"allow", b"GET, HEAD")])
-            return
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         header = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"last-event-id"),
                       None)
-        try:
-            request = parse_request(query, header)
-        except StreamRequestError as e:
-            await _problem(send, e.status, e.code, e.detail)
+        outcome = open_async(hub, max_streams(), scope["method"], scope.get("query_string", b"").decode("latin-1"),
+                             header)
+        if isinstance(outcome, Refusal):
+            await send({"type": "http.response.start", "status": outcome.status, "headers": _raw(outcome.headers)})
+            await send({"type": "http.response.body", "body": outcome.body})
             return
-        cap = max_streams()
-        try:
-            subscription = hub.subscribe_async(request.filters, request.last_event_id, max_streams=cap)
-        except TooManyStreams:
-            await _problem(send, 503, "too_many_streams", too_many_streams_detail(cap), [(b"retry-after", b"5")],
-                           retry_after=5)
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
-        if scope["method"] == "HEAD":
-            subscription.close()
-            await send({"type": "http.response.body", "body": b""})
-            return
-        watcher = asyncio.ensure_future(_until_disconnect(receive, subscription))
-        try:
-            async with aclosing(subscription.aframes()) as chunks:
-                async for chunk in chunks:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if not watcher.done():  # the server ended the stream: finish the answer
-                await send({"type": "http.response.body", "body": b""})
-        finally:
-            watcher.cancel()
-            subscription.close()
+        await send({"type": "http.response.start", "status": 200, "headers": _raw(STREAM_HEADERS)})
+
+        async def chunk(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        if await _send_all(outcome, chunk, _until_disconnect(receive)):
+            await send({"type": "http.response.body", "body": b""})  # the server ended the stream
 
     return app
 
 
-async def _until_disconnect(receive: Receive, subscription: AsyncSubscription) -> None:
-    """End the stream as soon as the client goes away, rather than at the next heartbeat."""
+def _raw(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+async def _until_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-    subscription.close()
-    subscription.end()
-
-
-async def _problem(send: Send, status: int, code: str, detail: str,
-                   headers: list[tuple[bytes, bytes]] | None = None, **extra: Any) -> None:
-    body = orjson.dumps({"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
-                         "detail": detail, "code": code, **extra})
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/problem+json"), *(headers or [])]})
-    await send({"type": "http.response.body", "body": body})

@@ -205,9 +205,9 @@ def test_a_hub_that_falls_behind_the_feed_resets_its_streams(clock: FakeClock) -
 
 
 def test_a_stream_too_far_behind_gets_a_reset_instead_of_its_backlog(clock: FakeClock) -> None:
-    """A reader that leaves more than `backlog` frames unsent gets one `reset` in their place, then new events."""
+    """A reader that leaves more than `backlog_bytes` unsent gets one `reset` in their place, then new events."""
     engine = make_engine(clock, PROCESSING_MODE="manual")
-    hub = hub_for(engine, backlog=10)
+    hub = hub_for(engine, backlog_bytes=5_000)  # about seven submitted events
     slow = hub.subscribe()
     for i in range(15):
         engine.submit("free", f"user-{i}")

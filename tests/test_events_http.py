@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from server import create_app
-from simulator.events import EventHub, asgi_app
+from simulator.events import EventHub, asgi_app, rsgi_app
 from tests.conftest import FAST, FakeClock, make_engine
 from tests.sse import named, parse, read_until
 
@@ -300,3 +300,63 @@ def parse_json(body: bytes) -> dict[str, Any]:
     import json
 
     return json.loads(body)
+
+
+class FakeRsgi:
+    """What an RSGI server (granian) gives a handler: a scope, and a protocol that records the answer."""
+
+    class Headers(dict):
+        pass
+
+    def __init__(self, method: str = "GET", query: str = "", headers: dict[str, str] | None = None) -> None:
+        self.scope = type("Scope", (), {"method": method, "query_string": query,
+                                        "headers": self.Headers(headers or {})})()
+        self.status: int | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.body = b""
+        self.gone = asyncio.Event()
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> Any:
+        self.status, self.headers = status, headers
+        outer = self
+
+        class Transport:
+            async def send_bytes(self, data: bytes) -> None:
+                outer.body += data
+
+        return Transport()
+
+    async def client_disconnect(self) -> None:
+        await self.gone.wait()
+
+
+def test_the_rsgi_handler_streams_and_refuses_like_the_flask_view(clock: FakeClock) -> None:
+    """rsgi_app answers a stream on the event loop and ends it on disconnect; a bad request gets a 400 problem."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    hub = EventHub(engine, threaded=False, monotonic=lambda: 0.0)
+    handler = rsgi_app(hub, lambda: 10)
+    good, bad = FakeRsgi(headers={"last-event-id": "0"}), FakeRsgi(query="last_event_id=x")
+
+    async def main() -> None:
+        await handler(bad.scope, bad)
+        serving = asyncio.ensure_future(handler(good.scope, good))
+        await asyncio.sleep(0)
+        engine.submit("free", "alice")
+        await asyncio.to_thread(hub.pump, 0.0)
+        for _ in range(100):
+            if b"event: submitted" in good.body:
+                break
+            await asyncio.sleep(0)
+        good.gone.set()
+        await asyncio.wait_for(serving, 5)
+
+    asyncio.run(main())
+    assert bad.status == 400 and parse_json(bad.body)["code"] == "invalid_parameter"
+    assert good.status == 200 and ("Content-Type", "text/event-stream; charset=utf-8") in good.headers
+    got = named(parse(good.body))
+    assert [(e.event, e.data.get("resumed")) for e in got][:1] == [("ready", True)]
+    assert [e.event for e in got[1:]] == ["submitted"]
+    assert hub.open_streams == 0
