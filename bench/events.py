@@ -1,0 +1,465 @@
+"""Watching the simulation under load: SSE fan-out to 1,000 streams, /healthz beside them, a scrape at 100,000 jobs.
+
+Against `python server.py` as users run it (subprocesses, settings in the environment; see _common.Server).
+
+1. Scrape. A server filled to 100 000 jobs (half completed, half queued behind two busy workers, as in
+   bench/load.py) and an empty one, side by side: `GET /metrics` back to back on one keep-alive
+   connection, timed by the client and by the server's own access-log line.
+2. Fan-out. A server with THREADS and MAX_EVENT_STREAMS raised for the subscribers. They open
+   `GET /events` from separate processes (asyncio, one connection each, HTTP/1.0 so the stream is the
+   raw body). `/healthz` is measured (wrk, or the Python load generator) with no stream open, with all
+   of them open and idle, and while jobs are submitted at `--rate` per second (auto mode, 1 s
+   attempts: each job makes submitted, started, progress and completed events). Every subscriber notes
+   when each event arrived; delivery latency is that moment less the event's `at` (the server's clock
+   when the change happened, or when the progress was read), and an event counts as delivered to all
+   when every subscriber got it. The server's CPU time over a second round of events (without the
+   /healthz load) gives the cost per delivery, a figure that the machine's other load disturbs least.
+3. The same fan-out served the async way, when granian is installed: `--serve-granian` runs this script as
+   a stand-in server — granian embedded (RSGI), /events on the event loop through `simulator.events.rsgi_app`,
+   everything else through the Flask app in 8 threads — as the serving layer is being rebuilt to do.
+
+    python bench/events.py                 # the full run: 100 000 jobs, 1 000 subscribers
+    python bench/events.py --quick         # a smoke run: 1 000 jobs, 50 subscribers, 1 s of events
+    python bench/events.py --subscribers 500 --rate 10 --seconds 20
+    python bench/events.py --part fanout --server both    # only the fan-out, waitress and granian
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import re
+import shutil
+import statistics
+import sys
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+
+from bench._common import Server, machine, ms, percentile, revision, table  # noqa: E402
+from bench.load import PythonLoad, Wrk, fill  # noqa: E402
+
+SCRAPE_TARGET = 0.050  # seconds
+DELIVERY_TARGET = 0.100
+HEALTHZ_TARGET = 0.050
+_EVENT = re.compile(rb"id: (\d+)\nevent: (\w+)\ndata: [^\n]*?\"at\":\"([^\"]+)\"")
+_LOG_MS = re.compile(r'"GET /metrics" 200 ([\d.]+)ms')
+
+
+# ------------------------------------------------------------------------------------------------ subscribers
+
+
+async def _subscribe(host: str, port: int, opened: list[int], stop: asyncio.Event) -> list[tuple[int, str, str, float]]:
+    """Hold one stream until `stop`; return (event id, kind, at, arrival time) for each event that came."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(f"GET /events HTTP/1.0\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200") and not head.startswith(b"HTTP/1.0 200"):
+        raise RuntimeError(f"the stream was refused: {head[:60]!r}")
+    opened.append(1)
+    got: list[tuple[int, str, str, float]] = []
+    buffer = b""
+    stopping = asyncio.ensure_future(stop.wait())
+    while not stop.is_set():
+        reading = asyncio.ensure_future(reader.read(65536))
+        await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not reading.done():
+            reading.cancel()
+            break
+        data = reading.result()
+        if not data:
+            break
+        arrived = time.time()
+        buffer += data
+        end = buffer.rfind(b"\n\n")
+        if end < 0:
+            continue
+        for match in _EVENT.finditer(buffer, 0, end + 2):
+            got.append((int(match.group(1)), match.group(2).decode(), match.group(3).decode(), arrived))
+        buffer = buffer[end + 2:]
+    writer.close()
+    return got
+
+
+def _subscriber_process(conn: Connection, host: str, port: int, count: int) -> None:
+    """Open `count` streams, say when they are open, hold them until told to stop, send back what arrived."""
+
+    async def main() -> None:
+        opened: list[int] = []
+        stop = asyncio.Event()
+        tasks = []
+        for i in range(count):
+            tasks.append(asyncio.ensure_future(_subscribe(host, port, opened, stop)))
+            if i % 50 == 49:
+                await asyncio.sleep(0.05)  # do not flood the listen backlog
+        while len(opened) < count:
+            if any(t.done() and t.exception() for t in tasks):
+                conn.send(("error", str(next(t.exception() for t in tasks if t.done() and t.exception()))))
+                return
+            await asyncio.sleep(0.01)
+        conn.send(("open", count))
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "stop"
+        stop.set()
+        results = await asyncio.gather(*tasks)
+        conn.send(("events", results))
+
+    asyncio.run(main())
+
+
+class Subscribers:
+    """`total` event streams held by `processes` processes."""
+
+    def __init__(self, url: str, total: int, processes: int) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        context = mp.get_context("spawn")
+        self.pipes: list[Connection] = []
+        shares = [total // processes + (1 if i < total % processes else 0) for i in range(processes)]
+        for share in shares:
+            parent, child = context.Pipe()
+            context.Process(target=_subscriber_process, args=(child, host, int(port), share), daemon=True).start()
+            self.pipes.append(parent)
+
+    def wait_open(self) -> None:
+        """Return once every stream is open (the server answered 200)."""
+        for pipe in self.pipes:
+            kind, value = pipe.recv()
+            if kind != "open":
+                raise RuntimeError(f"a subscriber failed: {value}")
+
+    def collect(self) -> list[list[tuple[int, str, str, float]]]:
+        """Close every stream; return, per stream, the events it got."""
+        for pipe in self.pipes:
+            pipe.send("stop")
+        streams = []
+        for pipe in self.pipes:
+            _, value = pipe.recv()
+            streams.extend(value)
+        return streams
+
+
+# ------------------------------------------------------------------------------------------------ measurements
+
+
+def scrape_times(server: Server, rounds: int) -> tuple[list[float], list[float], int]:
+    """Scrape `rounds` times; return client seconds, server seconds (its access log) and the exposition's size."""
+    session = requests.Session()
+    session.get(f"{server.url}/metrics", timeout=30).raise_for_status()  # warm
+    client = []
+    size = 0
+    for _ in range(rounds):
+        started = time.perf_counter()
+        response = session.get(f"{server.url}/metrics", timeout=30)
+        client.append(time.perf_counter() - started)
+        response.raise_for_status()
+        size = len(response.content)
+    session.close()
+    with open(server.log_path, encoding="utf-8") as log:
+        logged = [float(m.group(1)) / 1000 for line in log if (m := _LOG_MS.search(line))]
+    return client, logged[-rounds:], size
+
+
+def submit_at_rate(url: str, rate: float, seconds: float) -> int:
+    """Submit premium jobs at `rate` per second for `seconds`; return how many."""
+    session = requests.Session()
+    started = time.perf_counter()
+    sent = 0
+    while (elapsed := time.perf_counter() - started) < seconds:
+        due = sent / rate
+        if elapsed < due:
+            time.sleep(due - elapsed)
+        session.post(f"{url}/translate", data='{"role":"premium"}', timeout=30).raise_for_status()
+        sent += 1
+    session.close()
+    return sent
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) a process has used, from /proc."""
+    import os
+
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def epoch(text: str) -> float:
+    """Return epoch seconds of the server's ISO timestamps (2026-11-24T10:00:00.123456Z)."""
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def delivery(streams: list[list[tuple[int, str, str, float]]]) -> dict[str, Any]:
+    """Summarise what the streams got: changes delivered to all, latencies of changes and of progress."""
+    everyone = len(streams)
+    seen: dict[int, int] = {}
+    change_lat: list[float] = []
+    progress_lat: list[float] = []
+    first: dict[tuple[int, str], float] = {}
+    last: dict[tuple[int, str], float] = {}
+    for events in streams:
+        for event_id, kind, at, arrived in events:
+            latency = arrived - epoch(at)
+            key = (event_id, kind)
+            first[key] = min(first.get(key, arrived), arrived)
+            last[key] = max(last.get(key, arrived), arrived)
+            if kind == "progress":
+                progress_lat.append(latency)
+            else:
+                seen[event_id] = seen.get(event_id, 0) + 1
+                change_lat.append(latency)
+    spread = [last[key] - first[key] for key in first]
+    return {
+        "changes": len(seen),
+        "to_all": sum(1 for n in seen.values() if n == everyone),
+        "deliveries": len(change_lat),
+        "p50": percentile(change_lat, 50), "p99": percentile(change_lat, 99), "max": max(change_lat, default=0),
+        "progress_p99": percentile(progress_lat, 99), "progress": len(progress_lat),
+        "spread_p99": percentile(spread, 99),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ async harness
+
+
+def serve_granian() -> int:
+    """Serve the app the way the async serving layer would, for this benchmark only (`--serve-granian`).
+
+    granian embedded in this process (RSGI): GET /events on the event loop through `simulator.events.rsgi_app`
+    (no thread per stream), every other request through the Flask app in a pool of 8 threads. A stand-in for
+    measuring the async path; the product's serving layer is simulator/serve.py.
+    """
+    import io
+    import logging
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    from granian.constants import Interfaces
+    from granian.server.embed import Server as Granian
+
+    import config
+    from server import create_app
+    from simulator.events import rsgi_app
+    from simulator.ticker import Ticker
+
+    logging.basicConfig(level=logging.WARNING)
+    settings = config.load().with_admin_token()
+    app = create_app(settings)
+    simulator = app.extensions["simulator"]
+    ticker = Ticker(simulator.engine).start()
+    events = rsgi_app(simulator.events, lambda: simulator.engine.settings.MAX_EVENT_STREAMS)
+    pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="wsgi")
+
+    def call(environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        started: list[Any] = []
+        result = app(environ, lambda status, headers, exc_info=None: started.extend([int(status[:3]), headers]))
+        try:
+            return started[0], started[1], b"".join(result)
+        finally:
+            getattr(result, "close", lambda: None)()
+
+    class Bridge:
+        async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+            if scope.proto != "http":
+                return
+            if scope.path == "/events":
+                await events(scope, protocol)
+                return
+            body = await protocol() if scope.method in ("POST", "PUT", "PATCH") else b""
+            environ = {"REQUEST_METHOD": scope.method, "PATH_INFO": scope.path, "QUERY_STRING": scope.query_string,
+                       "SERVER_NAME": settings.HOST, "SERVER_PORT": str(settings.PORT), "SERVER_PROTOCOL": "HTTP/1.1",
+                       "REMOTE_ADDR": scope.client.rpartition(":")[0], "wsgi.url_scheme": "http",
+                       "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
+                       "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+                       "CONTENT_LENGTH": str(len(body)) if body else ""}
+            for name, value in scope.headers.items():
+                if name == "content-type":
+                    environ["CONTENT_TYPE"] = value
+                elif name != "content-length":
+                    environ["HTTP_" + name.upper().replace("-", "_")] = value
+            status, headers, answer = await asyncio.get_running_loop().run_in_executor(pool, call, environ)
+            protocol.response_bytes(status, headers, answer)
+
+    async def run() -> None:
+        logging.getLogger("granian").setLevel(logging.ERROR)
+        server = Granian(Bridge(), address=settings.HOST, port=settings.PORT, interface=Interfaces.RSGI,
+                         backlog=4096, log_enabled=False, websockets=False)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        serving = asyncio.ensure_future(server.serve())
+        print(f"Serving on http://{settings.HOST}:{settings.PORT}", flush=True)
+        await stop.wait()
+        simulator.release_waiters()
+        server.stop()
+        await asyncio.wait_for(serving, 10)
+
+    try:
+        asyncio.run(run())
+    finally:
+        ticker.stop()
+        pool.shutdown(wait=False, cancel_futures=True)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def measure_scrape(n_jobs: int, rounds: int, gen: Wrk | PythonLoad, progress: Any) -> float:
+    """Print the scrape table (a full server and an empty one, alternating); return the full one's client median."""
+    big_settings = {"MAX_JOBS": n_jobs * 2, "RATE_LIMIT": 1_000_000, "TRANSLATION_DELAY": 0, "WORKERS": 2}
+    scraped: dict[str, tuple[list[float], list[float], int]] = {}
+    full_name = f"{n_jobs:,} jobs"
+    with Server(big_settings, name="scrape-full") as full, Server({}, name="scrape-empty") as empty:
+        progress(f"filling a server to {n_jobs} jobs")
+        fill(full, gen, n_jobs // 2)
+        full.configure(TRANSLATION_DELAY=86400)
+        fill(full, gen, n_jobs)
+        progress("scraping")
+        for _ in range(2):  # alternate, so that both see the same neighbours' noise
+            for name, server in (("empty", empty), (full_name, full)):
+                client, logged, size = scrape_times(server, rounds // 2)
+                old = scraped.get(name, ([], [], 0))
+                scraped[name] = (old[0] + client, old[1] + logged, size)
+    rows = [[f"GET /metrics, {name} stored", f"{size:,}", ms(statistics.median(logged)), ms(percentile(logged, 95)),
+             ms(statistics.median(client)), ms(percentile(client, 95)), ms(max(client))]
+            for name, (client, logged, size) in scraped.items()]
+    print(f"## Scrape ({rounds} scrapes per server, one keep-alive connection)\n")
+    print(table(["request", "bytes", "server median ms", "server p95 ms", "client median ms", "client p95 ms",
+                 "client max ms"], rows))
+    print()
+    return statistics.median(scraped[full_name][0])
+
+
+def measure_fanout(subscribers: int, processes: int, rate: float, seconds: float, load_seconds: float,
+                   gen: Wrk | PythonLoad, progress: Any, serving: str = "waitress") -> dict[str, Any]:
+    """Print the fan-out tables for one way of serving; return the summary with the /healthz loads."""
+    fan_settings = {"THREADS": min(4096, subscribers + 64), "MAX_EVENT_STREAMS": subscribers, "RATE_LIMIT": 1_000_000,
+                    "TRANSLATION_DELAY": 1.0, "PREMIUM_DELAY_FACTOR": 1.0, "DELAY_JITTER": 0, "ERROR_RATE": 0,
+                    "WORKERS": 50}
+    command = [sys.executable, str(Path(__file__).resolve()), "--serve-granian"] if serving == "granian" else None
+    with Server(fan_settings, command=command, name=f"fanout-{serving}") as server:
+        progress(f"{serving}: measuring /healthz with no stream open")
+        alone = gen.run(server.url, "/healthz", load_seconds)
+        progress(f"opening {subscribers} streams from {processes} processes")
+        holders = Subscribers(server.url, subscribers, processes)
+        holders.wait_open()
+        open_now = requests.get(f"{server.url}/metrics", timeout=30).text
+        gauge = re.search(r"^http_event_streams_open ([\d.]+)$", open_now, re.MULTILINE)
+        progress(f"server says {gauge.group(1) if gauge else '?'} streams are open; /healthz while idle")
+        idle = gen.run(server.url, "/healthz", load_seconds)
+        progress(f"submitting {rate:g} jobs/s for {seconds:g} s, with /healthz under load")
+        with mp.get_context("spawn").Pool(1) as pool:
+            submitting = pool.apply_async(submit_at_rate, (server.url, rate, seconds))
+            busy = gen.run(server.url, "/healthz", min(seconds, load_seconds))
+            submitted = submitting.get(timeout=seconds + 60)
+        time.sleep(1.5)  # the last jobs end (1 s attempts) and their events arrive
+        progress(f"events only: {rate:g} jobs/s for {seconds:g} s, no /healthz load; server CPU measured")
+        cpu_before, phase_two = cpu_seconds(server.pid), time.time()
+        with mp.get_context("spawn").Pool(1) as pool:
+            pool.apply_async(submit_at_rate, (server.url, rate, seconds)).get(timeout=seconds + 60)
+        time.sleep(1.5)
+        cpu = cpu_seconds(server.pid) - cpu_before
+        streams = holders.collect()
+    summary = delivery(streams)
+    sent_alone = sum(1 for events in streams for *_, arrived in events if arrived >= phase_two)
+    how = ("waitress, THREADS streams + 64: one thread per stream (python server.py)" if serving == "waitress" else
+           "granian embedded, /events on the event loop (rsgi_app), Flask in 8 threads (bench harness)")
+    print(f"## Fan-out, {how}: {subscribers} streams, {submitted} jobs in {seconds:g} s twice "
+          f"({summary['changes']} changes)\n")
+    print(table(["what", "figure"], [
+        ["changes delivered to every stream", f"{summary['to_all']} of {summary['changes']}"],
+        ["deliveries (change × stream)", f"{summary['deliveries']:,}"],
+        ["change delivery latency p50 / p99 / max, ms", f"{ms(summary['p50'])} / {ms(summary['p99'])} / "
+                                                       f"{ms(summary['max'])}"],
+        ["spread from first to last stream, p99 ms", ms(summary["spread_p99"])],
+        ["progress events delivered / latency p99 ms", f"{summary['progress']:,} / {ms(summary['progress_p99'])}"],
+        [f"server CPU in {seconds + 1.5:g} s of events alone (no /healthz load), s / µs per delivery",
+         f"{cpu:.2f} / {cpu / max(1, sent_alone) * 1e6:.1f}"],
+    ], "lr"))
+    print()
+    print(table(["/healthz", "req/s", "p50 ms", "p99 ms", "errors"], [
+        ["no stream open", f"{alone.rate:,.0f}", ms(alone.p50), ms(alone.p99), alone.errors],
+        [f"{subscribers} streams open, idle", f"{idle.rate:,.0f}", ms(idle.p50), ms(idle.p99), idle.errors],
+        [f"{subscribers} streams open, {rate:g} jobs/s", f"{busy.rate:,.0f}", ms(busy.p50), ms(busy.p99),
+         busy.errors],
+    ]))
+    print()
+    return {**summary, "idle": idle, "busy": busy, "subscribers": subscribers, "serving": serving}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its tables."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 000 jobs, 50 subscribers, 1 s of events")
+    parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--jobs", type=int, help="jobs stored for the scrape (default 100000)")
+    parser.add_argument("--subscribers", type=int, help="event streams held at once (default 1000)")
+    parser.add_argument("--processes", type=int, default=4, help="processes holding the streams (default 4)")
+    parser.add_argument("--rate", type=float, default=5.0, help="jobs submitted per second while measuring")
+    parser.add_argument("--seconds", type=float, help="how long events flow (default 10)")
+    parser.add_argument("--rounds", type=int, help="scrapes per server (default 50)")
+    parser.add_argument("--part", choices=("all", "scrape", "fanout"), default="all", help="what to measure")
+    parser.add_argument("--server", choices=("auto", "waitress", "granian", "both"), default="auto",
+                        help="how /events is served in the fan-out (auto: both when granian is installed)")
+    parser.add_argument("--serve-granian", action="store_true", help=argparse.SUPPRESS)  # the harness server
+    args = parser.parse_args(argv)
+    if args.serve_granian:
+        return serve_granian()
+    quick = args.quick
+    use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk") is not None)
+    gen: Wrk | PythonLoad = Wrk(8) if use_wrk else PythonLoad(2)
+
+    def progress(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    print(f"# bench/events.py — {machine()}; {revision()}; load: {gen.describe()}\n")
+    targets = []
+    try:
+        if args.part in ("all", "scrape"):
+            n_jobs = args.jobs or (1_000 if quick else 100_000)
+            scrape = measure_scrape(n_jobs, args.rounds or (10 if quick else 50), gen, progress)
+            targets.append([f"scrape at {n_jobs:,} jobs ≤ 50 ms (client median)", ms(scrape),
+                            _yes(scrape <= SCRAPE_TARGET)])
+        servers = {"auto": ["waitress", "granian"] if _has_granian() else ["waitress"],
+                   "both": ["waitress", "granian"]}.get(args.server, [args.server])
+        for serving in servers if args.part in ("all", "fanout") else []:
+            fan = measure_fanout(args.subscribers or (50 if quick else 1_000), 1 if quick else args.processes,
+                                 args.rate, args.seconds or (1.0 if quick else 10.0), 0.5 if quick else 5.0, gen,
+                                 progress, serving)
+            everyone = fan["to_all"] == fan["changes"] and fan["changes"] > 0
+            worst = max(fan["idle"].p99, fan["busy"].p99)
+            targets += [
+                [f"{serving}: each event to all {fan['subscribers']} streams", f"{fan['to_all']}/{fan['changes']}",
+                 _yes(everyone)],
+                [f"{serving}: delivery p99 ≤ 100 ms", ms(fan["p99"]), _yes(fan["p99"] <= DELIVERY_TARGET)],
+                [f"{serving}: /healthz p99 ≤ 50 ms while streams are open",
+                 f"{ms(fan['idle'].p99)} idle, {ms(fan['busy'].p99)} busy", _yes(worst <= HEALTHZ_TARGET)],
+            ]
+    finally:
+        gen.close()
+    print(table(["target", "figure", "met"], targets, "lrl"))
+    return 0
+
+
+def _has_granian() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("granian") is not None
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
