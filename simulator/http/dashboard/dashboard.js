@@ -391,7 +391,7 @@
       const view = state.jobs.get(id).view;
       fillRow(row, view);
       row.querySelector(".position").textContent = "";
-      row.querySelector(".attempts").textContent = `attempt ${view.attempts}`;
+      row.querySelector(".attempts").textContent = view.attempts > 1 ? `retry ${view.attempts - 1}` : "";
       row.querySelector(".progress-text").textContent = `${view.progress}%`;
       const fill = row.querySelector(".fill");
       fill.style.width = `${view.progress}%`;
@@ -424,8 +424,11 @@
       role.textContent = view.role;
       role.dataset.role = view.role;
       row.querySelector(".user").textContent = view.user_id;
-      row.querySelector(".attempts").textContent = `${view.attempts} attempt${view.attempts === 1 ? "" : "s"}`;
-      row.querySelector(".when").dataset.at = view.finished_at || "";
+      row.querySelector(".attempts").textContent = `×${view.attempts}`;
+      row.querySelector(".attempts").title = `${view.attempts} attempt${view.attempts === 1 ? "" : "s"}`;
+      const when = row.querySelector(".when");
+      when.dataset.at = view.finished_at || "";
+      when.textContent = ago(view.finished_at);
       row.title = view.cancel_reason ? `reason: ${view.cancel_reason}` : view.error ? `${view.error.code}: ${view.error.message}` : "";
     });
   }
@@ -531,7 +534,8 @@
       const entry = state.jobs.get(row.dataset.jobId);
       if (!entry || entry.view.eta_seconds === null) continue;
       const left = Math.max(0, entry.view.eta_seconds - (performance.now() - entry.seen) / 1000);
-      row.querySelector(".eta").textContent = `ETA ${left.toFixed(left < 10 ? 1 : 0)} s`;
+      row.querySelector(".eta").textContent = `${left.toFixed(left < 10 ? 1 : 0)} s`;
+      row.querySelector(".eta").title = "ETA: seconds until this attempt ends";
     }
     for (const when of $("finished").querySelectorAll(".when")) when.textContent = ago(when.dataset.at);
   }
