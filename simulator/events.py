@@ -17,7 +17,8 @@ What a stream carries, in order:
 - every change — `submitted`, `started`, `retried`, `completed`, `failed`, `permanently_failed`,
   `cancelled`, `removed` — as an event of that name, with the job's wire view (`null` once removed);
 - `progress` for running jobs, at most once every `progress_seconds` (1 s) per job and only when its
-  whole-percent progress moved; `id:` is the last change's number, so resuming from it loses nothing;
+  whole-percent progress moved (and is above 0, which `started` said already); `id:` is the last
+  change's number, so resuming from it loses nothing;
 - `reset` whenever the stream fell too far behind (more than `backlog_bytes`, 8 MiB, unsent);
 - a `: heartbeat` comment every `heartbeat_seconds` (15 s), so proxies keep the connection open and
   a vanished client is noticed.
@@ -481,13 +482,14 @@ class EventHub:
         return entries
 
     def _progress(self) -> list[tuple[str, str, dict[str, Any]]]:
-        """Return (job id, user id, event data) for each running job whose whole-percent progress moved."""
+        """Return (job id, user id, event data) for each running job whose whole-percent progress moved past 0."""
         sent = self._progress_sent
         running = self.engine.running()
         now = iso(self.engine.now())
         entries = []
         for view in running:
-            if sent.get(view["job_id"]) != view["progress"]:
+            # 0 % is what the started or retried event already said.
+            if view["progress"] and sent.get(view["job_id"]) != view["progress"]:
                 data = {"kind": "progress", "job_id": view["job_id"], "user_id": view["user_id"],
                         "version": view["version"], "at": now, "job": view}
                 entries.append((view["job_id"], view["user_id"], data))
