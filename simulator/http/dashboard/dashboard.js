@@ -175,7 +175,19 @@
   }
 
   function applySnapshot(queue, recent, config) {
-    state.jobs.clear();
+    // While polling, the attempts that ended between two snapshots are counted from their difference.
+    const previous = state.jobs;
+    if (backfilled) {
+      for (const view of [...recent, ...queue.queued, ...queue.running]) {
+        const old = previous.get(view.job_id);
+        if (!old || old.view.version >= view.version) continue;
+        if (view.status === "completed") count(Date.now(), true);
+        else if (view.status === "permanently_failed" || (view.status === "failed" && old.view.attempts !== view.attempts)) {
+          count(Date.now(), false);
+        }
+      }
+    }
+    state.jobs = new Map();
     state.lanes = { premium: [], free: [] };
     const queued = queue.queued;
     const truncated = queue.queued_total > queued.length;
