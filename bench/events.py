@@ -227,6 +227,105 @@ def delivery(streams: list[list[tuple[int, str, str, float]]]) -> dict[str, Any]
     }
 
 
+# ------------------------------------------------------------------------------------------------ in process
+
+
+def hub_fanout(readers: int, events: int, kind: str) -> tuple[list[float], float]:
+    """Time the hub alone: `events` submissions fanned out to `readers` in-process readers, no sockets.
+
+    `kind` is "async" (AsyncSubscription readers on one event loop) or "threads" (a blocking reader per
+    thread, as under a WSGI server). Return each (event, reader) latency, from the submission to the moment
+    the reader got it, and the process CPU seconds per delivery.
+    """
+    import threading
+
+    import config
+    from jobs import JobEngine
+    from simulator.events import EventHub
+
+    engine = JobEngine(config.from_mapping({"PROCESSING_MODE": "manual", "MAX_JOBS": 1_000_000}))
+    hub = EventHub(engine)
+    latencies: list[float] = []
+    submitted: dict[str, float] = {}
+    pattern = re.compile(rb"event: submitted\ndata: [^\n]*?\"job_id\":\"([^\"]+)\"")
+    lock = threading.Lock()
+
+    def note(chunk: bytes, now: float, got: list[float]) -> int:
+        ids = pattern.findall(chunk)
+        got.extend(now - submitted[i.decode()] for i in ids)
+        return len(ids)
+
+    def submit_all() -> None:
+        for _ in range(events):
+            with lock:
+                started = time.perf_counter()
+                job, _ = engine.submit("premium", "bench")
+                submitted[job["job_id"]] = started
+            time.sleep(0.02)  # 50 events a second, each its own batch
+
+    cpu_before = time.process_time()
+    if kind == "async":
+
+        async def main() -> None:
+            subscriptions = [hub.subscribe_async() for _ in range(readers)]
+
+            async def read(subscription: Any) -> list[float]:
+                got: list[float] = []
+                seen = 0
+                while seen < events:
+                    frames = await subscription.atake()
+                    now = time.perf_counter()
+                    with lock:
+                        seen += note(b"".join(frames or []), now, got)
+                subscription.close()
+                return got
+
+            tasks = [asyncio.ensure_future(read(s)) for s in subscriptions]
+            await asyncio.to_thread(submit_all)
+            for got in await asyncio.gather(*tasks):
+                latencies.extend(got)
+
+        asyncio.run(main())
+    else:
+        subscriptions = [hub.subscribe() for _ in range(readers)]
+        results: list[list[float]] = [[] for _ in range(readers)]
+
+        def read(index: int) -> None:
+            seen = 0
+            while seen < events:
+                frames = subscriptions[index].take(5.0) or []
+                now = time.perf_counter()
+                with lock:
+                    seen += note(b"".join(frames), now, results[index])
+            subscriptions[index].close()
+
+        threads = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(readers)]
+        for thread in threads:
+            thread.start()
+        submit_all()
+        for thread in threads:
+            thread.join(timeout=60)
+        for got in results:
+            latencies.extend(got)
+    cpu = time.process_time() - cpu_before
+    hub.close()
+    return latencies, cpu / max(1, len(latencies))
+
+
+def measure_hub(readers: int, events: int) -> None:
+    """Print the in-process fan-out table: async readers and blocking threads, alternated, twice each."""
+    rows = []
+    for _ in range(2):
+        for kind in ("async", "threads"):
+            latencies, cpu = hub_fanout(readers, events, kind)
+            rows.append([f"{readers} {'async readers, one loop' if kind == 'async' else 'blocking reader threads'}",
+                         f"{len(latencies):,}", ms(percentile(latencies, 50), 2), ms(percentile(latencies, 99), 2),
+                         ms(max(latencies), 2), f"{cpu * 1e6:.1f}"])
+    print(f"## The hub alone, in one process ({events} submissions at 50/s, no sockets)\n")
+    print(table(["readers", "deliveries", "p50 ms", "p99 ms", "max ms", "CPU µs per delivery"], rows))
+    print()
+
+
 # ------------------------------------------------------------------------------------------------ async harness
 
 
@@ -408,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=5.0, help="jobs submitted per second while measuring")
     parser.add_argument("--seconds", type=float, help="how long events flow (default 10)")
     parser.add_argument("--rounds", type=int, help="scrapes per server (default 50)")
-    parser.add_argument("--part", choices=("all", "scrape", "fanout"), default="all", help="what to measure")
+    parser.add_argument("--part", choices=("all", "scrape", "hub", "fanout"), default="all", help="what to measure")
     parser.add_argument("--server", choices=("auto", "waitress", "granian", "both"), default="auto",
                         help="how /events is served in the fan-out (auto: both when granian is installed)")
     parser.add_argument("--serve-granian", action="store_true", help=argparse.SUPPRESS)  # the harness server
@@ -430,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
             scrape = measure_scrape(n_jobs, args.rounds or (10 if quick else 50), gen, progress)
             targets.append([f"scrape at {n_jobs:,} jobs ≤ 50 ms (client median)", ms(scrape),
                             _yes(scrape <= SCRAPE_TARGET)])
+        if args.part in ("all", "hub"):
+            measure_hub(args.subscribers or (50 if quick else 1_000), 20 if quick else 200)
         servers = {"auto": ["waitress", "granian"] if _has_granian() else ["waitress"],
                    "both": ["waitress", "granian"]}.get(args.server, [args.server])
         for serving in servers if args.part in ("all", "fanout") else []:
@@ -447,7 +548,8 @@ def main(argv: list[str] | None = None) -> int:
             ]
     finally:
         gen.close()
-    print(table(["target", "figure", "met"], targets, "lrl"))
+    if targets:
+        print(table(["target", "figure", "met"], targets, "lrl"))
     return 0
 
 
