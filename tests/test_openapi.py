@@ -26,7 +26,7 @@ from openapi_spec_validator import validate as validate_openapi
 import config
 from jobs import Status
 from server import create_app
-from simulator.http.views.docs import DOCS_ASSETS, OPENAPI_PATH, swagger_ui_path
+from simulator.http.views.docs import DOCS_ASSETS, OPENAPI_PATH, REDOC_DIR, swagger_ui_path
 from tests.conftest import ADMIN_TOKEN, FAST, FakeClock
 
 DOCUMENT = OPENAPI_PATH
@@ -181,6 +181,30 @@ def test_docs_page_loads_swagger_ui_from_this_server_only(client):
         assert asset.status_code == 200, link
         assert asset.headers["X-Content-Type-Options"] == "nosniff"
         assert asset.get_data() == (swagger_ui_path / link.removeprefix("/docs/")).read_bytes()
+
+
+def test_redoc_page_loads_redoc_from_this_server_only(client):
+    """/redoc is an HTML page that loads the vendored ReDoc script from this server and reads /openapi.yaml."""
+    response = client.get("/redoc")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert 'spec-url="/openapi.yaml"' in page
+    assert not re.search(r"https?:|//[a-z]", page, re.IGNORECASE)
+    (script,) = re.findall(r'src="([^"]+)"', page)
+    answer = client.get(script)
+    assert answer.status_code == 200 and answer.mimetype == "text/javascript"
+    assert answer.get_data() == (REDOC_DIR / "redoc.standalone.js").read_bytes()
+
+
+def test_try_it_out_calls_the_server_that_serves_the_page():
+    """The document's first server is "/", so Swagger UI's Try it out sends requests to the page's own origin."""
+    assert load_document()["servers"][0]["url"] == "/"
+
+
+def test_no_fixed_idempotency_key_is_filled_in_for_try_it_out():
+    """The Idempotency-Key parameter has no example: a second Execute with an edited body is not refused."""
+    key = load_document()["components"]["parameters"]["IdempotencyKey"]
+    assert "example" not in key and "examples" not in key
 
 
 @pytest.mark.parametrize(
