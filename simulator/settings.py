@@ -21,7 +21,7 @@ import math
 import os
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,7 @@ class Key:
     choices: tuple[str, ...] = ()
     secret: bool = False
     optional: bool = False  # None is allowed (unset)
+    validate: Callable[[str], object] | None = None  # checks a string's syntax; raises ValueError saying why
 
     @property
     def runtime(self) -> bool:
@@ -78,6 +79,8 @@ class Key:
         if self.kind is str:
             if not isinstance(value, str) or not value or (self.choices and value not in self.choices):
                 raise ValueError(f"must be {self.allowed()}, got {value!r}")
+            if self.validate is not None:
+                self.validate(value)
             return value
         # bool is an int in Python, but `true` is never a number of seconds.
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -158,6 +161,8 @@ class Process:
                                       optional=True, low=0, high=2**63)
     STORE: str = setting("memory", "where jobs live: `memory` (lost on exit) or `sqlite:///path/to/jobs.db` "
                          "(durable; see Storage)")
+    CLOCK: str = setting("system", "`system`: real time; `manual`: simulated time stands still until POST "
+                         "/admin/clock/advance moves it", choices=("system", "manual"))
     HOST: str = setting("127.0.0.1", "address `python server.py` listens on")
     PORT: int = setting(4777, "port `python server.py` listens on (0: any free port)", low=0, high=65535)
     THREADS: int = setting(512, "request threads of the server (each held long-poll uses one)", low=4, high=4096)
@@ -297,4 +302,10 @@ class RuntimeConfig:
         """Apply runtime `changes` all or nothing and return the new settings; raise ConfigError if any is bad."""
         with self._lock:
             self._current = self._current.updated(changes)
+            return self._current
+
+    def restore(self) -> Settings:
+        """Put the start-up settings back in force and return them."""
+        with self._lock:
+            self._current = self.initial
             return self._current

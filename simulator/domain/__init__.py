@@ -6,6 +6,7 @@ Plain Python: it never imports Flask, python-dotenv or requests.
 from simulator.domain.engine import ERROR_CODES, ERROR_MESSAGES, JobEngine
 from simulator.domain.errors import (
     CapacityExceeded,
+    ClockNotManual,
     IdempotencyMismatch,
     InvalidArgument,
     JobError,
@@ -25,6 +26,7 @@ __all__ = [
     "TERMINAL",
     "TRANSITIONS",
     "CapacityExceeded",
+    "ClockNotManual",
     "Event",
     "IdempotencyMismatch",
     "InvalidArgument",

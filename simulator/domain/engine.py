@@ -22,9 +22,10 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from simulator.clock import Clock, system_clock
+from simulator.clock import Clock, ManualClock, system_clock
 from simulator.domain.errors import (
     CapacityExceeded,
+    ClockNotManual,
     IdempotencyMismatch,
     InvalidArgument,
     JobNotFound,
@@ -56,6 +57,8 @@ CHANGE_KINDS = {
 }
 
 Places = dict[str, tuple[int, float | None]]
+#: The longest a manual clock may be moved in one step: ten years, in seconds.
+MAX_CLOCK_STEP = 315_360_000
 
 
 def _page_end(offset: int, limit: int | None) -> int | None:
@@ -345,7 +348,8 @@ class JobEngine:
                 remaining = deadline - time.monotonic()
                 if job.status.terminal or job.version > since or remaining <= 0 or self.feed.closed:
                     return self._view(job, now)
-                if job.stage is Stage.TRANSLATING:
+                if job.stage is Stage.TRANSLATING and not isinstance(self._clock, ManualClock):
+                    # A manual clock moves only through advance_clock, which publishes what it makes happen.
                     remaining = min(remaining, running_eta(job, now))
             self.feed.wait_for_job(job_id, cursor, remaining)
 
@@ -381,6 +385,47 @@ class JobEngine:
         with self.store.transaction():
             self._advance()
             return self._next_due()
+
+    # ---------------------------------------------------------------- the clock
+
+    @property
+    def manual_clock(self) -> bool:
+        """Tell whether time moves only when `advance_clock` moves it (CLOCK=manual)."""
+        return isinstance(self._clock, ManualClock)
+
+    def clock_state(self) -> dict[str, Any]:
+        """Return the clock's kind, the simulated now, and when the next event is due (None: nothing scheduled)."""
+        with self.store.transaction():
+            now = self._advance()
+            due = self._next_due()
+            return {
+                "clock": "manual" if self.manual_clock else "system",
+                "now": iso(now),
+                "epoch_seconds": now,
+                "next_event_at": iso(due),
+                "next_event_in_seconds": None if due is None else max(0.0, due - now),
+            }
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move a manual clock `seconds` forward, running every event due meanwhile at its own instant, in order.
+
+        Attempt ends, the retries and next jobs they start, and TTL expiries all happen at the instants
+        they were due, as they would have in real time; long-polls wake on what changed. Return the
+        clock's state, how far it moved and how many job changes it made. ClockNotManual unless CLOCK=manual.
+        """
+        if not self.manual_clock:
+            raise ClockNotManual("The clock is the system clock (CLOCK=system); start the server with CLOCK=manual "
+                                 "to move simulated time yourself.")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_CLOCK_STEP:
+            raise InvalidArgument(f"seconds must be a number in [0, {MAX_CLOCK_STEP}], got {seconds!r}.")
+        clock: ManualClock = self._clock  # type: ignore[assignment]
+        with self.store.transaction():
+            before = self.feed.cursor()
+            self._advance()
+            clock.advance(seconds)
+            self._advance()
+            self._schedule_moved()
+            return {**self.clock_state(), "advanced_seconds": float(seconds), "changes": self.feed.cursor() - before}
 
     # ---------------------------------------------------------------- internals (in a transaction)
 
@@ -482,24 +527,34 @@ class JobEngine:
             self._start_next(at)
 
     def _advance(self) -> float:
-        """Replay every attempt end due by now, each at its own instant; expire old jobs; return now."""
+        """Replay every event due by now in time order, each at its own instant; return now.
+
+        The events are attempt ends (each may free a slot that starts the next job at that instant)
+        and TTL expiries of finished jobs; at the same instant an attempt end goes first.
+        """
         now = self._clock()
         store = self.store
-        while (job := store.next_attempt_end()) is not None and job.attempt_ends_at <= now:
-            due = job.attempt_ends_at
-            self._end_attempt(job, due)
-            self._fill_slots(due)
-        self._expire(now)
-        return now
+        expiry = self._next_expiry()
+        while True:
+            job = store.next_attempt_end()
+            ends = job.attempt_ends_at if job is not None else math.inf
+            if min(ends, expiry[0]) > now:
+                return now
+            if job is not None and ends <= expiry[0]:
+                self._end_attempt(job, ends)
+                self._fill_slots(ends)
+                if expiry[1] is None:  # the first finished job: later ones expire after the oldest
+                    expiry = self._next_expiry()
+            else:
+                self._remove(expiry[1], expiry[0])  # type: ignore[arg-type]
+                expiry = self._next_expiry()
 
-    def _expire(self, now: float) -> None:
-        """Remove finished jobs older than JOB_TTL."""
-        ttl = self.settings.JOB_TTL
-        finished = self.store.finished
-        while (oldest := next(finished(), None)) is not None:
-            if oldest.finished_at is None or oldest.finished_at + ttl > now:
-                break
-            self._remove(oldest, now)
+    def _next_expiry(self) -> tuple[float, Job | None]:
+        """Return when the oldest finished job expires (JOB_TTL after it finished) and that job; (inf, None): none."""
+        oldest = next(self.store.finished(), None)
+        if oldest is None or oldest.finished_at is None:
+            return math.inf, None
+        return oldest.finished_at + self.settings.JOB_TTL, oldest
 
     def _remove(self, job: Job, now: float) -> None:
         """Forget a finished job and its idempotency key."""
