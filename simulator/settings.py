@@ -137,6 +137,8 @@ class Simulation:
                                    "POST /process_jobs", choices=("auto", "manual"))
     JOB_TTL: float = setting(3600.0, "seconds a finished job is kept before it is removed", low=0, high=31_536_000)
     MAX_JOBS: int = setting(100_000, "jobs stored at once; more submissions get 503", low=1, high=10_000_000)
+    SCENARIOS: str = setting("on", "`on`: a submission may script its outcomes (`simulate`, `X-Simulate`); "
+                             "`off`: such submissions are refused (403)", choices=("on", "off"))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""The testing controls over HTTP, in process on a manual clock: the clock, and the hour of the rate limit."""
+"""The testing controls over HTTP, in process on a manual clock: the clock, the hourly limit, scripted outcomes."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import pytest
@@ -102,3 +104,72 @@ def test_the_hourly_limit_does_not_move_in_real_time_on_a_manual_clock(mclient) 
     for _ in range(FAST["RATE_LIMIT"]):
         mclient.post("/translate", headers=user)
     assert [mclient.post("/translate", headers=user).get_json()["retry_after"] for _ in range(3)] == [3600] * 3
+
+
+# ------------------------------------------------------------------------------------------------ scripted outcomes
+
+SCRIPT = {"outcomes": ["fail", "succeed"], "attempt_seconds": [1, 2], "fail_message": "The GPU node was lost."}
+
+
+def test_a_submission_with_simulate_shows_its_script_and_plays_it(mclient, auth) -> None:
+    """`simulate` in the body is kept on the job, normalized, and decides its attempts."""
+    response = mclient.post("/translate", json={"role": "premium", "simulate": SCRIPT})
+    assert response.status_code == 202
+    job = response.get_json()
+    assert job["simulate"] == {**SCRIPT, "attempt_seconds": [1.0, 2.0]}
+    assert job["eta_seconds"] == 1.0
+    advance(mclient, auth, 1)
+    retried = mclient.get(f"/status/{job['job_id']}").get_json()
+    assert (retried["attempts"], retried["error"]["message"]) == (2, "The GPU node was lost.")
+    advance(mclient, auth, 2)
+    assert mclient.get(f"/status/{job['job_id']}").get_json()["status"] == "completed"
+
+
+def test_the_x_simulate_header_scripts_a_job_like_the_body(mclient) -> None:
+    """A client that cannot change its body sends the same object as JSON in X-Simulate."""
+    job = mclient.post("/translate", headers={"X-Simulate": json.dumps(SCRIPT)}).get_json()
+    assert job["simulate"]["outcomes"] == ["fail", "succeed"]
+
+
+def test_a_job_without_a_script_shows_simulate_null(mclient) -> None:
+    """Every job carries `simulate`; it is null when the submission scripted nothing."""
+    assert mclient.post("/translate").get_json()["simulate"] is None
+
+
+def test_scenarios_off_refuses_scripted_submissions_with_403_and_counts_nothing(manual) -> None:
+    """With SCENARIOS=off a scripted submission is a 403 scenarios_disabled, stores nothing and is not counted."""
+    client = create_app({**FAST, "SCENARIOS": "off", "RATE_LIMIT": 1}, clock=manual).test_client()
+    for request in ({"json": {"simulate": SCRIPT}}, {"headers": {"X-Simulate": json.dumps(SCRIPT)}}):
+        refused = client.post("/translate", **request)
+        assert refused.status_code == 403
+        assert refused.get_json()["code"] == "scenarios_disabled"
+    assert client.get("/healthz").get_json()["jobs"] == 0
+    assert client.post("/translate").status_code == 202  # the hour's one free submission was not used up
+
+
+def test_scripted_status_faults_answer_the_next_reads_then_the_job(mclient) -> None:
+    """The next two reads answer 503 with Retry-After: 1, the third a 429, the fourth the job."""
+    faults = [{"status": 503, "retry_after": 1, "times": 2}, {"status": 429}]
+    job = mclient.post("/translate", json={"simulate": {"status_faults": faults}}).get_json()
+    answers = [mclient.get(f"/status/{job['job_id']}") for _ in range(4)]
+    assert [a.status_code for a in answers] == [503, 503, 429, 200]
+    assert answers[0].headers["Retry-After"] == "1" and "Retry-After" not in answers[2].headers
+    problem = answers[0].get_json()
+    assert (problem["code"], problem["job_id"], problem["retry_after"]) == ("scripted_fault", job["job_id"], 1)
+    assert answers[0].mimetype == "application/problem+json"
+
+
+def test_a_read_of_the_newest_job_counts_against_its_faults(mclient) -> None:
+    """GET /status answering the scripted job uses up its faults like GET /status/<id>."""
+    job = mclient.post("/translate", json={"simulate": {"status_faults": [{"status": 502}]}},
+                       headers={"X-User-Id": "carol"}).get_json()
+    assert mclient.get("/status", headers={"X-User-Id": "carol"}).status_code == 502
+    assert mclient.get(f"/status/{job['job_id']}").status_code == 200
+
+
+def test_a_scripted_fault_answers_a_long_poll_at_once(mclient) -> None:
+    """A long-poll that meets a scripted fault is not held: the fault is the answer."""
+    job = mclient.post("/translate", json={"simulate": {"status_faults": [{"status": 504}]}}).get_json()
+    began = time.monotonic()
+    assert mclient.get(f"/status/{job['job_id']}?wait=5").status_code == 504
+    assert time.monotonic() - began < 1

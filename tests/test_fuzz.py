@@ -12,7 +12,7 @@ from server import create_app
 from tests.conftest import ADMIN_TOKEN, FAST, FakeClock
 
 FIELDS = ["role", "video_url", "target_language", "reason", "count", "statuses", "older_than", "WORKERS",
-          "ERROR_RATE", "PROCESSING_MODE", "MAX_WAIT", "ADMIN_TOKEN", "RATE_LIMIT"]
+          "ERROR_RATE", "PROCESSING_MODE", "MAX_WAIT", "ADMIN_TOKEN", "RATE_LIMIT", "simulate", "seconds"]
 PATHS = ["/translate", "/status/{id}", "/status", "/jobs", "/queue", "/cancel/{id}", "/process_jobs", "/process",
          "/cleanup", "/config", "/healthz", "/{text}", "/status/{id}/{text}"]
 printable = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
@@ -34,7 +34,8 @@ def requests_(draw: st.DrawFn) -> dict[str, Any]:
                                  st.sampled_from(["0", "-1", "1e999", "nan", "abc", "0.001", ""]) | printable,
                                  max_size=3))
     headers = draw(st.dictionaries(
-        st.sampled_from(["X-User-Id", "Idempotency-Key", "Prefer", "Authorization", "Content-Type", "Accept"]),
+        st.sampled_from(["X-User-Id", "Idempotency-Key", "Prefer", "Authorization", "Content-Type", "Accept",
+                         "X-Simulate"]),
         st.sampled_from([f"Bearer {ADMIN_TOKEN}", "Bearer", "wait=0", "wait=abc", "application/json", ""])
         | printable,
         max_size=4,

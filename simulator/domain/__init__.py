@@ -11,11 +11,13 @@ from simulator.domain.errors import (
     InvalidArgument,
     JobError,
     JobNotFound,
+    ScenariosDisabled,
     StoreUnavailable,
     TransitionRefused,
 )
 from simulator.domain.invariants import check_invariants
 from simulator.domain.job import Job, iso
+from simulator.domain.scenario import ReadFault, Scenario, ScenarioError
 from simulator.domain.status import RESULTS, ROLES, TERMINAL, TRANSITIONS, Event, Stage, State, Status
 
 __all__ = [
@@ -34,6 +36,10 @@ __all__ = [
     "JobEngine",
     "JobError",
     "JobNotFound",
+    "ReadFault",
+    "Scenario",
+    "ScenarioError",
+    "ScenariosDisabled",
     "Stage",
     "State",
     "Status",

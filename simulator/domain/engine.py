@@ -29,11 +29,13 @@ from simulator.domain.errors import (
     IdempotencyMismatch,
     InvalidArgument,
     JobNotFound,
+    ScenariosDisabled,
     TransitionRefused,
 )
 from simulator.domain.invariants import check_invariants
 from simulator.domain.job import Job, iso
 from simulator.domain.planning import StartPlan, attempt_seconds, progress, running_eta
+from simulator.domain.scenario import ReadFault, Scenario
 from simulator.domain.status import ROLES, TERMINAL, TRANSITIONS, Event, Stage, Status
 from simulator.domain.view import job_view
 from simulator.feed import ChangeFeed
@@ -91,6 +93,7 @@ class JobEngine:
         self._rng = rng or self._seeded_rng(config.current.RANDOM_SEED)
         self._schedule_changed = threading.Condition(self.store.lock)
         self._schedule_generation = 0  # moves on every change of the schedule, so no wake-up is missed
+        self._reads: dict[str, int] = {}  # job id -> scripted status reads used (jobs with status_faults only)
 
     def _seeded_rng(self, seed: int | None) -> random.Random:
         """Return the generator: RANDOM_SEED alone for a new store, mixed with the store's counter otherwise.
@@ -198,6 +201,22 @@ class JobEngine:
                 "running": self.store.running_count(),
             }
 
+    def take_read_fault(self, job_id: str) -> ReadFault | None:
+        """Count one status read of the job; return the HTTP fault its script says this read answers, if any.
+
+        JobNotFound when there is no such job. Reads are counted only for jobs scripted with status_faults.
+        """
+        with self.store.transaction():
+            self._advance()
+            job = self._require(job_id)
+            if not job.simulate or "status_faults" not in job.simulate:
+                return None
+            read = self._reads.get(job_id, 0)
+            fault = Scenario.parse(job.simulate).read_fault(read)
+            if fault is not None:
+                self._reads[job_id] = read + 1
+            return fault
+
     def find_idempotent(self, user_id: str, key: str) -> str | None:
         """Return the id of the job `user_id` submitted under Idempotency-Key `key`, if it is stored."""
         with self.store.transaction():
@@ -215,17 +234,26 @@ class JobEngine:
         video_url: str | None = None,
         target_language: str | None = None,
         idempotency_key: str | None = None,
+        simulate: Scenario | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Queue a new job and return (its view, False); a known Idempotency-Key returns (that job, True)."""
+        """Queue a new job and return (its view, False); a known Idempotency-Key returns (that job, True).
+
+        `simulate` scripts the job's outcomes (see `simulator.domain.scenario`); refused with
+        ScenariosDisabled while SCENARIOS is off.
+        """
         if role not in ROLES:
             raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
+        if simulate is not None and self.settings.SCENARIOS != "on":
+            raise ScenariosDisabled("Scripted outcomes (simulate, X-Simulate) are switched off on this server "
+                                    "(SCENARIOS=off).")
+        script = None if simulate is None else simulate.to_json()
         store = self.store
         with store.transaction():
             now = self._advance()
             if idempotency_key is not None:
                 known = store.find_idempotent(user_id, idempotency_key)
                 if known is not None:
-                    if known.fingerprint != (role, video_url, target_language):
+                    if known.fingerprint != (role, video_url, target_language, script):
                         raise IdempotencyMismatch(
                             "This Idempotency-Key was already used with a different request body.", job_id=known.job_id
                         )
@@ -251,6 +279,7 @@ class JobEngine:
                 max_retries=settings.MAX_RETRIES,
                 submitted_seq=seq,
                 enqueued_seq=seq,
+                simulate=script,
             )
             store.add(job)
             self._publish("submitted", job, now)
@@ -480,18 +509,28 @@ class JobEngine:
         job = next(self.store.queued())
         settings = self.settings
         rng = self._rng
-        base = attempt_seconds(job.role, settings)
-        jitter = settings.DELAY_JITTER
-        duration = base * rng.uniform(1.0 - jitter, 1.0 + jitter) if jitter else base
-        fails = rng.random() < settings.ERROR_RATE
-        job.attempts += 1
+        script = Scenario.parse(job.simulate) if job.simulate else Scenario()
+        attempt = job.attempts + 1
+        # What the script says is taken as it is and draws nothing; the rest is drawn as configured.
+        duration = script.seconds(attempt)
+        if duration is None:
+            base = attempt_seconds(job.role, settings)
+            jitter = settings.DELAY_JITTER
+            duration = base * rng.uniform(1.0 - jitter, 1.0 + jitter) if jitter else base
+        outcome = script.outcome(attempt)
+        fails = rng.random() < settings.ERROR_RATE if outcome is None else outcome == "fail"
+        job.attempts = attempt
         # A new MAX_RETRIES applies from this attempt on, but cannot take back a retry already granted.
         job.max_retries = max(settings.MAX_RETRIES, job.attempts - 1)
         job.attempt_started_at = at
         job.attempt_duration = duration
-        if fails:
+        if fails and outcome is not None:
+            job.attempt_ends_at = at + duration  # a scripted failure comes when the attempt's time is up
+            job.attempt_error = script.fail_code or "internal_error"
+        elif fails:
             job.attempt_ends_at = at + duration * rng.random()
-            job.attempt_error = rng.choice(ERROR_CODES)
+            code = rng.choice(ERROR_CODES)
+            job.attempt_error = script.fail_code or code
         else:
             job.attempt_ends_at = at + duration
             job.attempt_error = None
@@ -509,9 +548,10 @@ class JobEngine:
             self._move(job, Event.COMPLETE, at)
             return
         job.progress_at_stop = progress(job, at)
+        message = (job.simulate or {}).get("fail_message") or ERROR_MESSAGES[job.attempt_error]
         job.error = {
             "code": job.attempt_error,
-            "message": ERROR_MESSAGES[job.attempt_error],
+            "message": message,
             "attempt": job.attempts,
             "at": iso(at),
         }
@@ -559,6 +599,7 @@ class JobEngine:
     def _remove(self, job: Job, now: float) -> None:
         """Forget a finished job and its idempotency key."""
         self.store.remove(job)
+        self._reads.pop(job.job_id, None)
         self._publish("removed", job, now)
 
     def _next_due(self) -> float | None:

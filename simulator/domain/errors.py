@@ -56,3 +56,9 @@ class ClockNotManual(JobError):
     """Only a manual clock (CLOCK=manual) can be moved by hand."""
 
     code = "clock_not_manual"
+
+
+class ScenariosDisabled(JobError):
+    """A submission scripted its outcomes while SCENARIOS is off."""
+
+    code = "scenarios_disabled"

@@ -19,6 +19,7 @@ from simulator.domain import (
     InvalidArgument,
     JobError,
     JobNotFound,
+    ScenariosDisabled,
     StoreUnavailable,
     TransitionRefused,
 )
@@ -32,6 +33,7 @@ JOB_ERROR_STATUS: dict[type[JobError], int] = {
     JobNotFound: 404,
     TransitionRefused: 409,
     ClockNotManual: 409,
+    ScenariosDisabled: 403,
     InvalidArgument: 422,
     IdempotencyMismatch: 422,
     CapacityExceeded: 503,
