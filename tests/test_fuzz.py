@@ -14,7 +14,8 @@ from tests.conftest import ADMIN_TOKEN, FAST, FakeClock
 FIELDS = ["role", "video_url", "target_language", "reason", "count", "statuses", "older_than", "WORKERS",
           "ERROR_RATE", "PROCESSING_MODE", "MAX_WAIT", "ADMIN_TOKEN", "RATE_LIMIT", "simulate", "seconds"]
 PATHS = ["/translate", "/status/{id}", "/status", "/jobs", "/queue", "/cancel/{id}", "/process_jobs", "/process",
-         "/cleanup", "/config", "/healthz", "/{text}", "/status/{id}/{text}"]
+         "/cleanup", "/config", "/healthz", "/{text}", "/status/{id}/{text}", "/admin/clock", "/admin/clock/advance",
+         "/admin/reset"]
 printable = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False) | st.text(max_size=20),

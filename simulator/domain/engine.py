@@ -358,6 +358,28 @@ class JobEngine:
                 self._remove(job, now)
             return len(doomed)
 
+    def reset(self, *, restore_config: bool = True) -> int:
+        """Remove every job and idempotency key and, unless told not to, restore the start-up settings: in one step.
+
+        The engine is left as freshly started on its store: with RANDOM_SEED the generator starts again as
+        a new process's would (on a durable store, whose counter never goes back, as a restarted one's);
+        without, it stays as random as it was. The clock is not touched. Return how many jobs were
+        removed; each removal is published.
+        """
+        with self.store.transaction():
+            now = self._clock()
+            removed = list(self.store.jobs())
+            self.store.clear()
+            self._reads.clear()
+            for job in removed:
+                self._publish("removed", job, now)
+            if restore_config:
+                self.config.restore()
+            if self.settings.RANDOM_SEED is not None:
+                self._rng = self._seeded_rng(self.settings.RANDOM_SEED)
+            self._schedule_moved()
+            return len(removed)
+
     # ---------------------------------------------------------------- waiting
 
     def wait_for_change(self, job_id: str, since: int | None = None, timeout: float = 0.0) -> dict[str, Any]:

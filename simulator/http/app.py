@@ -13,7 +13,7 @@ from simulator import settings as settings_module
 from simulator.clock import Clock, make_clock
 from simulator.domain import JobEngine
 from simulator.http import errors, faults
-from simulator.http.context import Simulator, sim
+from simulator.http.context import Simulator, derived_seed, sim
 from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
 from simulator.http.limits import make_limiter
@@ -41,8 +41,8 @@ def create_app(
                        clock=clock or make_clock(settings.CLOCK))
     faults.init_app(app)  # before the limiter's own hook: a fault "before the work" costs no rate-limit hit
     limiter = make_limiter(app, user_id, engine.now)
-    seed = None if settings.RANDOM_SEED is None else settings.RANDOM_SEED + 1
-    app.extensions["simulator"] = Simulator(settings, engine, limiter, FaultInjector(seed))
+    app.extensions["simulator"] = Simulator(settings, engine, limiter,
+                                            FaultInjector(derived_seed(settings.RANDOM_SEED, 1)))
     app.before_request(_start_timer)
     app.after_request(_finish)
     app.after_request(faults.inject_after)  # registered after `_finish`, so it runs before it

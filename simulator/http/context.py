@@ -52,10 +52,28 @@ class Simulator:
         """Return the admin token as bytes, for a constant-time comparison."""
         return (self.settings.ADMIN_TOKEN or "").encode()
 
+    def reset(self, *, keep_config: bool = False) -> int:
+        """Leave the service as freshly started: no job, idempotency key or rate-limit window; start-up settings
+        back unless `keep_config`; the fault generator seeded anew. Return how many jobs were removed.
+
+        Done while holding the store, so no request of the engine sees half of it.
+        """
+        engine = self.engine
+        with engine.store.transaction():
+            removed = engine.reset(restore_config=not keep_config)
+            self.limiter.reset()
+            self.faults = FaultInjector(derived_seed(engine.settings.RANDOM_SEED, 1))
+            return removed
+
     def release_waiters(self) -> None:
         """Answer every held long-poll at once and hold no new one (the server is stopping)."""
         self.long_polls.draining = True
         self.engine.release_waiters()
+
+
+def derived_seed(seed: int | None, offset: int) -> int | None:
+    """Return the seed of a generator of the service's own (faults, latency): RANDOM_SEED plus `offset`, or None."""
+    return None if seed is None else seed + offset
 
 
 def sim() -> Simulator:

@@ -83,6 +83,7 @@ class SqliteStore(MemoryStore):
         self._transaction = _Transaction(self)
         self._dirty: dict[str, None] = {}
         self._gone: dict[str, None] = {}
+        self._wipe = False  # every row is to be deleted (clear), before the changes made since
         self._saved_seq = 0
         try:
             self._load()
@@ -99,6 +100,15 @@ class SqliteStore(MemoryStore):
         with self.lock:
             self.flush()
             self.db.close()
+
+    def clear(self) -> None:
+        """Forget every job; its rows are deleted when the transaction ends. The counter is kept, as on reopening."""
+        seq = self._next_seq
+        super().clear()
+        self._next_seq = seq  # it never goes back: it also seeds the generator of job ids
+        self._dirty.clear()
+        self._gone.clear()
+        self._wipe = True
 
     def size_bytes(self) -> int:
         """Return the database's size on disk, its WAL included."""
@@ -128,11 +138,13 @@ class SqliteStore(MemoryStore):
         If the write fails, nothing is forgotten: the next transaction tries again, and the caller
         gets StoreUnavailable instead of an acknowledgement.
         """
-        if not self._dirty and not self._gone and self._next_seq == self._saved_seq:
+        if not self._dirty and not self._gone and not self._wipe and self._next_seq == self._saved_seq:
             return
         rows = [_row(self._jobs[job_id]) for job_id in self._dirty]
         try:
             with self.db:
+                if self._wipe:
+                    self.db.execute("DELETE FROM jobs")
                 if rows:
                     self.db.executemany(_UPSERT, rows)
                 if self._gone:
@@ -144,6 +156,7 @@ class SqliteStore(MemoryStore):
                                    retry_after=1) from e
         self._dirty.clear()
         self._gone.clear()
+        self._wipe = False
         self._saved_seq = self._next_seq
 
     # ---------------------------------------------------------------- loading

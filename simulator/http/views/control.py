@@ -1,6 +1,7 @@
-"""Controls for testing against the simulator, as a mock server has them (admin): the clock.
+"""Controls for testing against the simulator, as a mock server has them (admin): the clock and reset.
 
-`GET /admin/clock` shows simulated time; `POST /admin/clock/advance` moves a manual clock (CLOCK=manual).
+`GET /admin/clock` shows simulated time; `POST /admin/clock/advance` moves a manual clock (CLOCK=manual);
+`POST /admin/reset` leaves the server as freshly started.
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ from simulator.http.encoding import json_response
 from simulator.http.errors import ApiError
 from simulator.http.parsing import parse_fields, short
 
+
+def flag(value: Any) -> bool:
+    """Accept a JSON boolean."""
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {short(value)}")
+    return value
+
 bp = Blueprint("control", __name__)
 
 
@@ -27,6 +35,7 @@ def clock_seconds(value: Any) -> float:
 
 
 ADVANCE_FIELDS = {"seconds": clock_seconds}
+RESET_FIELDS = {"keep_config": flag}
 
 
 @bp.get("/admin/clock")
@@ -45,3 +54,13 @@ def advance_clock() -> Response:
         detail = 'Say how far to move the clock, e.g. {"seconds": 3600}.'
         raise ApiError(422, "validation_error", detail, errors=[{"field": "seconds", "message": "required"}])
     return json_response(sim().engine.advance_clock(fields["seconds"]))
+
+
+@bp.post("/admin/reset")
+@admin_only
+def reset() -> Response:
+    """Remove every job, idempotency key and rate-limit window, restore the start-up settings unless keep_config."""
+    fields = parse_fields(RESET_FIELDS)
+    keep = fields.get("keep_config", False)
+    removed = sim().reset(keep_config=keep)
+    return json_response({"removed": removed, "config_restored": not keep})
