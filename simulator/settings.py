@@ -151,6 +151,8 @@ class Service:
     FAULT_RATE: float = setting(0.0, "probability that a non-admin request gets an injected fault", low=0, high=1)
     FAULT_DELAY: float = setting(15.0, "seconds a `slow` injected fault holds its answer (past a typical client "
                                  "timeout)", low=0, high=300)
+    JOURNAL_SIZE: int = setting(1000, "requests the journal keeps for GET /admin/requests, the oldest dropped "
+                                "first (0: none)", low=0, high=100_000)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from flask import Flask, Response, g, request
 from simulator import settings as settings_module
 from simulator.clock import Clock, make_clock
 from simulator.domain import JobEngine
-from simulator.http import errors, faults
+from simulator.http import errors, faults, journal
 from simulator.http.context import Simulator, derived_seed, sim
 from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
@@ -39,6 +39,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     engine = JobEngine(RuntimeConfig(settings), store=store or open_store(settings.STORE),
                        clock=clock or make_clock(settings.CLOCK))
+    journal.init_app(app)  # first: it sees every request arrive and records it after every other hook
     faults.init_app(app)  # before the limiter's own hook: a fault "before the work" costs no rate-limit hit
     limiter = make_limiter(app, user_id, engine.now)
     app.extensions["simulator"] = Simulator(settings, engine, limiter,

@@ -11,6 +11,7 @@ from flask_limiter import Limiter
 
 from simulator.domain import JobEngine
 from simulator.http.faults import FaultInjector
+from simulator.http.journal import RequestJournal
 from simulator.settings import Settings
 
 
@@ -38,13 +39,14 @@ class LongPollGate:
 
 @dataclass
 class Simulator:
-    """One app's engine, limiter, long-poll gate and fault injector, and its admin token."""
+    """One app's engine, limiter, long-poll gate, fault injector and request journal, and its admin token."""
 
     settings: Settings  # as started; the engine holds the current ones
     engine: JobEngine
     limiter: Limiter
     faults: FaultInjector
     long_polls: LongPollGate = field(default_factory=LongPollGate)
+    journal: RequestJournal = field(default_factory=RequestJournal)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -53,8 +55,9 @@ class Simulator:
         return (self.settings.ADMIN_TOKEN or "").encode()
 
     def reset(self, *, keep_config: bool = False) -> int:
-        """Leave the service as freshly started: no job, idempotency key or rate-limit window; start-up settings
-        back unless `keep_config`; the fault generator seeded anew. Return how many jobs were removed.
+        """Leave the service as freshly started: no job, idempotency key, rate-limit window or journal entry;
+        start-up settings back unless `keep_config`; the fault generator seeded anew. Return how many jobs were
+        removed.
 
         Done while holding the store, so no request of the engine sees half of it.
         """
@@ -62,6 +65,7 @@ class Simulator:
         with engine.store.transaction():
             removed = engine.reset(restore_config=not keep_config)
             self.limiter.reset()
+            self.journal.clear()
             self.faults = FaultInjector(derived_seed(engine.settings.RANDOM_SEED, 1))
             return removed
 
