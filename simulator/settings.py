@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.latency import check_response_delay
+
 
 class ConfigError(ValueError):
     """One or more settings are invalid; `errors` maps each key to what is wrong with it."""
@@ -117,6 +119,18 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+def parse_origins(text: str) -> frozenset[str]:
+    """Return the origins of a CORS_ORIGINS value (`*`, or `scheme://host[:port]` separated by commas); ValueError."""
+    origins = frozenset(part.strip().rstrip("/").lower() for part in text.split(","))
+    for origin in origins:
+        scheme, sep, host = origin.partition("://")
+        if origin != "*" and (scheme not in ("http", "https") or not sep or not host or "/" in host
+                              or any(c.isspace() for c in host)):
+            raise ValueError(f"must be * or origins such as https://app.example.com:8080 separated by commas, "
+                             f"got {origin!r}")
+    return origins
+
+
 def setting(default: Any, doc: str, **bounds: Any) -> Any:
     """Declare a setting: its default, one doc line, and its bounds or choices (see `Key`)."""
     return field(default=default, metadata={"doc": doc, **bounds})
@@ -153,6 +167,12 @@ class Service:
                                  "timeout)", low=0, high=300)
     JOURNAL_SIZE: int = setting(1000, "requests the journal keeps for GET /admin/requests, the oldest dropped "
                                 "first (0: none)", low=0, high=100_000)
+    RESPONSE_DELAY: str | None = setting(None, "latency added to answers: `fixed:MS`, `uniform:LOW-HIGH` or "
+                                         "`lognormal:MEDIAN:SIGMA` (ms), optionally per route as "
+                                         "`/status/*=fixed:200`, rules separated by `;` (see Latency)",
+                                         optional=True, validate=check_response_delay)
+    CORS_ORIGINS: str | None = setting(None, "browser origins allowed to call the API (CORS), separated by commas, or "
+                                       "`*` for any; unset: CORS off", optional=True, validate=parse_origins)
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ class Target:
 
     app: Flask
     clock: FakeClock
-    guarded: dict[str, float | str]
+    guarded: dict[str, float | str | None]
 
 
 def seed_jobs(app: Flask, clock: FakeClock) -> None:
@@ -235,9 +235,9 @@ def make_target(fault_rate: float = 0.0) -> Target:
     reads answer 5xx on purpose, which the run that refuses every server error would take for a bug.
     """
     clock = FakeClock()
-    # Long-polls and slow faults hold real seconds even on the fake clock: keep them short.
-    guarded: dict[str, float | str] = {"MAX_WAIT": FUZZ_MAX_WAIT, "FAULT_RATE": fault_rate, "FAULT_DELAY": 0.0,
-                                       "SCENARIOS": "on" if fault_rate else "off"}
+    # Long-polls, slow faults and response delays hold real seconds even on the fake clock: keep them short.
+    guarded: dict[str, float | str | None] = {"MAX_WAIT": FUZZ_MAX_WAIT, "FAULT_RATE": fault_rate, "FAULT_DELAY": 0.0,
+                                              "SCENARIOS": "on" if fault_rate else "off", "RESPONSE_DELAY": None}
     app = create_app({**FAST, "ERROR_RATE": 0.5, "MAX_RETRIES": 1, "WORKERS": 1, **guarded}, clock=clock)
     seed_jobs(app, clock)
     if guarded["SCENARIOS"] == "on":

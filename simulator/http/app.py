@@ -12,7 +12,7 @@ from flask import Flask, Response, g, request
 from simulator import settings as settings_module
 from simulator.clock import Clock, make_clock
 from simulator.domain import JobEngine
-from simulator.http import errors, faults, journal
+from simulator.http import cors, delays, errors, faults, journal
 from simulator.http.context import Simulator, derived_seed, sim
 from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
@@ -46,6 +46,8 @@ def create_app(
                                             FaultInjector(derived_seed(settings.RANDOM_SEED, 1)))
     app.before_request(_start_timer)
     app.after_request(_finish)
+    delays.init_app(app)  # RESPONSE_DELAY: runs before `_finish`, so the access log's time includes it
+    cors.init_app(app)  # CORS_ORIGINS: on every answer, errors and injected faults included
     app.after_request(faults.inject_after)  # registered after `_finish`, so it runs before it
     errors.init_app(app)
     for blueprint in (submissions.bp, jobs.bp, admin.bp, control.bp, ops.bp, docs.bp):

@@ -10,6 +10,7 @@ from flask import current_app
 from flask_limiter import Limiter
 
 from simulator.domain import JobEngine
+from simulator.http.delays import ResponseDelayer
 from simulator.http.faults import FaultInjector
 from simulator.http.journal import RequestJournal
 from simulator.settings import Settings
@@ -39,7 +40,7 @@ class LongPollGate:
 
 @dataclass
 class Simulator:
-    """One app's engine, limiter, long-poll gate, fault injector and request journal, and its admin token."""
+    """One app's engine, limiter, long-poll gate, fault injector, request journal and delays, and its admin token."""
 
     settings: Settings  # as started; the engine holds the current ones
     engine: JobEngine
@@ -48,6 +49,10 @@ class Simulator:
     long_polls: LongPollGate = field(default_factory=LongPollGate)
     journal: RequestJournal = field(default_factory=RequestJournal)
     started: float = field(default_factory=time.monotonic)
+    delays: ResponseDelayer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.delays = ResponseDelayer(derived_seed(self.settings.RANDOM_SEED, 2))
 
     @property
     def admin_token(self) -> bytes:
@@ -56,8 +61,8 @@ class Simulator:
 
     def reset(self, *, keep_config: bool = False) -> int:
         """Leave the service as freshly started: no job, idempotency key, rate-limit window or journal entry;
-        start-up settings back unless `keep_config`; the fault generator seeded anew. Return how many jobs were
-        removed.
+        start-up settings back unless `keep_config`; the fault and delay generators seeded anew. Return how many
+        jobs were removed.
 
         Done while holding the store, so no request of the engine sees half of it.
         """
@@ -67,6 +72,7 @@ class Simulator:
             self.limiter.reset()
             self.journal.clear()
             self.faults = FaultInjector(derived_seed(engine.settings.RANDOM_SEED, 1))
+            self.delays = ResponseDelayer(derived_seed(engine.settings.RANDOM_SEED, 2))
             return removed
 
     def release_waiters(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from simulator.domain import Scenario
 from simulator.http.context import sim
@@ -51,6 +51,8 @@ def translate() -> Response:
 
 def not_counted() -> bool:
     """Tell whether this submission is exempt from the hourly limit: premium, refused anyway, or a replay."""
+    if request.method != "POST":
+        return True  # OPTIONS (a browser's CORS preflight) submits nothing
     try:
         fields = parse_fields(TRANSLATE_FIELDS)
         key = idempotency_key()
