@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -107,7 +108,7 @@ def test_a_filter_needs_every_condition_given() -> None:
                     status=status, user_id=user, duration_ms=0.5)
     seqs = lambda where, limit=None: [e.seq for e in kept.select(where, limit)[0]]  # noqa: E731
     assert seqs(Filter(method="GET", status=200)) == [1, 4]
-    assert seqs(Filter(user_id="b", since=START + 3)) == [4]
+    assert seqs(Filter(user_id="b", since=datetime.fromtimestamp(START + 3, UTC))) == [4]
     assert seqs(Filter(path="/status/{job_id}"), limit=2) == [3, 4]
     assert seqs(Filter(path="/status/2")) == [3]
 

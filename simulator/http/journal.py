@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -66,7 +67,7 @@ class Filter:
     method: str | None = None
     status: int | None = None
     user_id: str | None = None
-    since: float | None = None  # simulated epoch seconds, inclusive
+    since: datetime | None = None  # simulated time, inclusive, to the microsecond (as times are shown)
 
     def selects(self, entry: Entry) -> bool:
         """Tell whether `entry` passes every filter given."""
@@ -75,7 +76,8 @@ class Filter:
             and (self.method is None or entry.method == self.method)
             and (self.status is None or entry.status == self.status)
             and (self.user_id is None or entry.user_id == self.user_id)
-            and (self.since is None or entry.at >= self.since)
+            # An entry is selected by the `at` it shows: its time to the microsecond, as iso() rounds it.
+            and (self.since is None or datetime.fromtimestamp(entry.at, UTC) >= self.since)
         )
 
 

@@ -7,8 +7,7 @@ request journal, filtered.
 
 from __future__ import annotations
 
-import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -108,7 +107,7 @@ def journal_filter(allowed: tuple[str, ...]) -> Filter:
                   status=None if status is None else int(status), user_id=user, since=_since(args.get("since")))
 
 
-def _since(text: str | None) -> float | None:
+def _since(text: str | None) -> datetime | None:
     """Read `since`: an ISO 8601 time with a zone (2027-01-15T08:00:00Z) or epoch seconds, in simulated time."""
     if text is None:
         return None
@@ -118,16 +117,17 @@ def _since(text: str | None) -> float | None:
     except ValueError:
         seconds = None
     if seconds is not None:
-        if not math.isfinite(seconds):
-            raise _bad("since", what)
-        return seconds
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (ValueError, OverflowError, OSError):
+            raise _bad("since", what) from None
     try:
         moment = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
     except ValueError:
         raise _bad("since", what) from None
     if moment.tzinfo is None:
         raise _bad("since", what)
-    return moment.timestamp()
+    return moment
 
 
 def _limit() -> int | None:
