@@ -204,12 +204,13 @@ class JobEngine:
     def take_read_fault(self, job_id: str) -> ReadFault | None:
         """Count one status read of the job; return the HTTP fault its script says this read answers, if any.
 
-        JobNotFound when there is no such job. Reads are counted only for jobs scripted with status_faults.
+        None for a job without status_faults, and for no job at all (the read itself answers that). Reads are
+        counted only for jobs scripted with status_faults. It does not advance time: the read that follows
+        does (this keeps an unscripted read as cheap as before).
         """
         with self.store.transaction():
-            self._advance()
-            job = self._require(job_id)
-            if not job.simulate or "status_faults" not in job.simulate:
+            job = self.store.get(job_id)
+            if job is None or not job.simulate or "status_faults" not in job.simulate:
                 return None
             read = self._reads.get(job_id, 0)
             fault = Scenario.parse(job.simulate).read_fault(read)
