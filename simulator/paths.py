@@ -7,6 +7,8 @@ a pattern ending in `*` matches every path or template that starts with what com
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 MAX_PATTERN = 2048
 
 
@@ -27,6 +29,7 @@ def path_matches(pattern: str, path: str, template: str | None = None) -> bool:
     return pattern in candidates
 
 
+@lru_cache(maxsize=256)
 def openapi_template(rule: str) -> str:
     """Return a Flask route rule as OpenAPI writes it: `/status/<job_id>` → `/status/{job_id}`."""
     parts = []

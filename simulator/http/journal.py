@@ -90,7 +90,10 @@ class RequestJournal:
         self.recorded = 0  # requests recorded since start-up or the last clear
 
     def record(self, size: int, **fields: Any) -> None:
-        """Append an entry, keeping the last `size` (JOURNAL_SIZE, which may change at runtime)."""
+        """Append an entry, keeping the last `size` (JOURNAL_SIZE, which may change at runtime).
+
+        With `size` 0 the request is only counted (and `fields` may be left out).
+        """
         with self._lock:
             if self._entries.maxlen != size:
                 self._entries = deque(self._entries, maxlen=size)
@@ -117,6 +120,15 @@ def redacted_query(pairs: Iterable[tuple[str, str]]) -> str:
                      safe="[]")
 
 
+def _query() -> str:
+    """Return the request's query string as sent, rebuilt with secrets redacted when it may hold one."""
+    raw = request.query_string.decode("latin-1")
+    lowered = raw.lower()
+    if "token" not in lowered and "api_key" not in lowered:
+        return raw  # the usual case, and the cheap one: nothing to redact
+    return redacted_query(request.args.items(multi=True))
+
+
 def _user() -> str | None:
     """Return who asked: a well-formed X-User-Id, else the client address."""
     header = request.headers.get("X-User-Id")
@@ -134,15 +146,19 @@ def _record(response: Response) -> Response:
     if request.path.startswith(UNRECORDED_PREFIX):
         return response
     simulator = current_app.extensions["simulator"]
+    size = simulator.engine.settings.JOURNAL_SIZE
+    if not size:
+        simulator.journal.record(0)  # JOURNAL_SIZE=0: counted, nothing kept (and nothing spent on an entry)
+        return response
     started, at = g.get("journal_arrived") or (time.perf_counter(), simulator.engine.now())
     rule = request.url_rule
     simulator.journal.record(
-        simulator.engine.settings.JOURNAL_SIZE,
+        size,
         at=at,
         method=request.method,
         path=request.path,
         route=None if rule is None else openapi_template(rule.rule),
-        query=redacted_query(request.args.items(multi=True)),
+        query=_query(),
         status=response.status_code,
         user_id=_user(),
         duration_ms=(time.perf_counter() - started) * 1000,
