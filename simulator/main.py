@@ -51,14 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     held = simulator.engine.total()
     if held:
         log.info("the store holds %d job(s); the simulation resumes", held)
-    ticker = Ticker(simulator.engine).start()
+    # A manual clock moves only when told (POST /admin/clock/advance): the ticker would have nothing to do.
+    ticker = Ticker(simulator.engine).start() if not simulator.engine.manual_clock else None
     if settings.admin_token_generated:
         # Printed once, never logged: the operator needs it for admin calls.
         print(f"ADMIN_TOKEN (generated for this run): {settings.ADMIN_TOKEN}", flush=True)
     try:
         code = serve(app, settings, simulator.release_waiters)
     finally:
-        ticker.stop()
+        if ticker is not None:
+            ticker.stop()
         store.close()
-    log.info("stopped")
+    if code == 0:
+        log.info("stopped")
     return code

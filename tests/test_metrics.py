@@ -168,12 +168,12 @@ def test_requests_are_counted_by_route_template_method_and_status(client) -> Non
     client.delete("/healthz")
     samples = scrape(client)
     count = "http_requests_total"
-    assert value(samples, count, route="/status/<job_id>", method="GET", status="200") == 2
-    assert value(samples, count, route="/status/<job_id>", method="GET", status="404") == 1
+    assert value(samples, count, route="/status/{job_id}", method="GET", status="200") == 2
+    assert value(samples, count, route="/status/{job_id}", method="GET", status="404") == 1
     assert value(samples, count, route="/translate", method="POST", status="202") == 1
     assert value(samples, count, route="unmatched", method="GET", status="404") == 1
     assert value(samples, count, route="unmatched", method="DELETE", status="405") == 1
-    assert value(samples, "http_request_duration_seconds_count", route="/status/<job_id>", method="GET") == 3
+    assert value(samples, "http_request_duration_seconds_count", route="/status/{job_id}", method="GET") == 3
     assert not any("no/such" in str(labels) for _, labels in samples)
 
 

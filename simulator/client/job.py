@@ -37,6 +37,7 @@ class Job:
     cancel_reason: str | None
     video_url: str | None
     target_language: str | None
+    simulate: dict[str, Any] | None  # the job's scripted outcomes, when it was submitted with some
     stage: str | None
     created_at: datetime | None
     updated_at: datetime | None
@@ -65,6 +66,7 @@ class Job:
             cancel_reason=data.get("cancel_reason"),
             video_url=data.get("video_url"),
             target_language=data.get("target_language"),
+            simulate=data.get("simulate"),
             stage=data.get("stage"),
             created_at=_timestamp(data.get("created_at")),
             updated_at=_timestamp(data.get("updated_at")),

@@ -46,6 +46,7 @@ class Job:
     started_seq: int = -1  # when its current attempt started, on the same counter
     error: dict[str, Any] | None = None
     cancel_reason: str | None = None
+    simulate: dict[str, Any] | None = None  # the job's script (Scenario.to_json), when it was submitted with one
     # The timestamps as the API shows them, formatted once: formatting them on every view was over
     # half the time of GET /jobs at 100k jobs (bench/load.py). Derived, never stored.
     created_iso: str | None = None
@@ -59,9 +60,9 @@ class Job:
         return ROLES[self.role]
 
     @property
-    def fingerprint(self) -> tuple[str, str | None, str | None]:
+    def fingerprint(self) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
         """Return what an Idempotency-Key must match to replay this job."""
-        return (self.role, self.video_url, self.target_language)
+        return (self.role, self.video_url, self.target_language, self.simulate)
 
 
 DERIVED_FIELDS = ("created_iso", "updated_iso", "started_iso", "finished_iso")

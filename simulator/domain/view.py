@@ -30,6 +30,7 @@ def job_view(job: Job, now: float, queue_position: int | None, eta: float | None
         "cancel_reason": job.cancel_reason,
         "video_url": job.video_url,
         "target_language": job.target_language,
+        "simulate": job.simulate,
         "created_at": job.created_iso,
         "updated_at": job.updated_iso,
         "started_at": job.started_iso,

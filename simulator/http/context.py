@@ -11,7 +11,9 @@ from flask_limiter import Limiter
 
 from simulator.domain import JobEngine
 from simulator.events import EventHub
+from simulator.http.delays import ResponseDelayer
 from simulator.http.faults import FaultInjector
+from simulator.http.journal import RequestJournal
 from simulator.http.metrics import Metrics
 from simulator.settings import Settings
 
@@ -40,18 +42,21 @@ class LongPollGate:
 
 @dataclass
 class Simulator:
-    """One app's engine, limiter, long-poll gate, fault injector, event hub and metrics, and its admin token."""
+    """One app's engine, limiter, long-poll gate, faults, journal, delays, event hub and metrics, and admin token."""
 
     settings: Settings  # as started; the engine holds the current ones
     engine: JobEngine
     limiter: Limiter
     faults: FaultInjector
     long_polls: LongPollGate = field(default_factory=LongPollGate)
+    journal: RequestJournal = field(default_factory=RequestJournal)
     started: float = field(default_factory=time.monotonic)
+    delays: ResponseDelayer = field(init=False)
     events: EventHub = field(init=False)  # GET /events: the change feed fanned out to every open stream
     metrics: Metrics = field(init=False)  # GET /metrics
 
     def __post_init__(self) -> None:
+        self.delays = ResponseDelayer(derived_seed(self.settings.RANDOM_SEED, 2))
         self.events = EventHub(self.engine)
         self.metrics = Metrics(self)
 
@@ -66,11 +71,32 @@ class Simulator:
         token = self.settings.METRICS_TOKEN
         return token.encode() if token else None
 
+    def reset(self, *, keep_config: bool = False) -> int:
+        """Leave the service as freshly started: no job, idempotency key, rate-limit window or journal entry;
+        start-up settings back unless `keep_config`; the fault and delay generators seeded anew. Return how many
+        jobs were removed.
+
+        Done while holding the store, so no request of the engine sees half of it.
+        """
+        engine = self.engine
+        with engine.store.transaction():
+            removed = engine.reset(restore_config=not keep_config)
+            self.limiter.reset()
+            self.journal.clear()
+            self.faults = FaultInjector(derived_seed(engine.settings.RANDOM_SEED, 1))
+            self.delays = ResponseDelayer(derived_seed(engine.settings.RANDOM_SEED, 2))
+            return removed
+
     def release_waiters(self) -> None:
         """Answer every held long-poll at once, end every event stream, hold no new one (the server is stopping)."""
         self.long_polls.draining = True
         self.engine.release_waiters()
         self.events.close()
+
+
+def derived_seed(seed: int | None, offset: int) -> int | None:
+    """Return the seed of a generator of the service's own (faults, latency): RANDOM_SEED plus `offset`, or None."""
+    return None if seed is None else seed + offset
 
 
 def sim() -> Simulator:

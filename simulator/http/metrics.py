@@ -95,6 +95,8 @@ class Metrics:
         elif kind == "failed":
             self.attempt_duration.labels(role, "failed").observe(max(0.0, at - job.attempt_started_at))
             self._queued_since[job.job_id] = at
+        elif kind == "removed":  # POST /admin/reset removes queued jobs too
+            self._queued_since.pop(job.job_id, None)
         elif kind in OUTCOMES:
             self.finished.labels(role, kind).inc()
             if kind == "cancelled":
