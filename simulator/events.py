@@ -20,8 +20,9 @@ What a stream carries, in order:
   whole-percent progress moved (and is above 0, which `started` said already); `id:` is the last
   change's number, so resuming from it loses nothing;
 - `reset` whenever the stream fell too far behind (more than `backlog_bytes`, 8 MiB, unsent);
-- a `: heartbeat` comment every `heartbeat_seconds` (15 s), so proxies keep the connection open and
-  a vanished client is noticed.
+- a `: heartbeat` comment whenever `heartbeat_seconds` (15 s) passed without anything sent, so proxies
+  keep the connection open and a vanished client is noticed (streams opened at different moments do not
+  all get theirs at once).
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ class Subscription:
     def __init__(self, hub: EventHub, filters: StreamFilter, after: int) -> None:
         self.filters = filters
         self.after = after  # the feed number after which it needs changes (hub lock)
+        self.last_sent = hub.now()  # when the hub last gave it something (hub lock), for heartbeats
         self.closed = False
         self._hub = hub
         self._frames: deque[bytes] = deque()
@@ -304,12 +306,15 @@ class EventHub:
         self._progress_sent: dict[str, int] = {}
         now = monotonic()
         self._next_progress = now
-        self._next_heartbeat = now + heartbeat_seconds
         self._idle_since = now
         self._thread: threading.Thread | None = None
         self._stopping = False
 
     # ------------------------------------------------------------------------ opening and closing streams
+
+    def now(self) -> float:
+        """Return the hub's monotonic time (seconds), which its ticks and heartbeats follow."""
+        return self._monotonic()
 
     @property
     def open_streams(self) -> int:
@@ -397,7 +402,6 @@ class EventHub:
     def _start_thread(self) -> None:
         """Start the thread that follows the feed, unless it runs (hub lock held)."""
         if self._threaded and self._thread is None:
-            self._next_heartbeat = self._monotonic() + self.heartbeat_seconds
             self._thread = threading.Thread(target=self._run, name="event-hub", daemon=True)
             self._thread.start()
 
@@ -412,9 +416,9 @@ class EventHub:
                 if idle and now - self._idle_since >= self.linger_seconds:
                     self._thread = None
                     return
-            due = min(self._next_progress, self._next_heartbeat) if not idle else now + 1.0
+            due = self._next_progress if not idle else now + 1.0  # heartbeats are checked at least this often
             try:
-                self.feed.wait(self._cursor, max(0.0, min(due - now, 1.0)))
+                self.feed.wait(self._cursor, max(0.0, min(due - now, 1.0, self.heartbeat_seconds)))
             except FeedGap:
                 pass  # pump() resets whoever missed something
             if self.feed.closed:
@@ -436,7 +440,7 @@ class EventHub:
     # ------------------------------------------------------------------------ one step
 
     def pump(self, now: float) -> None:
-        """Fan out every change after the hub's cursor, then progress and a heartbeat if due (one thread step)."""
+        """Fan out every change after the hub's cursor, progress if due, heartbeats to quiet streams (a thread step)."""
         try:
             changes = self.feed.since(self._cursor)
             gap = False
@@ -448,9 +452,6 @@ class EventHub:
             self._next_progress = now + self.progress_seconds
             if self._subscriptions:
                 progress = self._progress()
-        heartbeat = now >= self._next_heartbeat
-        if heartbeat:
-            self._next_heartbeat = now + self.heartbeat_seconds
         with self._lock:
             if gap:
                 self._skip_to(self.feed.cursor())
@@ -463,7 +464,7 @@ class EventHub:
             # Progress carries the last change's number: a client resuming from it has missed nothing.
             progress_frames = [_Entry(self._cursor, job_id, user_id, sse_frame("progress", data, self._cursor))
                                for job_id, user_id, data in progress]
-            self._fan_out(entries, progress_frames, heartbeat)
+            self._fan_out(entries, progress_frames, now)
 
     def _entries(self, changes: list[Any]) -> list[_Entry]:
         """Encode each change once, with the job's view as it is now (None once it is gone)."""
@@ -506,13 +507,13 @@ class EventHub:
                 subscription.after = cursor
                 subscription.replace(reset)
 
-    def _fan_out(self, entries: list[_Entry], progress: list[_Entry], heartbeat: bool) -> None:
+    def _fan_out(self, entries: list[_Entry], progress: list[_Entry], now: float) -> None:
         """Give every stream its bytes and wake it: sync readers one by one, each event loop once (hub lock).
 
         Streams that show everything and are level with the hub share one chunk, joined once per batch.
         """
-        tail = [HEARTBEAT] if heartbeat else []
-        shared = b"".join([*(e.frame for e in entries), *(p.frame for p in progress), *tail])
+        shared = b"".join([*(e.frame for e in entries), *(p.frame for p in progress)])
+        quiet = now - self.heartbeat_seconds
         first = entries[0].seq if entries else None
         cursor = self._cursor
         loops: dict[asyncio.AbstractEventLoop, list[AsyncSubscription]] = {}
@@ -524,10 +525,13 @@ class EventHub:
                 frames = [e.frame for e in entries if e.seq > after and filters.matches(e.job_id, e.user_id)]
                 if after <= cursor:
                     frames += [p.frame for p in progress if filters.matches(p.job_id, p.user_id)]
-                chunk = b"".join(frames + tail)
+                chunk = b"".join(frames)
             subscription.after = max(after, cursor)
             if not chunk:
-                continue
+                if subscription.last_sent > quiet:
+                    continue
+                chunk = HEARTBEAT
+            subscription.last_sent = now
             if not subscription.push(chunk, self.backlog_bytes):
                 subscription.replace(sse_frame("reset", {"reason": "behind", "cursor": cursor}, cursor))
             if isinstance(subscription, AsyncSubscription):

@@ -304,18 +304,38 @@ def test_progress_events_follow_the_filters(clock: FakeClock) -> None:
     assert [e.event for e in named(events(theirs))].count("progress") == 0
 
 
-def test_a_heartbeat_comment_comes_every_heartbeat_interval(clock: FakeClock) -> None:
-    """`: heartbeat` is sent when heartbeat_seconds have passed, and not before."""
-    engine = make_engine(clock)
+def test_a_heartbeat_comment_comes_after_each_heartbeat_interval_of_silence(clock: FakeClock) -> None:
+    """`: heartbeat` is sent once heartbeat_seconds passed with nothing sent to the stream, and not before."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
     hub = EventHub(engine, threaded=False, heartbeat_seconds=15.0, monotonic=lambda: 0.0)
-    subscription = hub.subscribe()
+    subscription = hub.subscribe()  # its opening frames count as sent at 0
     subscription.drain()
     hub.pump(14.9)
     assert subscription.drain() == []
     hub.pump(15.0)
     assert subscription.drain() == [HEARTBEAT]
-    hub.pump(29.0)
+    engine.submit("free", "alice")
+    hub.pump(20.0)  # an event: the silence starts again
+    assert [e.event for e in named(events(subscription))] == ["submitted"]
+    hub.pump(34.9)
     assert subscription.drain() == []
+    hub.pump(35.0)
+    assert subscription.drain() == [HEARTBEAT]
+
+
+def test_streams_opened_at_different_moments_get_their_heartbeats_apart(clock: FakeClock) -> None:
+    """Each stream's heartbeat follows its own silence, so a thousand streams do not all get one at once."""
+    now = [0.0]
+    hub = EventHub(make_engine(clock), threaded=False, heartbeat_seconds=15.0, monotonic=lambda: now[0])
+    early = hub.subscribe()
+    now[0] = 7.0
+    late = hub.subscribe()
+    for stream in (early, late):
+        stream.drain()
+    hub.pump(15.0)
+    assert (early.drain(), late.drain()) == ([HEARTBEAT], [])
+    hub.pump(22.0)
+    assert (early.drain(), late.drain()) == ([], [HEARTBEAT])
 
 
 # ------------------------------------------------------------------------------------------------ opening, closing
