@@ -439,61 +439,94 @@ def measure_scrape(n_jobs: int, rounds: int, gen: Wrk | PythonLoad, progress: An
     return statistics.median(scraped[full_name][0])
 
 
+def probe(url: str, seconds: float, interval: float = 0.02) -> list[float]:
+    """GET /healthz every `interval` s for `seconds` on one keep-alive connection (a monitor); return the latencies."""
+    session = requests.Session()
+    latencies = []
+    started = time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        due = len(latencies) * interval
+        if elapsed < due:
+            time.sleep(due - elapsed)
+        sent = time.perf_counter()
+        session.get(f"{url}/healthz", timeout=30).raise_for_status()
+        latencies.append(time.perf_counter() - sent)
+    session.close()
+    return latencies
+
+
+def events_with(url: str, rate: float, seconds: float, beside: Any) -> tuple[int, Any]:
+    """Submit at `rate` for `seconds` from another process while `beside()` runs here; return (jobs, its result)."""
+    with mp.get_context("spawn").Pool(1) as pool:
+        submitting = pool.apply_async(submit_at_rate, (url, rate, seconds))
+        result = beside()
+        submitted = submitting.get(timeout=seconds + 60)
+    time.sleep(1.5)  # the last jobs end (1 s attempts) and their events arrive
+    return submitted, result
+
+
 def measure_fanout(subscribers: int, processes: int, rate: float, seconds: float, load_seconds: float,
                    gen: Wrk | PythonLoad, progress: Any, serving: str = "waitress") -> dict[str, Any]:
-    """Print the fan-out tables for one way of serving; return the summary with the /healthz loads."""
+    """Print the fan-out tables for one way of serving; return the figures the targets need.
+
+    Phases, on one server: /healthz probed (50 requests a second, as a monitor would) and saturated (wrk) with
+    no stream open, then with every stream open and idle; then events at `rate` with the probe beside them
+    (server CPU measured), then events with /healthz saturated beside them.
+    """
     fan_settings = {"THREADS": min(4096, subscribers + 64), "MAX_EVENT_STREAMS": subscribers, "RATE_LIMIT": 1_000_000,
                     "TRANSLATION_DELAY": 1.0, "PREMIUM_DELAY_FACTOR": 1.0, "DELAY_JITTER": 0, "ERROR_RATE": 0,
                     "WORKERS": 50}
     command = [sys.executable, str(Path(__file__).resolve()), "--serve-granian"] if serving == "granian" else None
     with Server(fan_settings, command=command, name=f"fanout-{serving}") as server:
-        progress(f"{serving}: measuring /healthz with no stream open")
-        alone = gen.run(server.url, "/healthz", load_seconds)
+        progress(f"{serving}: /healthz with no stream open")
+        probed = {"none": probe(server.url, load_seconds)}
+        saturated = {"none": gen.run(server.url, "/healthz", load_seconds)}
         progress(f"opening {subscribers} streams from {processes} processes")
         holders = Subscribers(server.url, subscribers, processes)
         holders.wait_open()
-        open_now = requests.get(f"{server.url}/metrics", timeout=30).text
-        gauge = re.search(r"^http_event_streams_open ([\d.]+)$", open_now, re.MULTILINE)
+        gauge = re.search(r"^http_event_streams_open ([\d.]+)$", requests.get(f"{server.url}/metrics", timeout=30).text,
+                          re.MULTILINE)
         progress(f"server says {gauge.group(1) if gauge else '?'} streams are open; /healthz while idle")
-        idle = gen.run(server.url, "/healthz", load_seconds)
-        progress(f"submitting {rate:g} jobs/s for {seconds:g} s, with /healthz under load")
-        with mp.get_context("spawn").Pool(1) as pool:
-            submitting = pool.apply_async(submit_at_rate, (server.url, rate, seconds))
-            busy = gen.run(server.url, "/healthz", min(seconds, load_seconds))
-            submitted = submitting.get(timeout=seconds + 60)
-        time.sleep(1.5)  # the last jobs end (1 s attempts) and their events arrive
-        progress(f"events only: {rate:g} jobs/s for {seconds:g} s, no /healthz load; server CPU measured")
-        cpu_before, phase_two = cpu_seconds(server.pid), time.time()
-        with mp.get_context("spawn").Pool(1) as pool:
-            pool.apply_async(submit_at_rate, (server.url, rate, seconds)).get(timeout=seconds + 60)
-        time.sleep(1.5)
-        cpu = cpu_seconds(server.pid) - cpu_before
+        idle_cpu, idle_started = cpu_seconds(server.pid), time.perf_counter()
+        probed["idle"] = probe(server.url, load_seconds)
+        idle_cpu_rate = (cpu_seconds(server.pid) - idle_cpu) / (time.perf_counter() - idle_started)
+        saturated["idle"] = gen.run(server.url, "/healthz", load_seconds)
+        progress(f"{rate:g} jobs/s for {seconds:g} s with the /healthz probe beside them; server CPU measured")
+        cpu_before, phase_events, started = cpu_seconds(server.pid), time.time(), time.perf_counter()
+        submitted, probed["events"] = events_with(server.url, rate, seconds, lambda: probe(server.url, seconds))
+        # Less what the probe and an idle server cost (measured while the streams were idle): the events' share.
+        cpu = cpu_seconds(server.pid) - cpu_before - idle_cpu_rate * (time.perf_counter() - started)
+        phase_saturated = time.time()
+        progress(f"{rate:g} jobs/s for {seconds:g} s with /healthz saturated beside them")
+        more, saturated["events"] = events_with(server.url, rate, seconds,
+                                                lambda: gen.run(server.url, "/healthz", min(seconds, load_seconds)))
         streams = holders.collect()
-    summary = delivery(streams)
-    sent_alone = sum(1 for events in streams for *_, arrived in events if arrived >= phase_two)
-    how = ("waitress, THREADS streams + 64: one thread per stream (python server.py)" if serving == "waitress" else
+    calm = delivery([[e for e in events if phase_events <= e[3] < phase_saturated] for events in streams])
+    busy = delivery([[e for e in events if e[3] >= phase_saturated] for events in streams])
+    how = ("waitress, THREADS = streams + 64: one thread per stream (python server.py)" if serving == "waitress" else
            "granian embedded, /events on the event loop (rsgi_app), Flask in 8 threads (bench harness)")
-    print(f"## Fan-out, {how}: {subscribers} streams, {submitted} jobs in {seconds:g} s twice "
-          f"({summary['changes']} changes)\n")
-    print(table(["what", "figure"], [
-        ["changes delivered to every stream", f"{summary['to_all']} of {summary['changes']}"],
-        ["deliveries (change × stream)", f"{summary['deliveries']:,}"],
-        ["change delivery latency p50 / p99 / max, ms", f"{ms(summary['p50'])} / {ms(summary['p99'])} / "
-                                                       f"{ms(summary['max'])}"],
-        ["spread from first to last stream, p99 ms", ms(summary["spread_p99"])],
-        ["progress events delivered / latency p99 ms", f"{summary['progress']:,} / {ms(summary['progress_p99'])}"],
-        [f"server CPU in {seconds + 1.5:g} s of events alone (no /healthz load), s / µs per delivery",
-         f"{cpu:.2f} / {cpu / max(1, sent_alone) * 1e6:.1f}"],
-    ], "lr"))
-    print()
-    print(table(["/healthz", "req/s", "p50 ms", "p99 ms", "errors"], [
-        ["no stream open", f"{alone.rate:,.0f}", ms(alone.p50), ms(alone.p99), alone.errors],
-        [f"{subscribers} streams open, idle", f"{idle.rate:,.0f}", ms(idle.p50), ms(idle.p99), idle.errors],
-        [f"{subscribers} streams open, {rate:g} jobs/s", f"{busy.rate:,.0f}", ms(busy.p50), ms(busy.p99),
-         busy.errors],
+    print(f"## Fan-out, {how}: {subscribers} streams, {submitted} + {more} jobs\n")
+    print(table(["while", "changes to every stream", "deliveries", "delivery p50 ms", "p99 ms", "max ms",
+                 "progress p99 ms", "spread p99 ms"], [
+        [label, f"{d['to_all']} of {d['changes']}", f"{d['deliveries']:,}", ms(d["p50"]), ms(d["p99"]), ms(d["max"]),
+         ms(d["progress_p99"]), ms(d["spread_p99"])]
+        for label, d in ((f"{rate:g} jobs/s, /healthz probed", calm), (f"{rate:g} jobs/s, /healthz saturated", busy))
     ]))
     print()
-    return {**summary, "idle": idle, "busy": busy, "subscribers": subscribers, "serving": serving}
+    per_delivery = max(0.0, cpu) / max(1, calm["deliveries"] + calm["progress"])  # short runs can come out < 0
+    print(f"Server CPU for the events of the probed phase (less the idle server's and the probe's): {cpu:.2f} s, "
+          f"{per_delivery * 1e6:.1f} µs per delivery.\n")
+    rows = []
+    for key, label in (("none", "no stream open"), ("idle", f"{subscribers} streams open, idle"),
+                       ("events", f"{subscribers} streams open, {rate:g} jobs/s")):
+        lat, load = probed[key], saturated[key]
+        rows.append([label, ms(percentile(lat, 50)), ms(percentile(lat, 99)), ms(max(lat)), f"{load.rate:,.0f}",
+                     ms(load.p99), load.errors])
+    print(table(["/healthz", "probe p50 ms", "probe p99 ms", "probe max ms", "saturated req/s", "saturated p99 ms",
+                 "errors"], rows))
+    print()
+    return {"calm": calm, "busy": busy, "probed": probed, "subscribers": subscribers, "serving": serving,
+            "cpu_us": per_delivery * 1e6}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -537,14 +570,18 @@ def main(argv: list[str] | None = None) -> int:
             fan = measure_fanout(args.subscribers or (50 if quick else 1_000), 1 if quick else args.processes,
                                  args.rate, args.seconds or (1.0 if quick else 10.0), 0.5 if quick else 5.0, gen,
                                  progress, serving)
-            everyone = fan["to_all"] == fan["changes"] and fan["changes"] > 0
-            worst = max(fan["idle"].p99, fan["busy"].p99)
+            calm = fan["calm"]
+            everyone = all(d["to_all"] == d["changes"] > 0 for d in (fan["calm"], fan["busy"]))
+            probe_p99 = max(percentile(fan["probed"][k], 99) for k in ("idle", "events"))
             targets += [
-                [f"{serving}: each event to all {fan['subscribers']} streams", f"{fan['to_all']}/{fan['changes']}",
+                [f"{serving}: each event to all {fan['subscribers']} streams",
+                 f"{fan['calm']['to_all'] + fan['busy']['to_all']}/{fan['calm']['changes'] + fan['busy']['changes']}",
                  _yes(everyone)],
-                [f"{serving}: delivery p99 ≤ 100 ms", ms(fan["p99"]), _yes(fan["p99"] <= DELIVERY_TARGET)],
-                [f"{serving}: /healthz p99 ≤ 50 ms while streams are open",
-                 f"{ms(fan['idle'].p99)} idle, {ms(fan['busy'].p99)} busy", _yes(worst <= HEALTHZ_TARGET)],
+                [f"{serving}: delivery p99 ≤ 100 ms (/healthz probed)", ms(calm["p99"]),
+                 _yes(calm["p99"] <= DELIVERY_TARGET)],
+                [f"{serving}: /healthz p99 ≤ 50 ms while streams are open (probe)",
+                 f"{ms(percentile(fan['probed']['idle'], 99))} idle, {ms(percentile(fan['probed']['events'], 99))} "
+                 "with events", _yes(probe_p99 <= HEALTHZ_TARGET)],
             ]
     finally:
         gen.close()

@@ -76,8 +76,9 @@ def test_client_robustness_benchmark_prints_its_tables() -> None:
 def test_events_benchmark_prints_its_tables() -> None:
     """bench/events.py --quick scrapes two servers, holds 50 streams with /healthz beside them, prints the targets."""
     out = run_script("bench/events.py", "--quick", "--loadgen", "auto", "--server", "waitress")
-    for row in ("GET /metrics, empty stored", "GET /metrics, 1,000 jobs stored", "changes delivered to every stream",
-                "streams open, idle", "µs per delivery", "| target"):
+    for row in ("GET /metrics, empty stored", "GET /metrics, 1,000 jobs stored", "async readers, one loop",
+                "blocking reader threads", "changes to every stream", "streams open, idle", "µs per delivery",
+                "| target"):
         assert row in out, row
     (delivered,) = [line for line in out.splitlines() if "each event to all 50 streams" in line]
     assert delivered.rstrip(" |").endswith("yes"), delivered  # however busy the machine, nothing is lost
