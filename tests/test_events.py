@@ -7,6 +7,8 @@ for the engine and made-up monotonic times for the ticks.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
@@ -21,7 +23,7 @@ from simulator.events import (
     sse_frame,
 )
 from simulator.feed import ChangeFeed
-from tests.conftest import FakeClock, make_engine
+from tests.conftest import ROOT, FakeClock, make_engine
 from tests.sse import Event, named, parse
 
 
@@ -455,3 +457,11 @@ def test_parse_request_refuses_malformed_input_with_a_400(query, header, code) -
     with pytest.raises(StreamRequestError) as raised:
         parse_request(query, header)
     assert (raised.value.status, raised.value.code) == (400, code)
+
+
+def test_the_event_module_loads_no_web_framework() -> None:
+    """`import simulator.events` leaves Flask, Werkzeug and requests unloaded: async servers can use it alone."""
+    web = {"flask", "werkzeug", "flask_limiter", "requests"}
+    code = f"import sys, simulator.events\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & {web!r}))"
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
