@@ -8,6 +8,7 @@ import pytest
 
 from simulator.http.views.dashboard import DASHBOARD_ASSETS, DASHBOARD_DIR
 from simulator.settings import RUNTIME_KEYS
+from tests.conftest import ROOT
 
 MAX_BYTES = 60_000  # the page, its script and its stylesheet together
 
@@ -59,3 +60,22 @@ def test_other_files_are_not_served(client, asset: str) -> None:
     """Only the page's own script and stylesheet are served under /dashboard/."""
     response = client.get(f"/dashboard/{asset}")
     assert response.status_code == 404 and response.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [(None, "skipped"), ("true", "errors")])
+def test_browser_tests_skip_without_a_browser_but_fail_in_ci(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ci, outcome
+) -> None:
+    """Without chromium and chromedriver on PATH the browser tests skip, saying what to install; with CI=true, fail."""
+    monkeypatch.setenv("PATH", str(pytester.mkdir("empty-bin")))
+    if ci:
+        monkeypatch.setenv("CI", ci)
+    else:
+        monkeypatch.delenv("CI", raising=False)
+    module = ROOT / "tests" / "test_dashboard_browser.py"
+    result = pytester.runpytest_subprocess(str(module), "-k", "appears_in_its_lane", "-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(**{outcome: 1})
+    if ci:
+        result.stdout.fnmatch_lines(["*the browser tests must run in CI*"])
+    else:
+        result.stdout.fnmatch_lines(["*apt-get install chromium chromium-driver*"])

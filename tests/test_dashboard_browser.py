@@ -19,12 +19,16 @@ import requests
 
 from tests.conftest import ADMIN_TOKEN, RunningServer
 
-pytest.importorskip("selenium")
-from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+try:
+    from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+except ImportError:  # pragma: no cover - requirements.txt installs it
+    if os.environ.get("CI") == "true":
+        raise
+    pytest.skip("selenium is not installed (pip install -r requirements.txt)", allow_module_level=True)
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 #: Flags that let Chromium run headless in a container, offline, without a first-run or update detour.
