@@ -13,7 +13,9 @@ What a stream carries, in order:
 - first, exactly one of: `ready` (a new stream, `id:` = the current feed number), `ready` with
   `"resumed": true` (a reconnection whose `Last-Event-ID` is still in the replay log, `id:` = that
   number, followed by every change after it), or `reset` (a reconnection from too long ago, or from
-  before the server restarted: reload the state, then follow the stream);
+  before the server restarted: reload the state, then follow the stream). Both carry `boot`, which
+  changes when the server restarts: numbers start again then, so a client that resumed and sees a
+  new `boot` must reload too (a restarted server may already have passed the client's number);
 - every change — `submitted`, `started`, `retried`, `completed`, `failed`, `permanently_failed`,
   `cancelled`, `removed` — as an event of that name, with the job's wire view (`null` once removed);
 - `progress` for running jobs, at most once every `progress_seconds` (1 s) per job and only when its
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import threading
 import time
 from collections import deque
@@ -309,6 +312,9 @@ class EventHub:
         self._idle_since = now
         self._thread: threading.Thread | None = None
         self._stopping = False
+        #: Names this hub's numbering: feed numbers start again with the process, so a client that sees another
+        #: `boot` in `ready` knows its Last-Event-ID was from a server before a restart, and reloads.
+        self.boot = secrets.token_hex(6)
 
     # ------------------------------------------------------------------------ opening and closing streams
 
@@ -378,7 +384,7 @@ class EventHub:
                 # From the future (the server restarted: numbers began again) or older than the log: reload.
                 subscription = make(self, filters, newest)
                 reason = "unknown_event_id" if last > newest else "too_old"
-                first = [sse_frame("reset", {"reason": reason, "cursor": newest}, newest)]
+                first = [sse_frame("reset", {"reason": reason, "cursor": newest, "boot": self.boot}, newest)]
             else:
                 # Resumable: what the log holds after `last`; the thread brings anything newer.
                 subscription = make(self, filters, max(last, self._cursor))
@@ -394,7 +400,7 @@ class EventHub:
         return subscription
 
     def _ready_data(self, cursor: int, resumed: bool) -> dict[str, Any]:
-        return {"cursor": cursor, "resumed": resumed, "heartbeat_seconds": self.heartbeat_seconds,
+        return {"cursor": cursor, "resumed": resumed, "boot": self.boot, "heartbeat_seconds": self.heartbeat_seconds,
                 "progress_seconds": self.progress_seconds}
 
     # ------------------------------------------------------------------------ the thread

@@ -63,6 +63,7 @@ def test_a_new_stream_starts_with_retry_and_ready_at_the_current_cursor(clock: F
     (ready,) = parse(raw)
     assert (ready.id, ready.event) == (engine.feed.cursor(), "ready")
     assert ready.data["resumed"] is False and ready.data["cursor"] == engine.feed.cursor()
+    assert ready.data["boot"] == hub.boot != hub_for(engine).boot  # another hub (a restarted server): another boot
 
 
 # ------------------------------------------------------------------------------------------------ changes
@@ -185,8 +186,9 @@ def test_a_last_event_id_that_cannot_be_resumed_gets_a_reset(clock: FakeClock, l
     hub.pump(0.0)
     subscription = hub.subscribe(last_event_id=last)
     (first,) = named(events(subscription))
-    assert (first.event, first.id, first.data) == ("reset", engine.feed.cursor(),
-                                                    {"reason": reason, "cursor": engine.feed.cursor()})
+    newest = engine.feed.cursor()
+    assert (first.event, first.id, first.data) == ("reset", newest, {"reason": reason, "cursor": newest,
+                                                                     "boot": hub.boot})
 
 
 def test_a_hub_that_falls_behind_the_feed_resets_its_streams(clock: FakeClock) -> None:

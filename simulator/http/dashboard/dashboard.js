@@ -32,6 +32,7 @@
   const runtimeKeys = new Set((document.body.dataset.runtimeKeys || "").split(",").filter(Boolean));
   let source = null;
   let lastEventId = null;
+  let boot = null; // the server's numbering of events (it changes when the server restarts)
   let loading = null;
   let reloadAgain = false;
   let buffered = [];
@@ -290,12 +291,16 @@
       remember(event);
       setMode("live");
       stopPolling();
-      if (!JSON.parse(event.data).resumed) reload();
+      const data = JSON.parse(event.data);
+      // Resumed by a restarted server (another boot), our event id meant something else there: reload.
+      if (!data.resumed || (boot !== null && data.boot !== boot)) reload();
+      boot = data.boot;
     });
     source.addEventListener("reset", (event) => {
       remember(event);
       setMode("live");
       stopPolling();
+      boot = JSON.parse(event.data).boot;
       reload();
     });
     for (const kind of KINDS) {
