@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote_plus
 
 from flask import Flask, Response, g, request
 
@@ -13,10 +14,10 @@ from simulator import settings as settings_module
 from simulator.clock import Clock
 from simulator.domain import JobEngine
 from simulator.http import errors, faults
-from simulator.http.context import Simulator, sim
+from simulator.http.context import Simulator
 from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
-from simulator.http.limits import make_limiter
+from simulator.http.limits import HourlyLimit
 from simulator.http.parsing import user_id
 from simulator.http.views import admin, docs, jobs, ops, submissions
 from simulator.settings import RuntimeConfig, Settings
@@ -38,19 +39,16 @@ def create_app(
     app = Flask(__name__, static_folder=None)  # no static files: without this Flask routes /static/<path>
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     engine = JobEngine(RuntimeConfig(settings), store=store or open_store(settings.STORE), clock=clock)
-    faults.init_app(app)  # before the limiter's own hook: a fault "before the work" costs no rate-limit hit
-    limiter = make_limiter(app, user_id)
+    faults.init_app(app)
+    hourly_limit = HourlyLimit(app, user_id, submissions.hourly_limit)
     seed = None if settings.RANDOM_SEED is None else settings.RANDOM_SEED + 1
-    app.extensions["simulator"] = Simulator(settings, engine, limiter, FaultInjector(seed))
+    app.extensions["simulator"] = Simulator(settings, engine, hourly_limit, FaultInjector(seed))
     app.before_request(_start_timer)
     app.after_request(_finish)
     app.after_request(faults.inject_after)  # registered after `_finish`, so it runs before it
     errors.init_app(app)
     for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp):
         app.register_blueprint(blueprint)
-    limiter.limit(submissions.hourly_limit, exempt_when=submissions.not_counted, scope="free-submissions")(
-        submissions.bp
-    )
     return app
 
 
@@ -69,24 +67,36 @@ def _start_timer() -> None:
 
 
 def _finish(response: Response) -> Response:
-    """Add the rate-limit and safety headers, and write the access log line."""
-    if request.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
+    """Add the safety headers, and write the access log line (secrets in the query string redacted)."""
+    method = request.method
+    if method == "OPTIONS" and response.status_code == 200 and not response.get_data():
         response.status_code = 204  # Flask's automatic OPTIONS answer: only the Allow header matters
         response.headers.pop("Content-Type", None)
-    current = sim().limiter.current_limit
-    if current is not None:
-        response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
-        response.headers["X-RateLimit-Remaining"] = str(current.remaining)
-        response.headers["X-RateLimit-Reset"] = str(current.reset_at)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers.setdefault("Cache-Control", "no-store")
-    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    log.info(
-        '%s "%s %s" %s %.1fms',
-        request.remote_addr,
-        request.method,
-        request.full_path.rstrip("?"),
-        response.status_code,
-        elapsed_ms,
-    )
+    headers = response.headers
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers.setdefault("Cache-Control", "no-store")
+    if log.isEnabledFor(logging.INFO):
+        elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        query = request.query_string
+        target = f"{request.path}?{redacted_query(query)}" if query else request.path
+        log.info('%s "%s %s" %s %.1fms', request.remote_addr, method, target, response.status_code, elapsed_ms)
     return response
+
+
+#: Query parameters whose values never reach the log (the admin token, should a client send it there).
+SECRET_PARAMETERS = frozenset({"token", "access_token", "api_key"})
+
+
+def redacted_query(query: bytes) -> str:
+    """Return a raw query string with the values of SECRET_PARAMETERS (any case, any encoding) as REDACTED."""
+    text = query.decode("latin-1")
+    lowered = text.lower()
+    if "token" not in lowered and "api_key" not in lowered and "%" not in text and "+" not in text:
+        return text  # the usual case: nothing to redact, nothing to decode
+    parts = []
+    for part in text.split("&"):
+        name = part.partition("=")[0]
+        if unquote_plus(name).strip().lower() in SECRET_PARAMETERS:
+            part = f"{name}=REDACTED"
+        parts.append(part)
+    return "&".join(parts)

@@ -89,7 +89,8 @@ def handle_error(error: Exception) -> Response:
 
 
 def _rate_limited(error: RateLimitExceeded) -> Response:
-    current = current_app.extensions["simulator"].limiter.current_limit
+    hourly_limit = current_app.extensions["simulator"].hourly_limit
+    current = hourly_limit.limiter.current_limit
     # The window's exact reset: `reset_at` is rounded up a second further, which would say 3601 s.
     reset_at = current.window.reset_time if current is not None else time.time() + 3600
     retry_after = max(1, math.ceil(reset_at - time.time()))
@@ -99,7 +100,8 @@ def _rate_limited(error: RateLimitExceeded) -> Response:
         if amount
         else "Free submissions are switched off (RATE_LIMIT is 0); submit as premium."
     )
-    return problem(429, "rate_limited", detail, {"Retry-After": str(retry_after)}, retry_after=retry_after)
+    headers = {**hourly_limit.headers(), "Retry-After": str(retry_after)}
+    return problem(429, "rate_limited", detail, headers, retry_after=retry_after)
 
 
 def _http_error(error: HTTPException) -> Response:
@@ -111,7 +113,7 @@ def _http_error(error: HTTPException) -> Response:
     details = {
         404: f"No endpoint at {request.path}.",
         405: f"{request.method} is not allowed on {request.path}; allowed: {headers.get('Allow', '')}.",
-        413: f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+        413: f"The request body is larger than {request.max_content_length or MAX_BODY_BYTES} bytes.",
     }
     return problem(status, code, details.get(status, error.description or HTTPStatus(status).phrase), headers)
 

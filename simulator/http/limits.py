@@ -1,14 +1,22 @@
-"""The hourly limit on free submissions: flask-limiter's moving window, keyed without the limit's amount."""
+"""The hourly limit on free submissions: flask-limiter's moving window, keyed without the limit's amount.
+
+Only `POST /translate` pays for it. The view calls `HourlyLimit.check()` once it knows the submission
+counts (a free one that is new: not a replay, not refused); flask-limiter's own per-request hooks, which
+every app it is registered with runs, are told by a request filter to skip every request at once, so a
+status read does not spend ~20 µs resolving limits it does not have (bench/serving.py, request path).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Flask
+from flask import Flask, g
 from flask_limiter import Limiter
 from limits import RateLimitItem
 from limits.strategies import STRATEGIES, MovingWindowRateLimiter
 from limits.util import WindowStats
+
+SCOPE = "free-submissions"
 
 
 class _AmountFreeKey:
@@ -49,13 +57,44 @@ class RuntimeLimitWindow(MovingWindowRateLimiter):
 # flask-limiter picks its strategy by name from this registry; ours is the moving window above.
 STRATEGIES.setdefault("runtime-moving-window", RuntimeLimitWindow)
 
+_ASKED = "_simulator_hourly_limit"  # set on flask.g while a view checks the limit
 
-def make_limiter(app: Flask, key_func: Callable[[], str]) -> Limiter:
-    """Create the app's own limiter (never shared between apps), in memory, with the moving window above."""
-    return Limiter(
-        key_func=key_func,
-        app=app,
-        storage_uri="memory://",
-        strategy="runtime-moving-window",
-        headers_enabled=False,  # added by the app's after_request: flask-limiter would overwrite a 202's Retry-After
-    )
+
+def _not_asked() -> bool:
+    """Tell flask-limiter to skip this evaluation: only `HourlyLimit.check` asks for one."""
+    return not g.get(_ASKED, False)
+
+
+class HourlyLimit:
+    """The app's own limiter (never shared between apps), in memory, with the moving window above."""
+
+    def __init__(self, app: Flask, key_func: Callable[[], str], amount: Callable[[], str]) -> None:
+        self.limiter = Limiter(
+            key_func=key_func,
+            app=app,
+            storage_uri="memory://",
+            strategy="runtime-moving-window",
+            headers_enabled=False,  # the view adds them: flask-limiter would overwrite a 202's Retry-After
+        )
+        self.limiter.request_filter(_not_asked)
+        self._amount = amount
+
+    def check(self) -> None:
+        """Count this request against its user's hour, or raise RateLimitExceeded (429) when it is used up."""
+        setattr(g, _ASKED, True)
+        try:
+            with self.limiter.limit(self._amount, scope=SCOPE):
+                pass
+        finally:
+            setattr(g, _ASKED, False)
+
+    def headers(self) -> dict[str, str]:
+        """Return the X-RateLimit-* headers of the limit this request was checked against ({} if none)."""
+        current = self.limiter.current_limit
+        if current is None:
+            return {}
+        return {
+            "X-RateLimit-Limit": str(current.limit.amount),
+            "X-RateLimit-Remaining": str(current.remaining),
+            "X-RateLimit-Reset": str(current.reset_at),
+        }

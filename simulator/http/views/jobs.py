@@ -53,7 +53,7 @@ def status(job_id: str) -> Response:
 @bp.get("/status")
 def newest_status() -> Response:
     """Answer the newest job of the caller's X-User-Id (of anyone without one)."""
-    who = header_token("X-User-Id", MAX_USER_ID_LENGTH)
+    who = header_token("X-User-Id", MAX_USER_ID_LENGTH, single=True)
     return answer_status(lambda: sim().engine.newest(who)["job_id"])
 
 
