@@ -17,7 +17,7 @@ import config
 from jobs import JobEngine
 from server import create_app
 from simulator.http import encoding
-from simulator.http.app import redacted_query
+from simulator.http.accesslog import redacted_query
 from simulator.http.encoding import json_response
 from simulator.http.parsing import body_limit, body_limits, json_object
 from tests.conftest import ADMIN_TOKEN, FAST

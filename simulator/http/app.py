@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote_plus
 
 from flask import Flask, Response, g, request
 
@@ -14,6 +13,7 @@ from simulator import settings as settings_module
 from simulator.clock import Clock
 from simulator.domain import JobEngine
 from simulator.http import errors, faults
+from simulator.http.accesslog import log_access
 from simulator.http.context import Simulator
 from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
@@ -76,27 +76,6 @@ def _finish(response: Response) -> Response:
     headers["X-Content-Type-Options"] = "nosniff"
     headers.setdefault("Cache-Control", "no-store")
     if log.isEnabledFor(logging.INFO):
-        elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-        query = request.query_string
-        target = f"{request.path}?{redacted_query(query)}" if query else request.path
-        log.info('%s "%s %s" %s %.1fms', request.remote_addr, method, target, response.status_code, elapsed_ms)
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        log_access(request.remote_addr, method, request.path, request.query_string, response.status_code, elapsed)
     return response
-
-
-#: Query parameters whose values never reach the log (the admin token, should a client send it there).
-SECRET_PARAMETERS = frozenset({"token", "access_token", "api_key"})
-
-
-def redacted_query(query: bytes) -> str:
-    """Return a raw query string with the values of SECRET_PARAMETERS (any case, any encoding) as REDACTED."""
-    text = query.decode("latin-1")
-    lowered = text.lower()
-    if "token" not in lowered and "api_key" not in lowered and "%" not in text and "+" not in text:
-        return text  # the usual case: nothing to redact, nothing to decode
-    parts = []
-    for part in text.split("&"):
-        name = part.partition("=")[0]
-        if unquote_plus(name).strip().lower() in SECRET_PARAMETERS:
-            part = f"{name}=REDACTED"
-        parts.append(part)
-    return "&".join(parts)

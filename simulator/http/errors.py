@@ -52,9 +52,9 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def problem(status: int, code: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any) -> Response:
-    """Return an RFC 9457 problem+json response."""
-    body = {
+def problem_document(status: int, code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """Return an RFC 9457 problem document: type, title, status, detail, code, and the extras."""
+    return {
         "type": "about:blank",
         "title": HTTPStatus(status).phrase,
         "status": status,
@@ -62,7 +62,11 @@ def problem(status: int, code: str, detail: str, headers: Mapping[str, str] | No
         "code": code,
         **extra,
     }
-    response = json_response(body, status, headers)
+
+
+def problem(status: int, code: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any) -> Response:
+    """Return an RFC 9457 problem+json response."""
+    response = json_response(problem_document(status, code, detail, **extra), status, headers)
     response.mimetype = "application/problem+json"
     return response
 

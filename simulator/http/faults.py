@@ -38,6 +38,21 @@ class FaultInjector:
             return kind
 
 
+#: What each injected fault answers: status, detail, headers and extra members (all with code injected_fault).
+FAULT_ANSWERS: dict[str, tuple[int, str, dict[str, str], dict[str, int]]] = {
+    "error_before": (500, "Injected fault (FAULT_RATE): failed before doing anything.", {}, {}),
+    "unavailable_before": (503, "Injected fault (FAULT_RATE): unavailable; nothing was done.",
+                           {"Retry-After": "1"}, {"retry_after": 1}),
+    "error_after": (500, "Injected fault (FAULT_RATE): the work was done but this answer was lost.", {}, {}),
+}
+
+
+def fault_error(kind: str) -> ApiError:
+    """Return the error an injected fault of `kind` answers (not for slow_after, which answers late instead)."""
+    status, detail, headers, extra = FAULT_ANSWERS[kind]
+    return ApiError(status, "injected_fault", detail, headers=headers, **extra, fault=kind)
+
+
 def inject_before() -> None:
     """Fail the request before any work, or mark it to fail after (before_request hook)."""
     sim = current_app.extensions["simulator"]
@@ -51,11 +66,8 @@ def inject_before() -> None:
     if kind is None:
         return
     log.warning("injected fault %s on %s %s", kind, request.method, request.path)
-    if kind == "error_before":
-        raise ApiError(500, "injected_fault", "Injected fault (FAULT_RATE): failed before doing anything.", fault=kind)
-    if kind == "unavailable_before":
-        raise ApiError(503, "injected_fault", "Injected fault (FAULT_RATE): unavailable; nothing was done.",
-                       headers={"Retry-After": "1"}, retry_after=1, fault=kind)
+    if kind in ("error_before", "unavailable_before"):
+        raise fault_error(kind)
     g.fault = kind  # strikes after the work: see inject_after
 
 
@@ -63,8 +75,8 @@ def inject_after(response: Response) -> Response:
     """Lose the answer of work done, or send it late (after_request hook)."""
     kind = g.pop("fault", None)
     if kind == "error_after":
-        detail = "Injected fault (FAULT_RATE): the work was done but this answer was lost."
-        return problem(500, "injected_fault", detail, fault=kind)
+        error = fault_error(kind)
+        return problem(error.status, error.code, error.detail, error.headers, **error.extra)
     if kind == "slow_after":
         time.sleep(current_app.extensions["simulator"].engine.settings.FAULT_DELAY)  # the work is done; it comes late
     return response

@@ -210,15 +210,18 @@ def parse_fields(fields: Mapping[str, Validator]) -> dict[str, Any]:
 
 
 def header_token(name: str, max_length: int, *, single: bool = False) -> str | None:
+    """Return a header's value, or raise 400 when it is empty, too long or not printable ASCII (see `check_token`)."""
+    value = request.headers.get(name)
+    return None if value is None else check_token(name, value, max_length, single=single)
+
+
+def check_token(name: str, value: str, max_length: int, *, single: bool = False) -> str:
     """Return a header's value, or raise 400 when it is empty, too long or not printable ASCII.
 
     `single`: the header names one thing and must be sent once. Every WSGI server joins a repeated
     header's values with commas before the app sees them, so a comma in it means it was repeated (or
     holds a comma, which is refused too): either way a 400, never a merged value such as "alice, bob".
     """
-    value = request.headers.get(name)
-    if value is None:
-        return None
     if not value or len(value) > max_length or not value.isprintable() or not value.isascii():
         raise ApiError(400, "invalid_header", f"{name} must be 1–{max_length} printable ASCII characters.")
     if single and "," in value:
@@ -239,7 +242,11 @@ def idempotency_key() -> str | None:
 
 def query_number(name: str, *, integer: bool = False) -> float | None:
     """Return a query parameter as a number ≥ 0, or raise 400."""
-    raw = request.args.get(name)
+    return parse_number(name, request.args.get(name), integer=integer)
+
+
+def parse_number(name: str, raw: str | None, *, integer: bool = False) -> float | None:
+    """Return query parameter `name`'s text `raw` as a number ≥ 0 (None when absent), or raise 400."""
     if raw is None:
         return None
     try:
@@ -254,10 +261,15 @@ def query_number(name: str, *, integer: bool = False) -> float | None:
 
 def requested_wait() -> float | None:
     """Return the long-poll wait asked for by `?wait=N` or `Prefer: wait=N` (the query wins)."""
-    wait = query_number("wait")
+    return parse_wait(request.args.get("wait"), request.headers.get("Prefer", ""))
+
+
+def parse_wait(query_wait: str | None, prefer: str) -> float | None:
+    """Return the wait of `?wait=` (its text) or else of a `Prefer` header's `wait=N`; raise 400 when malformed."""
+    wait = parse_number("wait", query_wait)
     if wait is not None:
         return wait
-    for preference in request.headers.get("Prefer", "").split(","):
+    for preference in prefer.split(","):
         name, _, value = preference.strip().partition("=")
         if name.strip().lower() == "wait":
             try:
