@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 
 from simulator import settings as settings_module
 from simulator.clock import Clock
@@ -40,7 +40,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     engine = JobEngine(RuntimeConfig(settings), store=store or open_store(settings.STORE), clock=clock)
     faults.init_app(app)
-    hourly_limit = HourlyLimit(app, user_id, submissions.hourly_limit)
+    hourly_limit = HourlyLimit(user_id, submissions.hourly_limit)
     seed = None if settings.RANDOM_SEED is None else settings.RANDOM_SEED + 1
     app.extensions["simulator"] = Simulator(settings, engine, hourly_limit, FaultInjector(seed))
     app.before_request(_start_timer)
@@ -62,20 +62,27 @@ def _settings_from(config: Settings | Mapping[str, Any] | None) -> Settings:
     return settings.with_admin_token()
 
 
+STARTED = "simulator.started"  # the environ key of the time a request reached the app
+
+
 def _start_timer() -> None:
-    g.started = time.perf_counter()
+    request.environ[STARTED] = time.perf_counter()
 
 
 def _finish(response: Response) -> Response:
     """Add the safety headers, and write the access log line (secrets in the query string redacted)."""
-    method = request.method
-    if method == "OPTIONS" and response.status_code == 200 and not response.get_data():
-        response.status_code = 204  # Flask's automatic OPTIONS answer: only the Allow header matters
-        response.headers.pop("Content-Type", None)
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not one per use
+    method = req.method
+    status = response.status_code
     headers = response.headers
+    if method == "OPTIONS" and status == 200 and not response.get_data():
+        status = response.status_code = 204  # Flask's automatic OPTIONS answer: only the Allow header matters
+        headers.pop("Content-Type", None)
     headers["X-Content-Type-Options"] = "nosniff"
-    headers.setdefault("Cache-Control", "no-store")
+    if "Cache-Control" not in headers:
+        headers["Cache-Control"] = "no-store"
     if log.isEnabledFor(logging.INFO):
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        log_access(request.remote_addr, method, request.path, request.query_string, response.status_code, elapsed)
+        environ = req.environ
+        elapsed = time.perf_counter() - environ.get(STARTED, time.perf_counter())
+        log_access(environ.get("REMOTE_ADDR"), method, req.path, environ.get("QUERY_STRING", ""), status, elapsed)
     return response

@@ -1,16 +1,18 @@
 """The hourly limit on free submissions: flask-limiter's moving window, keyed without the limit's amount.
 
 Only `POST /translate` pays for it. The view calls `HourlyLimit.check()` once it knows the submission
-counts (a free one that is new: not a replay, not refused); flask-limiter's own per-request hooks, which
-every app it is registered with runs, are told by a request filter to skip every request at once, so a
-status read does not spend ~20 µs resolving limits it does not have (bench/serving.py, request path).
+counts (a free one that is new: not a replay, not refused), through flask-limiter's documented
+`with limiter.limit(...)` form. flask-limiter adds a before-, an after- and a teardown-request hook to
+the app it is given, and they cost every request of that app about 30 µs even with nothing to limit
+(a quarter of a status read; `bench/request_path.py`); so the limiter is given a Flask app of its own
+that serves nothing, and the app that serves never runs its hooks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Flask, g
+from flask import Flask
 from flask_limiter import Limiter
 from limits import RateLimitItem
 from limits.strategies import STRATEGIES, MovingWindowRateLimiter
@@ -57,36 +59,23 @@ class RuntimeLimitWindow(MovingWindowRateLimiter):
 # flask-limiter picks its strategy by name from this registry; ours is the moving window above.
 STRATEGIES.setdefault("runtime-moving-window", RuntimeLimitWindow)
 
-_ASKED = "_simulator_hourly_limit"  # set on flask.g while a view checks the limit
-
-
-def _not_asked() -> bool:
-    """Tell flask-limiter to skip this evaluation: only `HourlyLimit.check` asks for one."""
-    return not g.get(_ASKED, False)
-
-
 class HourlyLimit:
-    """The app's own limiter (never shared between apps), in memory, with the moving window above."""
+    """One app's own limiter (never shared between apps), in memory, with the moving window above."""
 
-    def __init__(self, app: Flask, key_func: Callable[[], str], amount: Callable[[], str]) -> None:
+    def __init__(self, key_func: Callable[[], str], amount: Callable[[], str]) -> None:
         self.limiter = Limiter(
             key_func=key_func,
-            app=app,
+            app=Flask(f"{__name__}.hooks"),  # its hooks go here, where no request ever runs them
             storage_uri="memory://",
             strategy="runtime-moving-window",
             headers_enabled=False,  # the view adds them: flask-limiter would overwrite a 202's Retry-After
         )
-        self.limiter.request_filter(_not_asked)
         self._amount = amount
 
     def check(self) -> None:
         """Count this request against its user's hour, or raise RateLimitExceeded (429) when it is used up."""
-        setattr(g, _ASKED, True)
-        try:
-            with self.limiter.limit(self._amount, scope=SCOPE):
-                pass
-        finally:
-            setattr(g, _ASKED, False)
+        with self.limiter.limit(self._amount, scope=SCOPE):
+            pass
 
     def headers(self) -> dict[str, str]:
         """Return the X-RateLimit-* headers of the limit this request was checked against ({} if none)."""
