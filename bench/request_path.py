@@ -57,7 +57,7 @@ def bare_app() -> Flask:
 def quiet_info_logging() -> None:
     """Log at INFO as `python server.py` does, into /dev/null (the cost of the line counts, not the disk)."""
     root = logging.getLogger()
-    root.handlers[:] = [logging.StreamHandler(open(os.devnull, "w"))]  # noqa: SIM115 - lives as long as the run
+    root.handlers[:] = [logging.StreamHandler(open(os.devnull, "w"))]
     root.handlers[0].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.setLevel(logging.INFO)
 

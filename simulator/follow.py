@@ -43,6 +43,7 @@ class FeedFollower:
     def __init__(self, feed: ChangeFeed, loop: asyncio.AbstractEventLoop) -> None:
         self.feed = feed
         self.loop = loop
+        self._cursor = feed.cursor()  # it follows every change after it was made
         self._subscriptions: list[Subscription] = []
         self._thread = threading.Thread(target=self._run, name="feed-follower", daemon=True)
 
@@ -67,7 +68,7 @@ class FeedFollower:
 
     def _run(self) -> None:
         feed = self.feed
-        cursor = feed.cursor()
+        cursor = self._cursor
         while True:
             try:
                 changes: Sequence[Change] | None = feed.wait(cursor, 1.0)

@@ -63,5 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         ticker.stop()
         store.close()
-    log.info("stopped")
+    if code == 0:
+        log.info("stopped")
     return code

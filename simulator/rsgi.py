@@ -19,7 +19,7 @@ import io
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -89,6 +89,16 @@ class Responder:
         self.answered = True
         self._proto.response_bytes(status, [*COMMON_HEADERS, *headers], body)
 
+    @staticmethod
+    def headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Return `headers` with nosniff and no-store: a list `send_prepared` may send to many clients."""
+        return [*COMMON_HEADERS, *headers]
+
+    def send_prepared(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        """Send a whole answer whose headers came from `headers()` (shared by a wake's many answers: no copy)."""
+        self.answered = True
+        self._proto.response_bytes(status, headers, body)
+
     def stream(self, status: int, headers: Sequence[tuple[str, str]]) -> Stream:
         """Start a streamed answer (server-sent events, a long listing) and return where to send its pieces."""
         self.answered = True
@@ -127,8 +137,6 @@ class _BodyTooLarge(Exception):
         super().__init__(limit)
         self.limit = limit
 
-
-_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 
 class Bridge:
@@ -302,6 +310,3 @@ def _close(result: Any) -> None:
     close = getattr(result, "close", None)
     if close is not None:
         close()
-
-
-Handler = Callable[[Request, Responder], Awaitable[bool]]

@@ -55,7 +55,7 @@ class Ask:
     since: int | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared by identity: a watch finds and drops its waiters in O(1)
 class Waiter:
     """One held request: what would satisfy it, how to answer it, and the future its handler awaits."""
 
@@ -91,7 +91,7 @@ class Answer:
 
 @dataclass
 class _Watch:
-    waiters: list[Waiter] = field(default_factory=list)
+    waiters: dict[Waiter, None] = field(default_factory=dict)  # in arrival order
 
 
 class LongPollRoute:
@@ -173,7 +173,7 @@ class LongPollRoute:
         watch = self.watches.get(job_id)
         if watch is None:
             watch = self.watches[job_id] = _Watch()
-        watch.waiters.append(waiter)
+        watch.waiters[waiter] = None
         with self._lock:
             self._watched.add(job_id)
             missed = self._examined > cursor and self._changed_since(job_id, cursor)
@@ -196,8 +196,7 @@ class LongPollRoute:
         watch = self.watches.get(job_id)
         if watch is None:
             return
-        if waiter in watch.waiters:
-            watch.waiters.remove(waiter)
+        watch.waiters.pop(waiter, None)
         if not watch.waiters:
             del self.watches[job_id]
             with self._lock:
@@ -234,12 +233,17 @@ class LongPollRoute:
     def _answer(self, waiters: list[Waiter], answer: Answer, *, force: bool) -> None:
         """End the waits `answer` satisfies (all of them when `force`), writing the shared bytes at once; logs later."""
         answered = []
+        body = answer.body
+        headers_for: dict[float, list[tuple[str, str]]] = {}  # one header list per wait honoured, shared
         for waiter in waiters:
             if waiter.done.done() or not (force or answer.satisfies(waiter.since)):
                 continue
             if answer.view is not None and waiter.fault is None:
-                headers = (*answer.headers, ("Preference-Applied", f"wait={waiter.applied:g}"))
-                waiter.respond.send(200, headers, answer.body)
+                headers = headers_for.get(waiter.applied)
+                if headers is None:
+                    headers = headers_for[waiter.applied] = waiter.respond.headers(
+                        (*answer.headers, ("Preference-Applied", f"wait={waiter.applied:g}")))
+                waiter.respond.send_prepared(200, headers, body)
                 waiter.sent = True
                 answered.append(waiter.request)
             waiter.done.set_result(answer)  # the rest (a removed job, a fault) is its handler's to answer
