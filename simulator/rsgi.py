@@ -104,9 +104,11 @@ class Responder:
         self.answered = True
         return Stream(self._proto.response_stream(status, [*COMMON_HEADERS, *headers]))
 
-    def problem(self, status: int, code: str, detail: str, headers: Sequence[tuple[str, str]] = ()) -> None:
-        """Send an RFC 9457 problem+json answer."""
-        self.send(status, [("Content-Type", "application/problem+json"), *headers], problem_body(status, code, detail))
+    def problem(self, status: int, code: str, detail: str, headers: Sequence[tuple[str, str]] = (),
+                **extra: Any) -> None:
+        """Send an RFC 9457 problem+json answer (`extra`: more members, such as retry_after)."""
+        body = problem_body(status, code, detail, **extra)
+        self.send(status, [("Content-Type", "application/problem+json"), *headers], body)
 
     async def disconnected(self) -> None:
         """Return once the client has closed its connection (a stream's way to learn it may stop)."""
@@ -126,10 +128,10 @@ class AsyncRoute(Protocol):
         """Answer every held request now, and every later one at once (the server is stopping)."""
 
 
-def problem_body(status: int, code: str, detail: str) -> bytes:
+def problem_body(status: int, code: str, detail: str, **extra: Any) -> bytes:
     """Return an RFC 9457 problem document, as the app's error handler makes them."""
     return orjson.dumps({"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
-                         "detail": detail, "code": code})
+                         "detail": detail, "code": code, **extra})
 
 
 class _BodyTooLarge(Exception):
@@ -204,7 +206,7 @@ class Bridge:
         if self.heavy_running >= self.max_heavy:
             detail = (f"{self.max_heavy} full listings are being made; try again in a second, "
                       "or ask for a page (?limit=).")
-            Responder(proto).problem(503, "busy", detail, [("Retry-After", "1")])
+            Responder(proto).problem(503, "busy", detail, [("Retry-After", "1")], retry_after=1)
             return
         self.heavy_running += 1
         try:

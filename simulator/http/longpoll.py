@@ -136,16 +136,19 @@ class LongPollRoute:
             cursor, view = await loop.run_in_executor(self.reader, self._read_first, ask)
         except JobError:
             return False  # 404: the app answers it, problem+json and all
-        answer = Answer.of(view)
         gate = self.simulator.long_polls
         if not gate.enter(settings.MAX_LONG_POLLS):
-            self._send(request, respond, answer, None)  # full (or stopping): at once, as the view does
+            self._send(request, respond, Answer.of(view), None)  # full (or stopping): at once, as the view does
             return True
         waiter = Waiter(view["version"] if ask.since is None else ask.since, min(ask.wait, settings.MAX_WAIT),
                         respond, request, loop.create_future(), fault)
         try:
-            if not answer.satisfies(waiter.since) and not self.released:
-                answer = await self._hold(view["job_id"], cursor, waiter)
+            if view["done"] or view["version"] > waiter.since or self.released:
+                answer = Answer.of(view)
+            else:
+                job_id = view["job_id"]
+                del view  # a held request keeps nothing of the job (an encoded answer costs orjson's 8 KB buffer)
+                answer = await self._hold(job_id, cursor, waiter)
         finally:
             gate.leave()
         if answer.view is None:
