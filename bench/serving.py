@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import http.client
 import json
+import math
 import os
 import re
 import shutil
@@ -167,6 +168,8 @@ def wrk(url: str, seconds: int, connections: int = 16) -> tuple[float, float, in
     """Return (req/s, p99 latency s, errors) of `wrk -t1 -c{connections}` on `url` for `seconds`."""
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
                          capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    if "Requests/sec" not in out:
+        raise subprocess.CalledProcessError(0, "wrk", out)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
@@ -507,7 +510,13 @@ def throughput(servers: tuple[str, ...], seconds: int, rounds: int, progress: Ca
         ceiling = []
         for r in range(rounds):
             for key, server in rows.items():
-                rate, _, errors = wrk(server.url + paths[key], seconds)
+                try:
+                    rate, _, errors = wrk(server.url + paths[key], seconds)
+                except subprocess.CalledProcessError as failed:
+                    alive = server.process is not None and server.process.poll() is None
+                    rate, errors = float("nan"), 0
+                    notes.append(f"{key}: wrk failed in round {r + 1} (server {'up' if alive else 'exited'}): "
+                                 f"{(failed.stdout or failed.stderr or '').strip()[:200]}")
                 rates[key].append(rate)
                 if errors:
                     notes.append(f"{key}: {errors} errors in round {r + 1}")
@@ -563,10 +572,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # -------------------------------------------------------------------------------- report
     def med(key: str) -> float:
-        return statistics.median(rates[key])
+        return statistics.median(r for r in rates[key] if not math.isnan(r))
 
     def ratio(a: str, b: str) -> float:
-        return statistics.median(x / y for x, y in zip(rates[a], rates[b], strict=True))
+        pairs = [x / y for x, y in zip(rates[a], rates[b], strict=True) if not (math.isnan(x) or math.isnan(y))]
+        return statistics.median(pairs) if pairs else float("nan")
 
     print(f"# bench/serving.py{' --quick' if quick else ''}\n")
     print(f"Machine: {machine()}; {revision()}. Wall time: {time.monotonic() - began:.0f} s. Open-files limit "

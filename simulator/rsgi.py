@@ -29,6 +29,7 @@ import orjson
 log = logging.getLogger("server")
 
 COMMON_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store"))
+UNEXPECTED = "The server hit an unexpected error; it has been logged."
 
 
 class Request:
@@ -190,7 +191,13 @@ class Bridge:
         for route in self.routes:
             if route.matches(request):
                 respond = Responder(proto)
-                if await route.handle(request, respond) or respond.answered:
+                try:
+                    if await route.handle(request, respond) or respond.answered:
+                        return
+                except Exception:
+                    log.exception("async route %s failed on %s %s", type(route).__name__, request.method, request.path)
+                    if not respond.answered:
+                        respond.problem(500, "internal_error", UNEXPECTED)
                     return
                 break
         try:
@@ -220,7 +227,7 @@ class Bridge:
             status, headers, whole, result = await loop.run_in_executor(pool, self._call, environ)
         except Exception:
             log.exception("the WSGI app failed on %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"])
-            Responder(proto).problem(500, "internal_error", "The server hit an unexpected error; it has been logged.")
+            Responder(proto).problem(500, "internal_error", UNEXPECTED)
             return
         if whole is not None:
             proto.response_bytes(status, headers, whole)

@@ -45,7 +45,6 @@ def create_app(
     app.extensions["simulator"] = Simulator(settings, engine, hourly_limit, FaultInjector(seed))
     app.before_request(_start_timer)
     app.after_request(_finish)
-    app.after_request(faults.inject_after)  # registered after `_finish`, so it runs before it
     errors.init_app(app)
     for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp):
         app.register_blueprint(blueprint)

@@ -42,10 +42,7 @@ def _replace_surrogates(value: Any) -> Any:
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """Serialise `body` as JSON."""
-    response = Response(dumps(body), status=status, mimetype="application/json")
-    if headers:
-        response.headers.update(headers)
-    return response
+    return Response(dumps(body), status=status, headers=headers, mimetype="application/json")
 
 
 class LazyViews:

@@ -7,7 +7,7 @@ import random
 import threading
 import time
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, after_this_request, current_app, request
 
 from simulator.http.errors import ApiError, problem
 
@@ -68,12 +68,12 @@ def inject_before() -> None:
     log.warning("injected fault %s on %s %s", kind, request.method, request.path)
     if kind in ("error_before", "unavailable_before"):
         raise fault_error(kind)
-    g.fault = kind  # strikes after the work: see inject_after
+    # Strikes after the work; only this request pays for an after-hook.
+    after_this_request(lambda response: inject_after(response, kind))
 
 
-def inject_after(response: Response) -> Response:
-    """Lose the answer of work done, or send it late (after_request hook)."""
-    kind = g.pop("fault", None)
+def inject_after(response: Response, kind: str) -> Response:
+    """Lose the answer of work done, or send it late."""
     if kind == "error_after":
         error = fault_error(kind)
         return problem(error.status, error.code, error.detail, error.headers, **error.extra)
