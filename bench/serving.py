@@ -51,6 +51,7 @@ BASE_COMMIT = "addecb9"  # main before issue 11: python server.py on waitress wi
 APP_SETTINGS = {"TRANSLATION_DELAY": 86_400, "DELAY_JITTER": 0, "ERROR_RATE": 0, "WORKERS": 2}
 SERVERS = ("waitress", "gevent", "granian-wsgi", "uvicorn-a2wsgi", "hybrid")
 QUICK_SERVERS = ("hybrid",)
+SETTLE = 1.0  # the pauses that let a server take in a load or give memory back (quick: shorter)
 
 
 # ------------------------------------------------------------------------------------ apps and launchers
@@ -279,13 +280,13 @@ def idle_connections(n: int, samples: int) -> dict[str, Any]:
         started = time.perf_counter()
         held = run(open_idle(server.port, n))
         opened = time.perf_counter() - started
-        time.sleep(1.0)
+        time.sleep(1.0 * SETTLE)
         during = healthz_sample(server.port, samples)
         rss = server.rss_bytes()
         alive = server.process is not None and server.process.poll() is None
         for s in held:
             s.close()
-        time.sleep(0.5)
+        time.sleep(0.5 * SETTLE)
         after_ok = http_call(server.port, "GET", "/healthz")[0] == 200
         code = server.stop()
     return {"n": len(held), "opened_s": opened, "before": before, "during": during, "rss": rss,
@@ -363,7 +364,7 @@ def long_polls(n: int, samples: int) -> dict[str, Any]:
 
         async def spread() -> None:
             clients, all_done, _ = await hold_polls(port, [f"/status/{i}?wait=50" for i in ids])
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0 * SETTLE)
             out["healthz_held"] = await asyncio.to_thread(healthz_sample, port, samples)
             out["rss_held"] = server.rss_bytes()
             cpu = time.process_time()
@@ -382,7 +383,7 @@ def long_polls(n: int, samples: int) -> dict[str, Any]:
 
         async def herd() -> None:
             clients, all_done, _ = await hold_polls(port, [f"/status/{herd_id}?wait=50"] * n)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0 * SETTLE)
             out["rss_herd"] = server.rss_bytes()
             cpu = time.process_time()
             await asyncio.to_thread(http_call, port, "POST", f"/cancel/{herd_id}", {}, True)
@@ -394,6 +395,9 @@ def long_polls(n: int, samples: int) -> dict[str, Any]:
         run(spread())
         out["idle"], out["rss_idle"] = idle, rss_idle
         conn.close()
+        with open(server.log_path, encoding="utf-8") as f:  # the server says how long the herd's wake took
+            wakes = re.findall(r"woke (\d+) long-polls of one job in ([\d.]+) ms \(([\d.]+) ms of", f.read())
+        out["wake"] = max(((int(n), float(w), float(c)) for n, w, c in wakes), default=None)
         out["exit"] = server.stop()
     return out
 
@@ -447,7 +451,7 @@ def full_listings(jobs: int, clients: int, samples: int, hold: float) -> dict[st
         settings = {**APP_SETTINGS, "MAX_JOBS": jobs, "STORE": f"sqlite:///{path}", "JOB_TTL": 86_400,
                     "RATE_LIMIT": 1000}
         with candidate("hybrid", "ours", settings, workdir) as server:
-            time.sleep(0.5)
+            time.sleep(0.5 * SETTLE)
             stored = http_call(server.port, "GET", "/healthz")[1]["jobs"]
             rss_before = server.rss_bytes()
             meter = RssPeak(server)
@@ -463,7 +467,7 @@ def full_listings(jobs: int, clients: int, samples: int, hold: float) -> dict[st
             during = healthz_sample(server.port, samples, pause=0.01)
             thread.join()
             peak = meter.stop()
-            time.sleep(2.0)
+            time.sleep(2.0 * SETTLE)
             rss_after = server.rss_bytes()
             code = server.stop()
     return {"jobs": stored, "answers": result["answers"], "during": during, "rss_before": rss_before,
@@ -547,6 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/serving.py needs wrk (apt-get install wrk)", file=sys.stderr)
         return 2
     quick = args.quick
+    global SETTLE
+    SETTLE = 0.3 if quick else 1.0
     seconds = args.seconds or (1 if quick else 3)
     rounds = args.rounds or (1 if quick else 3)
     n_idle, n_polls, n_jobs, n_listings = (300, 100, 2_000, 10) if quick else (10_000, 5_000, 36_000, 50)
@@ -578,9 +584,11 @@ def main(argv: list[str] | None = None) -> int:
         pairs = [x / y for x, y in zip(rates[a], rates[b], strict=True) if not (math.isnan(x) or math.isnan(y))]
         return statistics.median(pairs) if pairs else float("nan")
 
+    load = os.getloadavg()[0]
     print(f"# bench/serving.py{' --quick' if quick else ''}\n")
     print(f"Machine: {machine()}; {revision()}. Wall time: {time.monotonic() - began:.0f} s. Open-files limit "
-          f"{soft:,}.")
+          f"{soft:,}. Load average at the end: {load:.1f} (2 cores: other work was running beside the benchmark "
+          "if it is far above 2).")
     print(f"`GET /status/<id>`: wrk -t1 -c16, {seconds} s per run, {rounds} round(s) of every row in turn; "
           f"medians. Load generator ceiling (wrk against a trivial answer from granian): {ceiling:,.0f} req/s.\n")
     descriptions = {
@@ -607,6 +615,9 @@ def main(argv: list[str] | None = None) -> int:
 
     lag_spread = [c.received - epoch(c.job["finished_at"]) for c in polls["spread"] if c.job and c.job["finished_at"]]
     lag_herd = [c.received - epoch(c.job["finished_at"]) for c in polls["herd"] if c.job and c.job["finished_at"]]
+    wake = polls["wake"]
+    wake_text = (f"; the server wrote all {wake[0]:,} answers in {wake[1]:.0f} ms, {wake[2]:.0f} ms of its event "
+                 "loop's CPU" if wake else "")
     honoured = sum(c.applied for c in polls["spread"]) + sum(c.applied for c in polls["herd"])
     answers = listings["answers"]
     read = [a for a in answers if a["reads"]]
@@ -632,7 +643,8 @@ def main(argv: list[str] | None = None) -> int:
          f"{polls['spread_client_cpu']:.2f} s)", "p99 ≤ 100 ms", _yes(percentile(lag_spread, 99) <= 0.100)],
         [f"{n_polls:,} long-polls on one job, cancelled at once",
          f"wake lag p50 {ms(percentile(lag_herd, 50))} ms, p99 {ms(percentile(lag_herd, 99))} ms ({len(lag_herd):,} "
-         f"answered; RSS {mib(polls['rss_herd'])} MiB while held; load generator CPU {polls['herd_client_cpu']:.2f} s)",
+         f"answered; RSS {mib(polls['rss_herd'])} MiB while held; load generator CPU {polls['herd_client_cpu']:.2f} s"
+         f"{wake_text})",
          "p99 ≤ 100 ms", _yes(percentile(lag_herd, 99) <= 0.100)],
         [f"{n_listings} concurrent full GET /jobs at {listings['jobs']:,} jobs, half never reading",
          f"answers {statuses}; readers' slowest {slowest:.2f} s; RSS {mib(listings['rss_before'])} → peak "

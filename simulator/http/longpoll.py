@@ -43,6 +43,7 @@ from simulator.rsgi import Request, Responder
 
 log = logging.getLogger("server")
 JSON = ("Content-Type", "application/json")
+HERD = 100  # a wake that answers this many long-polls at once says how long it took, in the log
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +237,7 @@ class LongPollRoute:
     def _answer(self, waiters: list[Waiter], answer: Answer, *, force: bool) -> None:
         """End the waits `answer` satisfies (all of them when `force`), writing the shared bytes at once; logs later."""
         answered = []
+        started, cpu = time.perf_counter(), time.thread_time()
         body = answer.body
         headers_for: dict[float, list[tuple[str, str]]] = {}  # one header list per wait honoured, shared
         for waiter in waiters:
@@ -250,6 +252,9 @@ class LongPollRoute:
                 waiter.sent = True
                 answered.append(waiter.request)
             waiter.done.set_result(answer)  # the rest (a removed job, a fault) is its handler's to answer
+        if len(answered) >= HERD:
+            log.info("woke %d long-polls of one job in %.1f ms (%.1f ms of this thread's CPU)", len(answered),
+                     (time.perf_counter() - started) * 1000, (time.thread_time() - cpu) * 1000)
         if answered:
             # After this turn of the loop: when a job wakes thousands of waiters, every answer goes out first.
             asyncio.get_running_loop().call_soon(_log_answers, answered)
