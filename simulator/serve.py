@@ -49,15 +49,30 @@ An async route is an object with three methods (`simulator.rsgi.AsyncRoute`):
         def release(self) -> None:  # the server is stopping: end every stream now
             ...
 
-and it is registered by adding it to the list `simulator.http.aio.async_routes(app, loop)` returns;
-`main` passes that function to `serve`, which calls it inside the running event loop. Rules:
-`handle` runs in the event loop, so it must never block — read the engine in `prepare` (the
-follower's thread) or through `loop.run_in_executor`; `handle` may return False having sent nothing
-to hand the request to the Flask app (whose view stays the fallback for other WSGI servers); a route
-answers its own errors with `respond.problem(...)` and writes its own access-log line
-(`simulator.http.accesslog.log_access`). Note that granian's streams have no flow control: bytes sent
-to a client that does not read are buffered in memory until it closes, so a stream must bound what it
-sends to a slow client (e.g. drop a subscriber whose queue is full).
+and it is registered by adding it to the list `simulator.http.aio.async_routes(app, loop)` returns
+(`return [LongPollRoute(simulator, follower), EventStreamRoute(simulator, follower)]`); `main` passes
+that function to `serve`, which calls it once, inside the running event loop, before the port opens.
+The routes are asked in order; the first whose `matches` is true gets the request. Rules:
+
+- `handle` runs in the event loop, so it must never block: read the engine in `prepare` (the
+  follower's one thread, `simulator.follow.FeedFollower`: it gets every batch of `ChangeFeed`
+  changes, or None after a gap, and returns what `deliver` gets in the loop) or through
+  `loop.run_in_executor`; never `feed.wait` or a lock the store holds;
+- `handle` may return False having sent nothing, to hand the request to the Flask app (whose view
+  stays the fallback under other WSGI servers); an exception in it is logged and answered 500;
+- `Request` gives `method`, `path` (decoded), `query_string` (raw), `header(name)`,
+  `header_values(name)` (lower-case names; a repeated header has several values), `remote_addr`,
+  `received` (`time.perf_counter()` at arrival); `Responder` answers once: `send(status, headers,
+  body)`, `problem(status, code, detail, headers, **extra)` (problem+json), or `stream(status,
+  headers)` whose `await send(bytes)` raises ConnectionError once the client has gone; `await
+  respond.disconnected()` returns when it closes. Every answer gets nosniff and no-store;
+- a route writes its own access-log line (`simulator.http.accesslog.log_access`);
+- `release()` is called on SIGTERM before the server stops: every `handle` must return soon after
+  (the server waits GRACE seconds for requests in flight), and later requests should be refused or
+  handed back;
+- granian's streams have no flow control: bytes sent to a client that does not read are buffered in
+  memory until it closes, so a stream must bound what it sends to a slow client (e.g. a bounded queue
+  per subscriber, and drop the subscriber when it is full).
 
 Other servers, for those who want them (the app factory is an ordinary WSGI app; `simulator.wsgi`
 builds it and starts the ticker, which a server of its own needs):
