@@ -149,15 +149,15 @@ def hold_port(host: str, port: int) -> socket.socket:
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if port:
-        # SO_REUSEADDR lets it bind over connections of an earlier server still in TIME_WAIT, but not beside
-        # a listener; without SO_REUSEPORT it cannot join one (another `python server.py` makes it fail).
+        # SO_REUSEADDR lets it bind over connections of an earlier server still in TIME_WAIT, but not beside a
+        # listener, nor beside another server's placeholder (which lacks SO_REUSEADDR); without SO_REUSEPORT
+        # it cannot join either: another `python server.py` on the port, starting or running, makes it fail.
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             _bind(probe, host, port)
     holder = socket.socket(family, socket.SOCK_STREAM)
     try:
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as granian's listener sets them
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # granian's listener sets it too: it may join
         _bind(holder, host, port)
     except BaseException:
         holder.close()

@@ -84,6 +84,46 @@ def test_a_busy_port_is_one_line_naming_it_and_exit_2(run_server, holder: str) -
     assert "Serving on" not in result.stdout
 
 
+def test_a_chosen_port_is_held_until_the_server_listens_and_never_accepts_on_the_placeholder() -> None:
+    """hold_port(host, 0) keeps its port from anyone else (another server too), and accepts no connection itself."""
+    from simulator.serve import PortBusy, hold_port
+
+    holder = hold_port("127.0.0.1", 0)
+    port = holder.getsockname()[1]
+    try:
+        with socket.socket() as plain, pytest.raises(OSError):
+            plain.bind(("127.0.0.1", port))
+        with pytest.raises(PortBusy, match=f"127.0.0.1:{port}: it is in use"):
+            hold_port("127.0.0.1", port)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        holder.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/limits").exists(), reason="reads the server's limits through /proc (Linux)")
+def test_the_server_raises_its_open_files_limit_to_the_hard_limit(run_server) -> None:
+    """The running server's soft RLIMIT_NOFILE equals its hard limit."""
+    import resource
+
+    server = run_server({})
+    with open(f"/proc/{server.pid}/limits", encoding="ascii") as f:
+        line = next(line for line in f if line.startswith("Max open files"))
+    soft, hard = line.split()[3:5]
+    expected = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    assert soft == hard and (hard == "unlimited" or int(hard) == expected)
+
+
+def test_simulator_wsgi_builds_the_app_and_starts_its_ticker() -> None:
+    """`simulator.wsgi:app`, for other WSGI servers, is the app from the environment with the ticker running."""
+    code = ("import simulator.wsgi as w; print(type(w.app).__name__, w.ticker._thread.is_alive(), "
+            "w.app.extensions['simulator'].engine.settings.WORKERS)")
+    env = {**os.environ, "WORKERS": "3", "ADMIN_TOKEN": ADMIN_TOKEN}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                            cwd=ROOT, check=True)
+    assert result.stdout.split() == ["Flask", "True", "3"]
+
+
 def test_fifteen_hundred_idle_connections_do_not_kill_the_server(run_server) -> None:
     """1 500 plain sockets held open (past select()'s 1 024) leave the server up and /healthz quick."""
     server = run_server({})
