@@ -25,11 +25,13 @@ What `serve` guarantees:
   header: 400 with an empty body), cannot be problem+json: granian has no hook for them. Everything
   that reaches Python is answered with problem+json, by the app or by the bridge.
 
-Port 0 without a race: a socket with SO_REUSEPORT is bound first (to PORT, or to a port the kernel
-picks), never listening; granian binds its listener to the same port (it sets SO_REUSEPORT too);
+Port 0 without a race: a placeholder socket with SO_REUSEPORT is bound first (to PORT, or to a port the
+kernel picks), never listening; granian binds its listener to the same port (it sets SO_REUSEPORT too);
 once that accepts a connection, the placeholder is closed. The port is never free in between, and
-nothing is ever accepted on the placeholder. A fixed PORT is first tried with a plain bind, so a port
-held by anyone (another `python server.py` included) is reported as busy, never shared.
+nothing is ever accepted on the placeholder. A fixed PORT is first tried with SO_REUSEADDR alone (so an
+earlier server's connections in TIME_WAIT do not count), which fails beside a listener and beside a
+placeholder: a port held by anyone, another `python server.py` starting or running included, is reported
+as busy, never shared.
 
 **Async routes: how a long-lived route plugs in** (`GET /events`, server-sent events, is the next).
 An async route is an object with three methods (`simulator.rsgi.AsyncRoute`):
