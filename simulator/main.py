@@ -8,6 +8,8 @@ import logging
 import sys
 
 from simulator.http import create_app
+from simulator.http.aio import async_routes, full_listing
+from simulator.http.parsing import body_limits
 from simulator.serve import serve
 from simulator.settings import KEYS, ConfigError, Settings, load
 from simulator.store import StoreError, open_store
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         # Printed once, never logged: the operator needs it for admin calls.
         print(f"ADMIN_TOKEN (generated for this run): {settings.ADMIN_TOKEN}", flush=True)
     try:
-        code = serve(app, settings, simulator.release_waiters)
+        code = serve(app, settings, simulator.release_waiters, routes=lambda loop: async_routes(app, loop),
+                     heavy=full_listing, body_limit=body_limits(app))
     finally:
         if ticker is not None:
             ticker.stop()

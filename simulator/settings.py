@@ -161,7 +161,8 @@ class Service:
 
     RATE_LIMIT: int = setting(5, "free-job submissions per user per hour (0: none allowed)", low=0, high=1_000_000)
     MAX_WAIT: float = setting(25.0, "longest long-poll a status request may hold, seconds (0: off)", low=0, high=300)
-    MAX_LONG_POLLS: int = setting(400, "long-polls held at once; more are answered at once", low=0, high=100_000)
+    MAX_LONG_POLLS: int = setting(10_000, "long-polls held at once; more are answered at once", low=0,
+                                  high=100_000)
     FAULT_RATE: float = setting(0.0, "probability that a non-admin request gets an injected fault", low=0, high=1)
     FAULT_DELAY: float = setting(15.0, "seconds a `slow` injected fault holds its answer (past a typical client "
                                  "timeout)", low=0, high=300)
@@ -189,7 +190,8 @@ class Process:
                          "/admin/clock/advance moves it", choices=("system", "manual"))
     HOST: str = setting("127.0.0.1", "address `python server.py` listens on")
     PORT: int = setting(4777, "port `python server.py` listens on (0: any free port)", low=0, high=65535)
-    THREADS: int = setting(512, "request threads of the server (each held long-poll uses one)", low=4, high=4096)
+    THREADS: int = setting(8, "threads that run the Flask app in `python server.py` (held long-polls use none)",
+                           low=1, high=256)
 
 
 _GROUPS = {Simulation: "simulation", Service: "service", Process: "process"}

@@ -33,11 +33,11 @@ from simulator.domain.errors import (
     TransitionRefused,
 )
 from simulator.domain.invariants import check_invariants
-from simulator.domain.job import Job, iso
+from simulator.domain.job import Job, copy_job, iso
 from simulator.domain.planning import StartPlan, attempt_seconds, progress, running_eta
 from simulator.domain.scenario import ReadFault, Scenario
 from simulator.domain.status import ROLES, TERMINAL, TRANSITIONS, Event, Stage, Status
-from simulator.domain.view import job_view
+from simulator.domain.view import Places, Snapshot, job_view
 from simulator.feed import ChangeFeed
 from simulator.settings import RuntimeConfig, Settings
 
@@ -58,7 +58,6 @@ CHANGE_KINDS = {
     Event.CANCEL: "cancelled",
 }
 
-Places = dict[str, tuple[int, float | None]]
 #: The longest a manual clock may be moved in one step: ten years, in seconds.
 MAX_CLOCK_STEP = 315_360_000
 
@@ -143,6 +142,8 @@ class JobEngine:
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Return views of the stored jobs, oldest first, filtered by user, status and role, optionally one page."""
+        if status is None and role is None:
+            return self.snapshot(user_id=user_id, offset=offset, limit=limit).views()
         with self.store.transaction():
             now = self._advance()
             selected = (
@@ -151,12 +152,32 @@ class JobEngine:
                 if (status is None or job.status is status) and (role is None or job.role == role)
             )
             page = list(itertools.islice(selected, offset, _page_end(offset, limit)))
-            # A page needs the queue walked only as deep as its deepest queued job (not at all without one).
-            depth = None if limit is None else max(
-                (self.store.queue_position(job) for job in page if job.stage is Stage.QUEUED), default=0
-            )
-            places = self._queued_places(now, depth)
+            places = self._queued_places(now, self._depth(page, limit))
             return [self._view(job, now, places) for job in page]
+
+    def snapshot(self, *, user_id: str | None = None, offset: int = 0, limit: int | None = None) -> Snapshot:
+        """Return copies of the stored jobs (one user's, one page), oldest first, as they are now (see Snapshot)."""
+        with self.store.transaction():
+            now = self._advance()
+            page = list(itertools.islice(self.store.jobs(user_id), offset, _page_end(offset, limit)))
+            places = self._queued_places(now, self._depth(page, limit))
+            return Snapshot(now, [copy_job(job) for job in page], places, self.store.count(user_id))
+
+    def queue_snapshot(self, *, offset: int = 0, limit: int | None = None) -> tuple[Snapshot, Snapshot]:
+        """Return copies of the queued jobs in start order (one page; `total`: all queued) and of the running ones."""
+        with self.store.transaction():
+            now = self._advance()
+            end = _page_end(offset, limit)
+            places = self._queued_places(now, end)
+            queued = [copy_job(job) for job in itertools.islice(self.store.queued(), offset, end)]
+            running = [copy_job(job) for job in self.store.running()]
+            return Snapshot(now, queued, places, self.store.queued_count()), Snapshot(now, running, {}, len(running))
+
+    def _depth(self, page: list[Job], limit: int | None) -> int | None:
+        """Return how deep the queue must be walked for a page: to its deepest queued job (all without a limit)."""
+        if limit is None:
+            return None
+        return max((self.store.queue_position(job) for job in page if job.stage is Stage.QUEUED), default=0)
 
     def total(self, user_id: str | None = None) -> int:
         """Return how many jobs are stored (of one user, if given)."""
@@ -177,19 +198,15 @@ class JobEngine:
 
     def queue(self, *, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
         """Return the queued jobs in start order (optionally a page), their total, the running ones, workers, mode."""
-        with self.store.transaction():
-            now = self._advance()
-            settings = self.settings
-            end = _page_end(offset, limit)
-            places = self._queued_places(now, end)
-            queued = itertools.islice(self.store.queued(), offset, end)
-            return {
-                "mode": settings.PROCESSING_MODE,
-                "workers": settings.WORKERS,
-                "queued": [self._view(job, now, places) for job in queued],
-                "queued_total": self.store.queued_count(),
-                "running": [self._view(job, now) for job in self.store.running()],
-            }
+        queued, running = self.queue_snapshot(offset=offset, limit=limit)
+        settings = self.settings
+        return {
+            "mode": settings.PROCESSING_MODE,
+            "workers": settings.WORKERS,
+            "queued": queued.views(),
+            "queued_total": queued.total,
+            "running": running.views(),
+        }
 
     def counts(self) -> dict[str, int]:
         """Return how many jobs are stored, queued and running."""
