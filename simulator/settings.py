@@ -134,6 +134,9 @@ class Simulation:
                                    "POST /process_jobs", choices=("auto", "manual"))
     JOB_TTL: float = setting(3600.0, "seconds a finished job is kept before it is removed", low=0, high=31_536_000)
     MAX_JOBS: int = setting(100_000, "jobs stored at once; more submissions get 503", low=1, high=10_000_000)
+    DELAY_PER_MEDIA_SECOND: float = setting(0.0, "seconds a free attempt takes per second of an uploaded video, "
+                                            "instead of TRANSLATION_DELAY (0: off; jobs without an upload always "
+                                            "take TRANSLATION_DELAY)", low=0, high=3600)
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,12 @@ class Service:
     FAULT_RATE: float = setting(0.0, "probability that a non-admin request gets an injected fault", low=0, high=1)
     FAULT_DELAY: float = setting(15.0, "seconds a `slow` injected fault holds its answer (past a typical client "
                                  "timeout)", low=0, high=300)
+    MAX_UPLOAD_BYTES: int = setting(1 << 30, "largest video `POST /uploads` takes, bytes (1 GiB); larger ones get "
+                                    "413", low=1, high=1 << 40)
+    MAX_MEDIA_SECONDS: float = setting(3 * 3600.0, "longest video `POST /uploads` takes, seconds; longer ones get "
+                                       "422", low=0, high=86400, low_open=True)
+    MAX_DATA_BYTES: int = setting(10 << 30, "bytes of uploads and results kept in DATA_DIR (10 GiB); the oldest "
+                                  "results are evicted first, then uploads get 507", low=1 << 20, high=1 << 50)
 
 
 @dataclass(frozen=True)
@@ -158,6 +167,9 @@ class Process:
                                       optional=True, low=0, high=2**63)
     STORE: str = setting("memory", "where jobs live: `memory` (lost on exit) or `sqlite:///path/to/jobs.db` "
                          "(durable; see Storage)")
+    DATA_DIR: str | None = setting(None, "folder for uploaded videos and results (kept across restarts); unset: a "
+                                   "private folder of this run in the user's cache folder, deleted at exit (see "
+                                   "Videos)", optional=True)
     HOST: str = setting("127.0.0.1", "address `python server.py` listens on")
     PORT: int = setting(4777, "port `python server.py` listens on (0: any free port)", low=0, high=65535)
     THREADS: int = setting(512, "request threads of the server (each held long-poll uses one)", low=4, high=4096)
