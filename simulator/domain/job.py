@@ -46,6 +46,8 @@ class Job:
     started_seq: int = -1  # when its current attempt started, on the same counter
     error: dict[str, Any] | None = None
     cancel_reason: str | None = None
+    upload_id: str | None = None  # the uploaded video this job translates (None: a plain video_url job)
+    media_seconds: float | None = None  # that video's duration, known from probing it (None: unknown)
     # The timestamps as the API shows them, formatted once: formatting them on every view was over
     # half the time of GET /jobs at 100k jobs (bench/load.py). Derived, never stored.
     created_iso: str | None = None
@@ -59,9 +61,9 @@ class Job:
         return ROLES[self.role]
 
     @property
-    def fingerprint(self) -> tuple[str, str | None, str | None]:
+    def fingerprint(self) -> tuple[str, str | None, str | None, str | None]:
         """Return what an Idempotency-Key must match to replay this job."""
-        return (self.role, self.video_url, self.target_language)
+        return (self.role, self.video_url, self.target_language, self.upload_id)
 
 
 DERIVED_FIELDS = ("created_iso", "updated_iso", "started_iso", "finished_iso")
