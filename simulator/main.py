@@ -8,6 +8,7 @@ import logging
 import sys
 
 from simulator.http import create_app
+from simulator.jobfiles import DataDirError, ResultWorker
 from simulator.serve import serve
 from simulator.settings import KEYS, ConfigError, Settings, load
 from simulator.store import StoreError, open_store
@@ -48,10 +49,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app = create_app(settings, store=store)
     simulator = app.extensions["simulator"]
+    files = app.extensions["job_files"]
+    if settings.DATA_DIR:
+        try:
+            files.open()  # a configured folder is checked now; this run's own one is made on first use
+        except DataDirError as e:
+            print(f"Cannot use the data directory: {e}", file=sys.stderr)
+            store.close()
+            return 2
     held = simulator.engine.total()
     if held:
         log.info("the store holds %d job(s); the simulation resumes", held)
     ticker = Ticker(simulator.engine).start()
+    worker = ResultWorker(files).start()
     if settings.admin_token_generated:
         # Printed once, never logged: the operator needs it for admin calls.
         print(f"ADMIN_TOKEN (generated for this run): {settings.ADMIN_TOKEN}", flush=True)
@@ -59,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         code = serve(app, settings, simulator.release_waiters)
     finally:
         ticker.stop()
+        worker.stop()
+        files.close()
         store.close()
     log.info("stopped")
     return code

@@ -12,13 +12,14 @@ from flask import Flask, Response, g, request
 from simulator import settings as settings_module
 from simulator.clock import Clock
 from simulator.domain import JobEngine
-from simulator.http import errors, faults
+from simulator.http import bodies, errors, faults
 from simulator.http.context import Simulator, sim
 from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
 from simulator.http.limits import make_limiter
 from simulator.http.parsing import user_id
-from simulator.http.views import admin, docs, jobs, ops, submissions
+from simulator.http.views import admin, docs, jobs, media, ops, submissions
+from simulator.jobfiles import JobFiles
 from simulator.settings import RuntimeConfig, Settings
 from simulator.store import Store, open_store
 
@@ -31,13 +32,17 @@ def create_app(
     """Build an app: settings (None: environment and .env; a mapping: defaults plus it), store, engine, routes.
 
     Nothing is shared between apps and no thread is started: whoever serves the app runs the ticker
-    (`simulator.ticker.Ticker`) that makes jobs finish when nobody asks; without one, every request
-    catches up on what fell due. `store` defaults to the one the STORE setting names.
+    (`simulator.ticker.Ticker`) that makes jobs finish when nobody asks, and the result worker
+    (`simulator.jobfiles.ResultWorker`) that makes results as jobs complete; without them, every request
+    catches up on what fell due, and a result is made when it is first downloaded. `store` defaults to the
+    one the STORE setting names.
     """
     settings = _settings_from(config)
     app = Flask(__name__, static_folder=None)  # no static files: without this Flask routes /static/<path>
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     engine = JobEngine(RuntimeConfig(settings), store=store or open_store(settings.STORE), clock=clock)
+    app.extensions["job_files"] = JobFiles(engine, settings.DATA_DIR)  # the folder is opened on first use
+    bodies.init_app(app)  # first: a route's own body limit is set before anything reads the body
     faults.init_app(app)  # before the limiter's own hook: a fault "before the work" costs no rate-limit hit
     limiter = make_limiter(app, user_id)
     seed = None if settings.RANDOM_SEED is None else settings.RANDOM_SEED + 1
@@ -46,7 +51,7 @@ def create_app(
     app.after_request(_finish)
     app.after_request(faults.inject_after)  # registered after `_finish`, so it runs before it
     errors.init_app(app)
-    for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp):
+    for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp, media.bp):
         app.register_blueprint(blueprint)
     limiter.limit(submissions.hourly_limit, exempt_when=submissions.not_counted, scope="free-submissions")(
         submissions.bp
