@@ -38,6 +38,8 @@ class Job:
     video_url: str | None
     target_language: str | None
     stage: str | None
+    upload_id: str | None
+    result_url: str | None
     created_at: datetime | None
     updated_at: datetime | None
     started_at: datetime | None
@@ -66,6 +68,8 @@ class Job:
             video_url=data.get("video_url"),
             target_language=data.get("target_language"),
             stage=data.get("stage"),
+            upload_id=data.get("upload_id"),
+            result_url=data.get("result_url"),
             created_at=_timestamp(data.get("created_at")),
             updated_at=_timestamp(data.get("updated_at")),
             started_at=_timestamp(data.get("started_at")),

@@ -173,15 +173,23 @@ def long_poll_honoured(answer: Answer) -> bool:
     return "Preference-Applied" in answer.headers
 
 
+def result_path(job_id: str) -> str:
+    """Return where a job's result is downloaded (what a completed job's `result_url` says)."""
+    return f"/results/{job_id}"
+
+
 def newest_call() -> Call[Job]:
     """GET /status: the caller's newest job."""
     return Call("GET", "/status", job_from)
 
 
-def submit_key(user: str | None, role: str, video_url: str | None, target_language: str | None) -> str:
+def submit_key(user: str | None, role: str, video_url: str | None, target_language: str | None,
+               upload_id: str | None = None) -> str:
     """Return the Idempotency-Key of a submission of a video: the same user, video and language, the same key."""
-    material = json.dumps([user, video_url, target_language, role])
-    return "video-" + hashlib.sha256(material.encode()).hexdigest()[:40]
+    parts: list[str | None] = [user, video_url, target_language, role]
+    if upload_id is not None:  # only then, so that the keys of video_url submissions stay what they were
+        parts.append(upload_id)
+    return "video-" + hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:40]
 
 
 def submit_call(
@@ -192,11 +200,12 @@ def submit_call(
     target_language: str | None,
     idempotency_key: str | None,
     deduplicate: bool,
+    upload_id: str | None = None,
 ) -> Call[Job]:
     """POST /translate, always under an Idempotency-Key so that it can be retried safely."""
     if idempotency_key is None:
-        if video_url is not None and deduplicate:
-            idempotency_key = submit_key(user, role, video_url, target_language)
+        if (video_url is not None or upload_id is not None) and deduplicate:
+            idempotency_key = submit_key(user, role, video_url, target_language, upload_id)
         else:
             idempotency_key = str(uuid.uuid4())
     body = {"role": role}
@@ -204,6 +213,8 @@ def submit_call(
         body["video_url"] = video_url
     if target_language is not None:
         body["target_language"] = target_language
+    if upload_id is not None:
+        body["upload_id"] = upload_id
     headers = {"Idempotency-Key": idempotency_key}
     if user is not None:
         headers["X-User-Id"] = user
