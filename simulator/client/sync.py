@@ -420,7 +420,8 @@ class TranslationClient:
                     out.truncate()
                 if download.done:
                     return
-                for piece in response.iter_content(transfer.BLOCK_BYTES):
+                # read1: whatever has arrived, so a dropped connection loses nothing already received.
+                while piece := response.raw.read1(transfer.BLOCK_BYTES):
                     out.write(piece)
                     download.received_bytes(len(piece))
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:

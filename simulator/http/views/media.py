@@ -94,5 +94,5 @@ def get_result(job_id: str) -> Response:
                        headers={"Retry-After": "1"}, retry_after=1) from None
     except RequestedRangeNotSatisfiable:
         raise ApiError(416, "range_not_satisfiable",
-                       f"The Range asked for is outside the result's {result.size_bytes} bytes.",
+                       f"The Range header is not one range of bytes within the result's {result.size_bytes} bytes.",
                        headers={"Content-Range": f"bytes */{result.size_bytes}"}) from None
