@@ -71,3 +71,11 @@ def test_client_robustness_benchmark_prints_its_tables() -> None:
     for server in ("trickle-body", "trickle-headers", "silent"):
         assert out.count(f"| {server} ") == 5
     assert "| NO" not in out and " NO |" not in out
+
+
+def test_media_http_benchmark_prints_its_tables() -> None:
+    """bench/media_http.py --quick uploads, makes a result, downloads and resumes over HTTP, and prints the targets."""
+    out = run_script("bench/media_http.py", "--quick")
+    for row in ("TranslationClient.upload (raw body)", "GET /results/<id>, read as it arrives", "Range: bytes=<half>-",
+                "through a proxy that cuts", "| target", "resuming from the middle transfers only the rest"):
+        assert row in out, row

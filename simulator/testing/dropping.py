@@ -60,11 +60,11 @@ def _pipe(source: socket.socket, sink: socket.socket, proxy: DroppingProxy | Non
             chunk = source.recv(65536 if limit is None else max(1, min(65536, limit - passed)))
             if not chunk:
                 break
-            sink.sendall(chunk)
-            passed += len(chunk)
-            if proxy is not None:
+            if proxy is not None:  # counted first: once sent, the client may read the count at once
                 with proxy.lock:
                     proxy.sent_bytes += len(chunk)
+            sink.sendall(chunk)
+            passed += len(chunk)
     except OSError:
         pass
     for sock in (source, sink):  # one side ended (or the cut came): end the other direction too
