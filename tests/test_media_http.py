@@ -6,6 +6,7 @@ runs: the result worker's step is called directly where a test needs it.
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from server import create_app
+from simulator.http.views.media import upload_id_in_url
 from simulator.jobfiles import GENERATED_SECONDS, MIN_UPLOAD_SECONDS, JobFiles
 from simulator.media import probe
 from simulator.media.samples import write_sample
@@ -502,3 +504,31 @@ def test_an_upload_is_kept_while_a_stored_job_needs_it(
     files(app).catch_up()
     assert client.get(f"/uploads/{used}").status_code == 200
     assert client.get(f"/uploads/{unused}").status_code == 404
+
+
+def test_injected_faults_on_downloads_leave_no_file_open(clock: FakeClock, tmp_path: Path) -> None:
+    """With FAULT_RATE 1 every download fails or is late on purpose; an answer lost after the work closes its file."""
+    app = make_app(clock, tmp_path / "data", FAULT_DELAY=0.0)
+    client = app.test_client()
+    job = complete(client, clock)
+    app.extensions["simulator"].engine.configure({"FAULT_RATE": 1.0})
+    statuses = {fetch(client, job["result_url"]).status_code for _ in range(30)}
+    gc.collect()  # an unclosed file would be reported here (warnings are errors in this suite)
+    assert statuses <= {200, 500, 503} and 500 in statuses
+    files(app).close()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:4777/uploads/0b7c2a54-3f0e-4f5e-9d59-6f1d2c3b4a50", "0b7c2a54-3f0e-4f5e-9d59-6f1d2c3b4a50"),
+        ("http://127.0.0.1:4777/uploads/abc/", "abc"),
+        ("http://127.0.0.1:4778/uploads/abc", None),  # another server
+        ("https://videos.example/uploads/abc", None),
+        ("http://127.0.0.1:4777/uploads/abc/file", None),
+        ("http://127.0.0.1:4777/uploads/", None),
+    ],
+)
+def test_a_url_of_an_upload_of_this_server_names_the_upload(url: str, expected: str | None) -> None:
+    """upload_id_in_url (for routes that take a video_url) finds this server's upload ids, nothing else."""
+    assert upload_id_in_url(url, "http://127.0.0.1:4777/") == expected

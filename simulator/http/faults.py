@@ -60,6 +60,7 @@ def inject_after(response: Response) -> Response:
     """Lose the answer of work done, or send it late (after_request hook)."""
     kind = g.pop("fault", None)
     if kind == "error_after":
+        response.close()  # a file answer (a result download) lets go of its file
         detail = "Injected fault (FAULT_RATE): the work was done but this answer was lost."
         return problem(500, "injected_fault", detail, fault=kind)
     if kind == "slow_after":
