@@ -40,7 +40,7 @@ import requests
 
 from bench._common import Server, machine, revision, table
 from bench.media import input_video
-from client import TranslationClient
+from client import TranslationClient, TranslationError
 from simulator.media import make_result, probe
 from simulator.testing import DroppingProxy
 
@@ -81,6 +81,22 @@ def measure_upload(source: Path, how: str, work: Path) -> dict[str, Any]:
         kept = (work / f"data-{how}" / "uploads").glob(f"{upload_id}.*")
     assert any(p.suffix != ".json" for p in kept)
     return {"seconds": seconds, "growth_mb": (peak - rss_before) * 1024 / MB, "rss_before_mb": rss_before * 1024 / MB}
+
+
+def measure_refusal(source: Path, work: Path, limit: int) -> dict[str, Any]:
+    """Upload `source` to a server whose MAX_UPLOAD_BYTES is `limit`; return how the refusal went."""
+    data_dir = work / "data-refused"
+    server = Server({**SETTINGS, "DATA_DIR": str(data_dir), "MAX_UPLOAD_BYTES": limit}, name="media-http")
+    with server, TranslationClient(server.url, timeout=120) as tc:
+        started = time.perf_counter()
+        try:
+            tc.upload(source)
+            outcome = "accepted (!)"
+        except TranslationError as e:
+            outcome = f"{getattr(e, 'status', '')} {getattr(e, 'code', type(e).__name__)}".strip()
+        seconds = time.perf_counter() - started
+        left = [p for p in data_dir.rglob("*") if p.is_file() and p.name != ".lock"]
+    return {"outcome": outcome, "seconds": seconds, "files_left": len(left)}
 
 
 def wait_for(check: Callable[[], bool], timeout: float, interval: float = 0.002) -> float:
@@ -127,6 +143,8 @@ def main() -> int:
                 uploads[how].append(measure_upload(source, how, work / f"round{r}"))
                 shutil.rmtree(work / f"round{r}", ignore_errors=True)
 
+        refusal_limit = size // 4
+        refusal = measure_refusal(source, work, refusal_limit)
         core = []  # the same remux in this process, in the same run: what the worker's part costs alone
         for r in range(rounds):
             os.sync()
@@ -185,6 +203,9 @@ def main() -> int:
                   f"{statistics.median(r['rss_before_mb'] for r in runs):.1f}",
                   f"{statistics.median(r['growth_mb'] for r in runs):.1f}", f"{max(r['growth_mb'] for r in runs):.1f}")
                  for how, runs in uploads.items() if runs]))
+    print(f"\nAn upload over MAX_UPLOAD_BYTES ({refusal_limit / MB:.1f} MB limit, the {size / MB:.1f} MB input as "
+          f"a raw body): answered {refusal['outcome']} after {refusal['seconds']:.2f} s; files left in DATA_DIR: "
+          f"{refusal['files_left']}.")
     print()
     read_speeds = [n / s for n, s in reads]
     file_speeds = [result_size / s for s in into_file]
