@@ -54,6 +54,8 @@ log = logging.getLogger("server")
 MIN_UPLOAD_SECONDS = 60.0
 #: Seconds of simulated time between two sweeps for uploads past their retention.
 SWEEP_SECONDS = 10.0
+#: Seconds the worker lets the feed's changes gather between two catch-ups (the most it adds to a result's wait).
+BATCH_SECONDS = 0.05
 #: Length of the generated video of a job that came without an upload: a short talk.
 GENERATED_SECONDS = 60.0
 #: Jobs seen completing whose upload was not attached yet (a job may complete the instant it is submitted).
@@ -354,12 +356,16 @@ class JobFiles:
         try:
             changes = feed.wait(self._cursor, wait) if wait > 0 else feed.since(self._cursor)
         except FeedGap:
+            # Removals may have been missed: check each result's job (results are few; the jobs may be many).
+            # Missed completions are made on download; references to gone jobs are dropped by the sweep.
             with self._lock:
                 self._cursor = feed.cursor()
                 store = self._store
-            log.warning("the file keeper fell behind the change feed; checking every result against the jobs")
-            if store is not None:
-                self._reconcile(store)
+                for result in store.results() if store is not None else ():
+                    if not self._job_exists(result.job_id):
+                        store.delete_job(result.job_id)
+                self._next_sweep = -float("inf")
+            log.info("the file keeper skipped changes it fell behind on; results checked against the jobs")
             changes = []
         with self._lock:
             for change in changes:
@@ -463,6 +469,8 @@ class ResultWorker:
                 files.catch_up(wait=1.0)
                 while not self._stop.is_set() and files.produce_due():
                     files.catch_up()
+                # Let changes gather: one wake-up per batch, not one per job change under heavy submission load.
+                self._stop.wait(BATCH_SECONDS)
             except Exception:  # pragma: no cover - the worker must keep running whatever happens
                 log.exception("result worker step failed")
                 with contextlib.suppress(Exception):

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+import config
+from jobs import JobEngine
 from server import create_app
-from simulator.jobfiles import DataDir, DataDirError, user_cache_dir
+from simulator.feed import ChangeFeed
+from simulator.jobfiles import DataDir, DataDirError, JobFiles, user_cache_dir
 from simulator.media.samples import write_sample
 from tests.conftest import FAST, ROOT, FakeClock
 
@@ -107,3 +110,25 @@ def test_a_restart_on_the_same_data_dir_keeps_uploads_and_drops_results_of_gone_
     assert second.get(f"/uploads/{upload['upload_id']}").get_json() == upload
     assert not list((tmp_path / "data" / "results").glob("*.mp4"))
     second.application.extensions["job_files"].close()
+
+
+def test_a_keeper_that_fell_behind_the_feed_still_deletes_the_results_of_removed_jobs(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """When the changes it missed are no longer buffered, the results whose jobs are gone are deleted anyway."""
+    engine = JobEngine(config.from_mapping({**FAST, "TRANSLATION_DELAY": 2.0}), feed=ChangeFeed(capacity=4),
+                       clock=clock)
+    files = JobFiles(engine, str(tmp_path / "data"))
+    removed = engine.submit("premium", "alice")[0]
+    clock.advance(1.0)
+    kept = engine.submit("premium", "alice")[0]
+    clock.advance(1.0)
+    files.result(engine.get(removed["job_id"]))
+    clock.advance(1.0)
+    files.result(engine.get(kept["job_id"]))
+    assert engine.cleanup(older_than=1.5) == 1  # the first job only
+    for _ in range(3):
+        engine.submit("free", "bob")  # more changes than the feed keeps: the removal is no longer buffered
+    files.catch_up()
+    assert [result.job_id for result in files.open().results()] == [kept["job_id"]]
+    files.close()
