@@ -245,7 +245,9 @@ def main() -> int:
     print(f"\nResult, completion → file ready over HTTP (s): {', '.join(f'{d:.3f}' for d in result_delays)}; "
           f"median {statistics.median(result_delays):.3f}. The same remux in-process, same run (s): "
           f"{', '.join(f'{d:.3f}' for d in core)}; median {statistics.median(core):.3f}.")
-    print(f"Machine: {machine()}; {revision()}. Wall time: {time.perf_counter() - began:.0f} s.")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"Machine: {machine()}; {revision()}. Load average at the end: {load}. "
+          f"Wall time: {time.perf_counter() - began:.0f} s.")
     return 0
 
 
