@@ -348,6 +348,25 @@ class JobFiles:
             return False
         return True
 
+    def clear(self) -> int:
+        """Delete every upload and result (the server is reset to as freshly started); return how many files went."""
+        self.catch_up()
+        with self._lock:
+            store = self._opened()
+            if store is None:
+                return 0
+            uploads, results = store.uploads(), store.results()
+            for upload in uploads:
+                store.delete_upload(upload.upload_id)
+            for result in results:
+                store.delete_job(result.job_id)
+            self._job_upload.clear()
+            self._refs.clear()
+            self._touched.clear()
+            self._due.clear()
+            self._recently_completed.clear()
+            return len(uploads) + len(results)
+
     # ---------------------------------------------------------------- following the jobs
 
     def catch_up(self, wait: float = 0.0) -> None:

@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     held = simulator.engine.total()
     if held:
         log.info("the store holds %d job(s); the simulation resumes", held)
-    ticker = Ticker(simulator.engine).start()
+    # A manual clock moves only when told (POST /admin/clock/advance): the ticker would have nothing to do.
+    ticker = Ticker(simulator.engine).start() if not simulator.engine.manual_clock else None
     worker = ResultWorker(files).start()
     if settings.admin_token_generated:
         # Printed once, never logged: the operator needs it for admin calls.
@@ -68,9 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = serve(app, settings, simulator.release_waiters)
     finally:
-        ticker.stop()
+        if ticker is not None:
+            ticker.stop()
         worker.stop()
         files.close()
         store.close()
-    log.info("stopped")
+    if code == 0:
+        log.info("stopped")
     return code

@@ -532,3 +532,15 @@ def test_injected_faults_on_downloads_leave_no_file_open(clock: FakeClock, tmp_p
 def test_a_url_of_an_upload_of_this_server_names_the_upload(url: str, expected: str | None) -> None:
     """upload_id_in_url (for routes that take a video_url) finds this server's upload ids, nothing else."""
     assert upload_id_in_url(url, "http://127.0.0.1:4777/") == expected
+
+
+def test_a_reset_deletes_every_upload_and_result(
+    app: Flask, client: FlaskClient, clock: FakeClock, clips: Path, data_dir: Path
+) -> None:
+    """POST /admin/reset leaves DATA_DIR as a fresh server's: no upload, no result."""
+    job = complete(client, clock, upload_id=upload_id(client, clips / "talk.mp4"))
+    fetch(client, job["result_url"])
+    upload_id(client, clips / "talk.mp4")
+    assert client.post("/admin/reset", headers=ADMIN, json={}).status_code == 200
+    assert stored(data_dir) == []
+    assert client.post("/translate", json={"upload_id": job["upload_id"]}).status_code == 422

@@ -17,7 +17,8 @@ import math
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -127,20 +128,24 @@ class AsyncTranslationClient:
         deduplicate: bool = True,
         wait_on_rate_limit: float = 0.0,
         timeout: float | None = None,
+        simulate: Mapping[str, Any] | None = None,
         upload_id: str | None = None,
     ) -> Job:
-        """Submit a job and return it (see TranslationClient.submit: the same keys, retries and limits)."""
+        """Submit a job and return it (see TranslationClient.submit: the same keys, retries, limits and scripts)."""
         return await self._submit(role, user_id=user_id, video_url=video_url, target_language=target_language,
                                   idempotency_key=idempotency_key, deduplicate=deduplicate,
                                   wait_on_rate_limit=wait_on_rate_limit,
-                                  deadline=deadline_after(timeout, self._clock()), upload_id=upload_id)
+                                  deadline=deadline_after(timeout, self._clock()), simulate=simulate,
+                                  upload_id=upload_id)
 
     async def _submit(self, role: str, *, user_id: str | None, video_url: str | None,
                       target_language: str | None, idempotency_key: str | None, deduplicate: bool,
-                      wait_on_rate_limit: float, deadline: float, upload_id: str | None = None) -> Job:
+                      wait_on_rate_limit: float, deadline: float, simulate: Mapping[str, Any] | None = None,
+                      upload_id: str | None = None) -> Job:
         call = protocol.submit_call(role, user=user_id if user_id is not None else self.user_id,
                                     video_url=video_url, target_language=target_language,
-                                    idempotency_key=idempotency_key, deduplicate=deduplicate, upload_id=upload_id)
+                                    idempotency_key=idempotency_key, deduplicate=deduplicate, simulate=simulate,
+                                    upload_id=upload_id)
         now = self._clock()
         plan = SubmitPlan(call, deadline=deadline, now=now, rate_limit_until=now + wait_on_rate_limit,
                           retries=self.submit_retries, pacing=self.pacing, rng=self._rng,
@@ -223,13 +228,58 @@ class AsyncTranslationClient:
         """Remove finished jobs (admin; default: completed ones) and return how many were removed."""
         return await self._call(protocol.cleanup_call(statuses, older_than))
 
+    # ---------------------------------------------------------------- testing controls (admin)
+
+    async def get_clock(self) -> dict[str, Any]:
+        """Return the server's clock (admin): `clock` (system or manual), `now`, and when the next event is due."""
+        return await self._call(protocol.clock_call())
+
+    async def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move the server's manual clock `seconds` forward (admin; CLOCK=manual), running every event due meanwhile."""
+        return await self._call(protocol.advance_clock_call(seconds))
+
+    async def reset(self, *, keep_config: bool = False) -> dict[str, Any]:
+        """Leave the server as freshly started (admin); return {"removed": jobs removed, "config_restored": …}."""
+        return await self._call(protocol.reset_call(keep_config))
+
+    async def request_journal(
+        self,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        status: int | None = None,
+        user_id: str | None = None,
+        since: datetime | float | str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the requests the server recorded (admin), oldest first, filtered; `limit`: only the last ones."""
+        params = protocol.journal_params(path, method, status, user_id, since)
+        return await self._call(protocol.request_journal_call(params, limit))
+
+    async def count_requests(
+        self,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        status: int | None = None,
+        user_id: str | None = None,
+        since: datetime | float | str | None = None,
+    ) -> int:
+        """Return how many recorded requests the filters select (admin): what a test verifies its client sent."""
+        params = protocol.journal_params(path, method, status, user_id, since)
+        return await self._call(protocol.count_requests_call(params))
+
     # ---------------------------------------------------------------- waiting
 
     async def wait_for_completion(
-        self, job_id: str, *, timeout: float | None = None, on_progress: ProgressCallback | None = None
+        self, job_id: str | Job, *, timeout: float | None = None, on_progress: ProgressCallback | None = None
     ) -> Job:
-        """Wait until the job is finished and return its final state (WaitTimeoutError after `timeout` s)."""
-        return (await self.wait_for_all([job_id], timeout=timeout, on_progress=on_progress))[job_id]
+        """Wait until the job (an id, or the Job just answered) is finished and return its final state.
+
+        WaitTimeoutError after `timeout` s.
+        """
+        key = job_id if isinstance(job_id, str) else job_id.job_id
+        return (await self.wait_for_all([job_id], timeout=timeout, on_progress=on_progress))[key]
 
     async def check_status(self, job_id: str, timeout: float | None = None) -> str:
         """Wait until the job is finished and return its final status string (the seed's name)."""
@@ -245,12 +295,13 @@ class AsyncTranslationClient:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         wait_on_rate_limit: float = 0.0,
+        simulate: Mapping[str, Any] | None = None,
     ) -> Job:
         """Submit a job and wait for it, all within `timeout`; return it completed or raise JobFailedError."""
         deadline = deadline_after(timeout, self._clock())
         job = await self._submit(role, user_id=user_id, video_url=video_url, target_language=target_language,
                                  idempotency_key=None, deduplicate=True, wait_on_rate_limit=wait_on_rate_limit,
-                                 deadline=deadline)
+                                 deadline=deadline, simulate=simulate)
         finals = await self._wait([job], deadline=deadline, on_progress=on_progress)
         return protocol.completed(finals[job.job_id])
 

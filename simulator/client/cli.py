@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", type=Path, help="upload this video first and translate it")
     p.add_argument("--lang", dest="target_language", help="target language, e.g. de")
     p.add_argument("--idempotency-key")
+    p.add_argument("--simulate", type=json_object_arg, metavar="JSON",
+                   help='script the job\'s outcomes, e.g. \'{"outcomes": ["fail", "succeed"]}\'')
     p.add_argument("--wait", action="store_true", help="wait until the job is finished")
     p.add_argument("--download", type=Path, metavar="PATH",
                    help="with --wait: download the result to PATH (a file, or a folder for the server's name)")
@@ -115,7 +117,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="show the settings, or change them (admin): config KEY=VALUE ...")
     p.add_argument("changes", nargs="*", metavar="KEY=VALUE")
+
+    sub.add_parser("clock", help="show the server's clock: its kind, the simulated now, the next event (admin)")
+
+    p = sub.add_parser("advance", help="move a manual clock (CLOCK=manual) forward, running what falls due (admin)")
+    p.add_argument("seconds", type=float)
+
+    p = sub.add_parser("reset", help="leave the server as freshly started: no jobs, start-up settings (admin)")
+    p.add_argument("--keep-config", action="store_true", help="keep the runtime settings as they are")
+
+    p = sub.add_parser("requests", help="list (or --count) the requests the server recorded, filtered (admin)")
+    p.add_argument("--path", help="a path or route such as /status/{job_id}; a * at the end matches a prefix")
+    p.add_argument("--method")
+    p.add_argument("--status", type=int)
+    p.add_argument("--user-id")
+    p.add_argument("--since", help="ISO 8601 time with a zone, or epoch seconds (server time)")
+    p.add_argument("--limit", type=int, help="only the last N")
+    p.add_argument("--count", action="store_true", help="print only how many")
     return parser
+
+
+def json_object_arg(text: str) -> dict[str, Any]:
+    """Parse a command-line JSON object (argparse reports the ValueError as a usage error)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not JSON: {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}")
+    return value
+
+
+def describe_clock(clock: dict[str, Any]) -> str:
+    """Return one line about the server's clock."""
+    line = f"{clock['clock']} clock, now {clock['now']}"
+    if clock.get("next_event_at"):
+        line += f", next event in {clock['next_event_in_seconds']:.3f} s ({clock['next_event_at']})"
+    if "advanced_seconds" in clock:
+        line += f"; advanced {clock['advanced_seconds']:g} s, {clock['changes']} job change(s)"
+    return line
 
 
 def describe(job: Job) -> str:
@@ -177,7 +217,7 @@ def _run(args: argparse.Namespace, tc: TranslationClient, board: ProgressBoard |
         left = None if args.timeout is None else max(0.0, args.timeout - (time.monotonic() - started))
         job = tc.submit(args.role, video_url=args.video_url, target_language=args.target_language,
                         idempotency_key=args.idempotency_key, timeout=left if args.wait else None,
-                        upload_id=upload.upload_id if upload else None)
+                        simulate=args.simulate, upload_id=upload.upload_id if upload else None)
         if not args.wait:
             return job.raw, job.job_id, EXIT_OK
         if board is not None:
@@ -223,6 +263,23 @@ def _run(args: argparse.Namespace, tc: TranslationClient, board: ProgressBoard |
     if args.command == "cleanup":
         removed = tc.cleanup(args.statuses, args.older_than)
         return {"removed": removed}, f"removed {removed} job(s)", EXIT_OK
+    if args.command in ("clock", "advance"):
+        clock = tc.advance_clock(args.seconds) if args.command == "advance" else tc.get_clock()
+        return clock, describe_clock(clock), EXIT_OK
+    if args.command == "reset":
+        answer = tc.reset(keep_config=args.keep_config)
+        kept = "kept" if args.keep_config else "restored"
+        return answer, f"reset: removed {answer['removed']} job(s), settings {kept}", EXIT_OK
+    if args.command == "requests":
+        filters = {"path": args.path, "method": args.method, "status": args.status, "user_id": args.user_id,
+                   "since": args.since}
+        if args.count:
+            counted = tc.count_requests(**filters)
+            return {"count": counted}, str(counted), EXIT_OK
+        entries = tc.request_journal(**filters, limit=args.limit)
+        lines = [f"{e['at']}  {e['method']:<6} {e['status']}  {e['path']}{'?' + e['query'] if e['query'] else ''}"
+                 f"  {e['user_id']}  {e['duration_ms']:.1f} ms" for e in entries]
+        return entries, "\n".join(lines) or "no requests", EXIT_OK
     settings = tc.update_config(**parse_config_pairs(args.changes)) if args.changes else tc.get_config()
     return settings, "\n".join(f"{k} = {v}" for k, v in settings.items()), EXIT_OK
 

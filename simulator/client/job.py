@@ -37,6 +37,7 @@ class Job:
     cancel_reason: str | None
     video_url: str | None
     target_language: str | None
+    simulate: dict[str, Any] | None  # the job's scripted outcomes, when it was submitted with some
     stage: str | None
     upload_id: str | None
     result_url: str | None
@@ -67,6 +68,7 @@ class Job:
             cancel_reason=data.get("cancel_reason"),
             video_url=data.get("video_url"),
             target_language=data.get("target_language"),
+            simulate=data.get("simulate"),
             stage=data.get("stage"),
             upload_id=data.get("upload_id"),
             result_url=data.get("result_url"),

@@ -17,7 +17,8 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -165,6 +166,7 @@ class TranslationClient:
         deduplicate: bool = True,
         wait_on_rate_limit: float = 0.0,
         timeout: float | None = None,
+        simulate: Mapping[str, Any] | None = None,
         upload_id: str | None = None,
     ) -> Job:
         """Submit a job and return it.
@@ -174,19 +176,22 @@ class TranslationClient:
         video and language: submitting the same video again answers the job already made. A 429 raises
         RateLimitError at once, unless `wait_on_rate_limit` allows waiting that many seconds for it.
         `timeout` bounds the whole call, retries included (None: `submit_retries` tries of `self.timeout`).
+        `simulate` scripts the job's outcomes (a `simulate` object: outcomes, attempt_seconds, fail_code,
+        fail_message, status_faults; see the README's "Testing your client against exact scenarios").
         """
         now = self._clock()
         return self._submit(role, user_id=user_id, video_url=video_url, target_language=target_language,
                             idempotency_key=idempotency_key, deduplicate=deduplicate,
                             wait_on_rate_limit=wait_on_rate_limit, deadline=deadline_after(timeout, now),
-                            upload_id=upload_id)
+                            simulate=simulate, upload_id=upload_id)
 
     def _submit(self, role: str, *, user_id: str | None, video_url: str | None, target_language: str | None,
                 idempotency_key: str | None, deduplicate: bool, wait_on_rate_limit: float, deadline: float,
-                upload_id: str | None = None) -> Job:
+                simulate: Mapping[str, Any] | None = None, upload_id: str | None = None) -> Job:
         call = protocol.submit_call(role, user=user_id if user_id is not None else self.user_id,
                                     video_url=video_url, target_language=target_language,
-                                    idempotency_key=idempotency_key, deduplicate=deduplicate, upload_id=upload_id)
+                                    idempotency_key=idempotency_key, deduplicate=deduplicate, simulate=simulate,
+                                    upload_id=upload_id)
         now = self._clock()
         plan = SubmitPlan(call, deadline=deadline, now=now, rate_limit_until=now + wait_on_rate_limit,
                           retries=self.submit_retries, pacing=self.pacing, rng=self._rng,
@@ -274,17 +279,70 @@ class TranslationClient:
         """Remove finished jobs (admin; default: completed ones) and return how many were removed."""
         return self._call(protocol.cleanup_call(statuses, older_than))
 
+    # ---------------------------------------------------------------- testing controls (admin)
+
+    def get_clock(self) -> dict[str, Any]:
+        """Return the server's clock (admin): `clock` (system or manual), `now`, and when the next event is due."""
+        return self._call(protocol.clock_call())
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move the server's manual clock `seconds` forward (admin; CLOCK=manual), running every event due meanwhile.
+
+        Return the clock after the step, with `advanced_seconds` and `changes` (job changes it made).
+        """
+        return self._call(protocol.advance_clock_call(seconds))
+
+    def reset(self, *, keep_config: bool = False) -> dict[str, Any]:
+        """Leave the server as freshly started (admin); return {"removed": jobs removed, "config_restored": …}.
+
+        Every job, idempotency key, rate-limit window and journal entry goes; the start-up settings come
+        back unless `keep_config`.
+        """
+        return self._call(protocol.reset_call(keep_config))
+
+    def request_journal(
+        self,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        status: int | None = None,
+        user_id: str | None = None,
+        since: datetime | float | str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the requests the server recorded (admin), oldest first, filtered; `limit`: only the last ones.
+
+        `path` is a path or route (`/status/{job_id}`), ending in `*` for a prefix; `since` a datetime,
+        epoch seconds or ISO 8601 text, in the server's (simulated) time.
+        """
+        params = protocol.journal_params(path, method, status, user_id, since)
+        return self._call(protocol.request_journal_call(params, limit))
+
+    def count_requests(
+        self,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        status: int | None = None,
+        user_id: str | None = None,
+        since: datetime | float | str | None = None,
+    ) -> int:
+        """Return how many recorded requests the filters select (admin): what a test verifies its client sent."""
+        return self._call(protocol.count_requests_call(protocol.journal_params(path, method, status, user_id, since)))
+
     # ---------------------------------------------------------------- waiting
 
     def wait_for_completion(
-        self, job_id: str, *, timeout: float | None = None, on_progress: ProgressCallback | None = None
+        self, job_id: str | Job, *, timeout: float | None = None, on_progress: ProgressCallback | None = None
     ) -> Job:
         """Wait until the job is finished and return its final state, whatever it is.
 
+        Pass its id, or the Job just answered (by `submit`): it is taken as the first state, saving a request.
         Raises WaitTimeoutError (a TimeoutError) after `timeout` seconds (None: no limit).
         `on_progress(job)` is called whenever its status, progress or queue position changes.
         """
-        return self.wait_for_all([job_id], timeout=timeout, on_progress=on_progress)[job_id]
+        key = job_id if isinstance(job_id, str) else job_id.job_id
+        return self.wait_for_all([job_id], timeout=timeout, on_progress=on_progress)[key]
 
     def check_status(self, job_id: str, timeout: float | None = None) -> str:
         """Wait until the job is finished and return its final status string (the seed's name)."""
@@ -300,15 +358,16 @@ class TranslationClient:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         wait_on_rate_limit: float = 0.0,
+        simulate: Mapping[str, Any] | None = None,
     ) -> Job:
         """Submit a job and wait for it; return it completed, or raise JobFailedError / WaitTimeoutError.
 
-        `timeout` bounds the whole call: the submission, its retries and the wait.
+        `timeout` bounds the whole call: the submission, its retries and the wait. `simulate` scripts it.
         """
         deadline = deadline_after(timeout, self._clock())
         job = self._submit(role, user_id=user_id, video_url=video_url, target_language=target_language,
                            idempotency_key=None, deduplicate=True, wait_on_rate_limit=wait_on_rate_limit,
-                           deadline=deadline)
+                           deadline=deadline, simulate=simulate)
         return protocol.completed(self._wait([job], deadline=deadline, on_progress=on_progress)[job.job_id])
 
     # ---------------------------------------------------------------- videos

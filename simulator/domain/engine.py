@@ -22,17 +22,20 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from simulator.clock import Clock, system_clock
+from simulator.clock import Clock, ManualClock, system_clock
 from simulator.domain.errors import (
     CapacityExceeded,
+    ClockNotManual,
     IdempotencyMismatch,
     InvalidArgument,
     JobNotFound,
+    ScenariosDisabled,
     TransitionRefused,
 )
 from simulator.domain.invariants import check_invariants
 from simulator.domain.job import Job, iso
 from simulator.domain.planning import StartPlan, job_attempt_seconds, progress, running_eta
+from simulator.domain.scenario import ReadFault, Scenario
 from simulator.domain.status import ROLES, TERMINAL, TRANSITIONS, Event, Stage, Status
 from simulator.domain.view import job_view
 from simulator.feed import ChangeFeed
@@ -56,6 +59,8 @@ CHANGE_KINDS = {
 }
 
 Places = dict[str, tuple[int, float | None]]
+#: The longest a manual clock may be moved in one step: ten years, in seconds.
+MAX_CLOCK_STEP = 315_360_000
 
 
 def _page_end(offset: int, limit: int | None) -> int | None:
@@ -88,6 +93,7 @@ class JobEngine:
         self._rng = rng or self._seeded_rng(config.current.RANDOM_SEED)
         self._schedule_changed = threading.Condition(self.store.lock)
         self._schedule_generation = 0  # moves on every change of the schedule, so no wake-up is missed
+        self._reads: dict[str, int] = {}  # job id -> scripted status reads used (jobs with status_faults only)
 
     def _seeded_rng(self, seed: int | None) -> random.Random:
         """Return the generator: RANDOM_SEED alone for a new store, mixed with the store's counter otherwise.
@@ -195,6 +201,23 @@ class JobEngine:
                 "running": self.store.running_count(),
             }
 
+    def take_read_fault(self, job_id: str) -> ReadFault | None:
+        """Count one status read of the job; return the HTTP fault its script says this read answers, if any.
+
+        None for a job without status_faults, and for no job at all (the read itself answers that). Reads are
+        counted only for jobs scripted with status_faults. It does not advance time: the read that follows
+        does (this keeps an unscripted read as cheap as before).
+        """
+        with self.store.transaction():
+            job = self.store.get(job_id)
+            if job is None or not job.simulate or "status_faults" not in job.simulate:
+                return None
+            read = self._reads.get(job_id, 0)
+            fault = Scenario.parse(job.simulate).read_fault(read)
+            if fault is not None:
+                self._reads[job_id] = read + 1
+            return fault
+
     def find_idempotent(self, user_id: str, key: str) -> str | None:
         """Return the id of the job `user_id` submitted under Idempotency-Key `key`, if it is stored."""
         with self.store.transaction():
@@ -212,25 +235,31 @@ class JobEngine:
         video_url: str | None = None,
         target_language: str | None = None,
         idempotency_key: str | None = None,
+        simulate: Scenario | None = None,
         upload_id: str | None = None,
         media_seconds: float | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Queue a new job and return (its view, False); a known Idempotency-Key returns (that job, True).
 
-        `upload_id` names the uploaded video the job translates and `media_seconds` its duration, which times
-        the job's attempts when DELAY_PER_MEDIA_SECOND is set.
+        `simulate` scripts the job's outcomes (see `simulator.domain.scenario`); refused with
+        ScenariosDisabled while SCENARIOS is off. `upload_id` names the uploaded video the job translates and
+        `media_seconds` its duration, which times the job's attempts when DELAY_PER_MEDIA_SECOND is set.
         """
         if role not in ROLES:
             raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
         if media_seconds is not None and not (media_seconds >= 0 and math.isfinite(media_seconds)):
             raise InvalidArgument(f"media_seconds must be a finite number ≥ 0, got {media_seconds!r}.")
+        if simulate is not None and self.settings.SCENARIOS != "on":
+            raise ScenariosDisabled("Scripted outcomes (simulate, X-Simulate) are switched off on this server "
+                                    "(SCENARIOS=off).")
+        script = None if simulate is None else simulate.to_json()
         store = self.store
         with store.transaction():
             now = self._advance()
             if idempotency_key is not None:
                 known = store.find_idempotent(user_id, idempotency_key)
                 if known is not None:
-                    if known.fingerprint != (role, video_url, target_language, upload_id):
+                    if known.fingerprint != (role, video_url, target_language, script, upload_id):
                         raise IdempotencyMismatch(
                             "This Idempotency-Key was already used with a different request body.", job_id=known.job_id
                         )
@@ -256,6 +285,7 @@ class JobEngine:
                 max_retries=settings.MAX_RETRIES,
                 submitted_seq=seq,
                 enqueued_seq=seq,
+                simulate=script,
                 upload_id=upload_id,
                 media_seconds=media_seconds,
             )
@@ -336,6 +366,28 @@ class JobEngine:
                 self._remove(job, now)
             return len(doomed)
 
+    def reset(self, *, restore_config: bool = True) -> int:
+        """Remove every job and idempotency key and, unless told not to, restore the start-up settings: in one step.
+
+        The engine is left as freshly started on its store: with RANDOM_SEED the generator starts again as
+        a new process's would (on a durable store, whose counter never goes back, as a restarted one's);
+        without, it stays as random as it was. The clock is not touched. Return how many jobs were
+        removed; each removal is published.
+        """
+        with self.store.transaction():
+            now = self._clock()
+            removed = list(self.store.jobs())
+            self.store.clear()
+            self._reads.clear()
+            for job in removed:
+                self._publish("removed", job, now)
+            if restore_config:
+                self.config.restore()
+            if self.settings.RANDOM_SEED is not None:
+                self._rng = self._seeded_rng(self.settings.RANDOM_SEED)
+            self._schedule_moved()
+            return len(removed)
+
     # ---------------------------------------------------------------- waiting
 
     def wait_for_change(self, job_id: str, since: int | None = None, timeout: float = 0.0) -> dict[str, Any]:
@@ -355,7 +407,8 @@ class JobEngine:
                 remaining = deadline - time.monotonic()
                 if job.status.terminal or job.version > since or remaining <= 0 or self.feed.closed:
                     return self._view(job, now)
-                if job.stage is Stage.TRANSLATING:
+                if job.stage is Stage.TRANSLATING and not isinstance(self._clock, ManualClock):
+                    # A manual clock moves only through advance_clock, which publishes what it makes happen.
                     remaining = min(remaining, running_eta(job, now))
             self.feed.wait_for_job(job_id, cursor, remaining)
 
@@ -391,6 +444,47 @@ class JobEngine:
         with self.store.transaction():
             self._advance()
             return self._next_due()
+
+    # ---------------------------------------------------------------- the clock
+
+    @property
+    def manual_clock(self) -> bool:
+        """Tell whether time moves only when `advance_clock` moves it (CLOCK=manual)."""
+        return isinstance(self._clock, ManualClock)
+
+    def clock_state(self) -> dict[str, Any]:
+        """Return the clock's kind, the simulated now, and when the next event is due (None: nothing scheduled)."""
+        with self.store.transaction():
+            now = self._advance()
+            due = self._next_due()
+            return {
+                "clock": "manual" if self.manual_clock else "system",
+                "now": iso(now),
+                "epoch_seconds": now,
+                "next_event_at": iso(due),
+                "next_event_in_seconds": None if due is None else max(0.0, due - now),
+            }
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move a manual clock `seconds` forward, running every event due meanwhile at its own instant, in order.
+
+        Attempt ends, the retries and next jobs they start, and TTL expiries all happen at the instants
+        they were due, as they would have in real time; long-polls wake on what changed. Return the
+        clock's state, how far it moved and how many job changes it made. ClockNotManual unless CLOCK=manual.
+        """
+        if not self.manual_clock:
+            raise ClockNotManual("The clock is the system clock (CLOCK=system); start the server with CLOCK=manual "
+                                 "to move simulated time yourself.")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_CLOCK_STEP:
+            raise InvalidArgument(f"seconds must be a number in [0, {MAX_CLOCK_STEP}], got {seconds!r}.")
+        clock: ManualClock = self._clock  # type: ignore[assignment]
+        with self.store.transaction():
+            before = self.feed.cursor()
+            self._advance()
+            clock.advance(seconds)
+            self._advance()
+            self._schedule_moved()
+            return {**self.clock_state(), "advanced_seconds": float(seconds), "changes": self.feed.cursor() - before}
 
     # ---------------------------------------------------------------- internals (in a transaction)
 
@@ -445,18 +539,28 @@ class JobEngine:
         job = next(self.store.queued())
         settings = self.settings
         rng = self._rng
-        base = job_attempt_seconds(job, settings)
-        jitter = settings.DELAY_JITTER
-        duration = base * rng.uniform(1.0 - jitter, 1.0 + jitter) if jitter else base
-        fails = rng.random() < settings.ERROR_RATE
-        job.attempts += 1
+        script = Scenario.parse(job.simulate) if job.simulate else Scenario()
+        attempt = job.attempts + 1
+        # What the script says is taken as it is and draws nothing; the rest is drawn as configured.
+        duration = script.seconds(attempt)
+        if duration is None:
+            base = job_attempt_seconds(job, settings)
+            jitter = settings.DELAY_JITTER
+            duration = base * rng.uniform(1.0 - jitter, 1.0 + jitter) if jitter else base
+        outcome = script.outcome(attempt)
+        fails = rng.random() < settings.ERROR_RATE if outcome is None else outcome == "fail"
+        job.attempts = attempt
         # A new MAX_RETRIES applies from this attempt on, but cannot take back a retry already granted.
         job.max_retries = max(settings.MAX_RETRIES, job.attempts - 1)
         job.attempt_started_at = at
         job.attempt_duration = duration
-        if fails:
+        if fails and outcome is not None:
+            job.attempt_ends_at = at + duration  # a scripted failure comes when the attempt's time is up
+            job.attempt_error = script.fail_code or "internal_error"
+        elif fails:
             job.attempt_ends_at = at + duration * rng.random()
-            job.attempt_error = rng.choice(ERROR_CODES)
+            code = rng.choice(ERROR_CODES)
+            job.attempt_error = script.fail_code or code
         else:
             job.attempt_ends_at = at + duration
             job.attempt_error = None
@@ -474,9 +578,10 @@ class JobEngine:
             self._move(job, Event.COMPLETE, at)
             return
         job.progress_at_stop = progress(job, at)
+        message = (job.simulate or {}).get("fail_message") or ERROR_MESSAGES[job.attempt_error]
         job.error = {
             "code": job.attempt_error,
-            "message": ERROR_MESSAGES[job.attempt_error],
+            "message": message,
             "attempt": job.attempts,
             "at": iso(at),
         }
@@ -492,28 +597,39 @@ class JobEngine:
             self._start_next(at)
 
     def _advance(self) -> float:
-        """Replay every attempt end due by now, each at its own instant; expire old jobs; return now."""
+        """Replay every event due by now in time order, each at its own instant; return now.
+
+        The events are attempt ends (each may free a slot that starts the next job at that instant)
+        and TTL expiries of finished jobs; at the same instant an attempt end goes first.
+        """
         now = self._clock()
         store = self.store
-        while (job := store.next_attempt_end()) is not None and job.attempt_ends_at <= now:
-            due = job.attempt_ends_at
-            self._end_attempt(job, due)
-            self._fill_slots(due)
-        self._expire(now)
-        return now
+        expiry = self._next_expiry()
+        while True:
+            job = store.next_attempt_end()
+            ends = job.attempt_ends_at if job is not None else math.inf
+            if min(ends, expiry[0]) > now:
+                return now
+            if job is not None and ends <= expiry[0]:
+                self._end_attempt(job, ends)
+                self._fill_slots(ends)
+                if expiry[1] is None:  # the first finished job: later ones expire after the oldest
+                    expiry = self._next_expiry()
+            else:
+                self._remove(expiry[1], expiry[0])  # type: ignore[arg-type]
+                expiry = self._next_expiry()
 
-    def _expire(self, now: float) -> None:
-        """Remove finished jobs older than JOB_TTL."""
-        ttl = self.settings.JOB_TTL
-        finished = self.store.finished
-        while (oldest := next(finished(), None)) is not None:
-            if oldest.finished_at is None or oldest.finished_at + ttl > now:
-                break
-            self._remove(oldest, now)
+    def _next_expiry(self) -> tuple[float, Job | None]:
+        """Return when the oldest finished job expires (JOB_TTL after it finished) and that job; (inf, None): none."""
+        oldest = next(self.store.finished(), None)
+        if oldest is None or oldest.finished_at is None:
+            return math.inf, None
+        return oldest.finished_at + self.settings.JOB_TTL, oldest
 
     def _remove(self, job: Job, now: float) -> None:
         """Forget a finished job and its idempotency key."""
         self.store.remove(job)
+        self._reads.pop(job.job_id, None)
         self._publish("removed", job, now)
 
     def _next_due(self) -> float | None:

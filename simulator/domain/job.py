@@ -46,6 +46,7 @@ class Job:
     started_seq: int = -1  # when its current attempt started, on the same counter
     error: dict[str, Any] | None = None
     cancel_reason: str | None = None
+    simulate: dict[str, Any] | None = None  # the job's script (Scenario.to_json), when it was submitted with one
     upload_id: str | None = None  # the uploaded video this job translates (None: a plain video_url job)
     media_seconds: float | None = None  # that video's duration, known from probing it (None: unknown)
     # The timestamps as the API shows them, formatted once: formatting them on every view was over
@@ -61,9 +62,9 @@ class Job:
         return ROLES[self.role]
 
     @property
-    def fingerprint(self) -> tuple[str, str | None, str | None, str | None]:
+    def fingerprint(self) -> tuple[str, str | None, str | None, dict[str, Any] | None, str | None]:
         """Return what an Idempotency-Key must match to replay this job."""
-        return (self.role, self.video_url, self.target_language, self.upload_id)
+        return (self.role, self.video_url, self.target_language, self.simulate, self.upload_id)
 
 
 DERIVED_FIELDS = ("created_iso", "updated_iso", "started_iso", "finished_iso")

@@ -36,6 +36,7 @@ def job_view(job: Job, now: float, queue_position: int | None, eta: float | None
         "cancel_reason": job.cancel_reason,
         "video_url": job.video_url,
         "target_language": job.target_language,
+        "simulate": job.simulate,
         "upload_id": job.upload_id,
         "result_url": result_path(job.job_id) if status is Status.COMPLETED else None,
         "created_at": job.created_iso,

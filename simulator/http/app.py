@@ -10,15 +10,15 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from simulator import settings as settings_module
-from simulator.clock import Clock
+from simulator.clock import Clock, make_clock
 from simulator.domain import JobEngine
-from simulator.http import bodies, errors, faults
-from simulator.http.context import Simulator, sim
+from simulator.http import bodies, cors, delays, errors, faults, journal
+from simulator.http.context import Simulator, derived_seed, sim
 from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
 from simulator.http.limits import make_limiter
 from simulator.http.parsing import user_id
-from simulator.http.views import admin, docs, jobs, media, ops, submissions
+from simulator.http.views import admin, control, docs, jobs, media, ops, submissions
 from simulator.jobfiles import JobFiles
 from simulator.settings import RuntimeConfig, Settings
 from simulator.store import Store, open_store
@@ -40,18 +40,22 @@ def create_app(
     settings = _settings_from(config)
     app = Flask(__name__, static_folder=None)  # no static files: without this Flask routes /static/<path>
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    engine = JobEngine(RuntimeConfig(settings), store=store or open_store(settings.STORE), clock=clock)
+    engine = JobEngine(RuntimeConfig(settings), store=store or open_store(settings.STORE),
+                       clock=clock or make_clock(settings.CLOCK))
     app.extensions["job_files"] = JobFiles(engine, settings.DATA_DIR)  # the folder is opened on first use
-    bodies.init_app(app)  # first: a route's own body limit is set before anything reads the body
+    journal.init_app(app)  # first: it sees every request arrive and records it after every other hook
+    bodies.init_app(app)  # next: a route's own body limit is set before anything reads the body
     faults.init_app(app)  # before the limiter's own hook: a fault "before the work" costs no rate-limit hit
-    limiter = make_limiter(app, user_id)
-    seed = None if settings.RANDOM_SEED is None else settings.RANDOM_SEED + 1
-    app.extensions["simulator"] = Simulator(settings, engine, limiter, FaultInjector(seed))
+    limiter = make_limiter(app, user_id, engine.now)
+    app.extensions["simulator"] = Simulator(settings, engine, limiter,
+                                            FaultInjector(derived_seed(settings.RANDOM_SEED, 1)))
     app.before_request(_start_timer)
     app.after_request(_finish)
+    delays.init_app(app)  # RESPONSE_DELAY: runs before `_finish`, so the access log's time includes it
+    cors.init_app(app)  # CORS_ORIGINS: on every answer, errors and injected faults included
     app.after_request(faults.inject_after)  # registered after `_finish`, so it runs before it
     errors.init_app(app)
-    for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp, media.bp):
+    for blueprint in (submissions.bp, jobs.bp, admin.bp, control.bp, ops.bp, docs.bp, media.bp):
         app.register_blueprint(blueprint)
     limiter.limit(submissions.hourly_limit, exempt_when=submissions.not_counted, scope="free-submissions")(
         submissions.bp

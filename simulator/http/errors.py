@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -15,10 +14,12 @@ from werkzeug.exceptions import HTTPException
 
 from simulator.domain import (
     CapacityExceeded,
+    ClockNotManual,
     IdempotencyMismatch,
     InvalidArgument,
     JobError,
     JobNotFound,
+    ScenariosDisabled,
     StoreUnavailable,
     TransitionRefused,
 )
@@ -42,6 +43,8 @@ MAX_BODY_BYTES = 64 * 1024
 JOB_ERROR_STATUS: dict[type[JobError], int] = {
     JobNotFound: 404,
     TransitionRefused: 409,
+    ClockNotManual: 409,
+    ScenariosDisabled: 403,
     InvalidArgument: 422,
     IdempotencyMismatch: 422,
     CapacityExceeded: 503,
@@ -112,10 +115,12 @@ def handle_error(error: Exception) -> Response:
 
 
 def _rate_limited(error: RateLimitExceeded) -> Response:
-    current = current_app.extensions["simulator"].limiter.current_limit
+    simulator = current_app.extensions["simulator"]
+    current = simulator.limiter.current_limit
+    now = simulator.engine.now()  # the window moves with simulated time (CLOCK=manual included)
     # The window's exact reset: `reset_at` is rounded up a second further, which would say 3601 s.
-    reset_at = current.window.reset_time if current is not None else time.time() + 3600
-    retry_after = max(1, math.ceil(reset_at - time.time()))
+    reset_at = current.window.reset_time if current is not None else now + 3600
+    retry_after = max(1, math.ceil(reset_at - now))
     amount = error.limit.limit.amount
     detail = (
         f"Free users may submit {amount} jobs per hour; try again in {retry_after} s or submit as premium."

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import request
 
-from simulator.domain import Status
+from simulator.domain import Scenario, ScenarioError, Status
 from simulator.http.errors import ApiError
 
 MAX_ID_LENGTH = 64
@@ -193,3 +193,19 @@ def job_id_arg(job_id: str) -> str:
     if len(job_id) > MAX_ID_LENGTH:
         raise ApiError(404, "job_not_found", f"No job with id {job_id[:MAX_ID_LENGTH]!r}… (ids are UUIDs).")
     return job_id
+
+
+def simulate_header() -> Scenario | None:
+    """Return the script of the X-Simulate header (a `simulate` object as JSON), if sent; 400 when it is bad."""
+    raw = request.headers.get("X-Simulate")
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "invalid_header", "X-Simulate must be a JSON object, the same as the body's simulate "
+                       'member, e.g. {"outcomes": ["fail", "succeed"]}.') from None
+    try:
+        return Scenario.parse(value)
+    except ScenarioError as e:
+        raise ApiError(400, "invalid_header", f"X-Simulate is invalid: {e}.") from None

@@ -68,6 +68,10 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        self._empty()
+
+    def _empty(self) -> None:
+        """Start with no job, no index and the counter at 0."""
         self._jobs: dict[str, Job] = {}  # insertion order is submission order
         self._by_user: dict[str, dict[str, None]] = {}
         self._idempotency: dict[tuple[str, str], str] = {}
@@ -83,6 +87,10 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def clear(self) -> None:
+        """Forget every job, index and idempotency key, and start the counter again, as a new store would."""
+        self._empty()
 
     # ---------------------------------------------------------------- jobs
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, request
 
+from simulator.domain import ReadFault
 from simulator.http.context import sim
 from simulator.http.encoding import job_headers, json_response, listing_response, page_headers
 from simulator.http.errors import ApiError
@@ -28,6 +29,9 @@ def answer_status(find_job_id: Callable[[], str]) -> Response:
     job_id = find_job_id()
     simulator = sim()
     engine = simulator.engine
+    fault = engine.take_read_fault(job_id)
+    if fault is not None:
+        raise scripted_fault(job_id, fault)
     settings = engine.settings
     applied = None
     if wait is not None and wait > 0 and settings.MAX_WAIT > 0 and simulator.long_polls.enter(settings.MAX_LONG_POLLS):
@@ -42,6 +46,16 @@ def answer_status(find_job_id: Callable[[], str]) -> Response:
     if applied is not None:
         headers["Preference-Applied"] = f"wait={applied:g}"
     return json_response(job, 200, headers)
+
+
+def scripted_fault(job_id: str, fault: ReadFault) -> ApiError:
+    """Return the error a scripted status read answers (simulate.status_faults), with its Retry-After if any."""
+    headers, extra = {}, {}
+    if fault.retry_after is not None:
+        headers["Retry-After"] = str(fault.retry_after)
+        extra["retry_after"] = fault.retry_after
+    detail = f"Scripted fault (simulate.status_faults): this status read of job {job_id} answers {fault.status}."
+    return ApiError(fault.status, "scripted_fault", detail, headers=headers, job_id=job_id, **extra)
 
 
 @bp.get("/status/<job_id>")

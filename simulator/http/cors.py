@@ -1,0 +1,54 @@
+"""CORS for browser front-ends, off by default: CORS_ORIGINS lists the origins allowed (or `*` for any).
+
+A small hook rather than a dependency: a simple request from an allowed origin gets
+`Access-Control-Allow-Origin` and the headers a front-end needs to read (Location, Retry-After, ETag, the
+rate-limit headers…); a preflight (`OPTIONS` with `Access-Control-Request-Method`), which Flask answers for
+every route, also gets the methods the route allows and the request headers the API reads. No
+credentials (cookies) are involved: the admin token travels in the Authorization header.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from flask import Flask, Response, current_app, request
+
+from simulator.settings import parse_origins
+
+#: Answer headers a browser script may read.
+EXPOSED = ("Location, Retry-After, ETag, Preference-Applied, Idempotent-Replayed, X-RateLimit-Limit, "
+           "X-RateLimit-Remaining, X-RateLimit-Reset, X-Total-Count, Link")
+#: Request headers a browser script may send.
+ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, Prefer, X-Simulate, X-User-Id"
+PREFLIGHT_MAX_AGE = "600"
+
+
+@lru_cache(maxsize=16)
+def _origins(setting: str) -> frozenset[str]:
+    return parse_origins(setting)  # checked when it was set: it parses
+
+
+def add_cors_headers(response: Response) -> Response:
+    """Let an allowed origin read the answer; answer a preflight with what may be sent (after_request hook)."""
+    setting = current_app.extensions["simulator"].engine.settings.CORS_ORIGINS
+    if not setting:
+        return response
+    origins = _origins(setting)
+    if "*" not in origins:
+        response.vary.add("Origin")  # the answer differs by origin: caches must keep them apart
+    origin = request.headers.get("Origin")
+    if origin is None or ("*" not in origins and origin.rstrip("/").lower() not in origins):
+        return response
+    response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        response.headers["Access-Control-Allow-Methods"] = response.headers.get("Allow", "")
+        response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+        response.headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
+    else:
+        response.headers["Access-Control-Expose-Headers"] = EXPOSED
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the CORS hook (it reads CORS_ORIGINS at each request, so it can change at runtime)."""
+    app.after_request(add_cors_headers)
