@@ -544,3 +544,17 @@ def test_a_reset_deletes_every_upload_and_result(
     assert client.post("/admin/reset", headers=ADMIN, json={}).status_code == 200
     assert stored(data_dir) == []
     assert client.post("/translate", json={"upload_id": job["upload_id"]}).status_code == 422
+
+
+def test_a_browser_front_end_may_resume_downloads_and_read_their_names(clock: FakeClock, tmp_path: Path) -> None:
+    """With CORS_ORIGINS, a preflight allows Range and If-Range, and a download exposes its name and range."""
+    origin = "https://app.example"
+    app = make_app(clock, tmp_path / "data", CORS_ORIGINS=origin)
+    client = app.test_client()
+    job = complete(client, clock)
+    preflight = client.options(job["result_url"], headers={"Origin": origin, "Access-Control-Request-Method": "GET"})
+    assert {"Range", "If-Range"} <= {h.strip() for h in preflight.headers["Access-Control-Allow-Headers"].split(",")}
+    response = fetch(client, job["result_url"], Origin=origin, Range="bytes=0-9")
+    exposed = {h.strip() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"Content-Disposition", "Content-Range", "Accept-Ranges", "ETag"} <= exposed
+    files(app).close()
