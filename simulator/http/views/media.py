@@ -1,8 +1,9 @@
 """Videos in and out: POST /uploads, GET /uploads/<id>, GET /results/<job_id> (the one place a job's file is served).
 
-A job's `result_url` (the wire view's) is this blueprint's results route; other routes that hand out a job's
-video (the HeyGen-style API) point at it too, so every download gets the same headers, Range support and
-expiry.
+A job's `result_url` (the wire view's, `simulator.domain.view.result_path`) is this blueprint's results route;
+other routes that hand out a job's video (a HeyGen-style API) should link to it too, so that every download gets
+the same headers, Range support and expiry. `upload_id_in_url` tells such routes whether a `video_url` names an
+upload of this server.
 """
 
 from __future__ import annotations
