@@ -5,7 +5,8 @@
 1. offers it to the async routes, in order (`AsyncRoute.matches`, cheap and non-blocking); the first that
    matches handles it in the event loop and may hand it back (`handle` returns False);
 2. otherwise reads the body within the route's limit (`body_limit(method, path)`): a Content-Length over
-   it is refused with 413 before a byte is read, a chunked body is cut off at the limit;
+   it is refused with 413 before a byte is read, a chunked body is cut off at the limit; a route that takes
+   more than STREAM_BODIES_ABOVE (an upload) gets its body as it arrives (`BodyPipe`), never whole in memory;
 3. runs the WSGI app in a thread pool (`threads`); a `heavy` request (a full listing) runs in a pool of its
    own, at most `max_heavy` at once, so light requests never queue behind them; more get 503 + Retry-After.
 
@@ -15,9 +16,11 @@ Errors made here (413, 503, 500 if the WSGI app breaks the protocol) are problem
 from __future__ import annotations
 
 import asyncio
+import collections
 import io
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -136,10 +139,86 @@ def problem_body(status: int, code: str, detail: str, **extra: Any) -> bytes:
                          "detail": detail, "code": code, **extra})
 
 
-class _BodyTooLarge(Exception):
+class _BodyTooLarge(OSError):
     def __init__(self, limit: int) -> None:
-        super().__init__(limit)
+        super().__init__(f"the request body is larger than {limit} bytes")
         self.limit = limit
+
+
+#: A route whose body limit is above this (an upload) reads its body as it arrives, never whole in memory.
+STREAM_BODIES_ABOVE = 1 << 20
+#: Pieces of a streamed body received but not yet read by the app: the receiving waits beyond that.
+PIPE_PIECES = 16
+
+
+class BodyPipe(io.RawIOBase):
+    """A request body the WSGI app reads in its thread while the event loop is still receiving it.
+
+    The event loop `put`s pieces (bytes; None at the end; an exception to raise in the reader); it waits
+    while PIPE_PIECES are unread, so a slow reader slows the upload instead of filling memory. When the
+    app is done, `abandon` drops what is left and lets the receiving stop.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop = loop
+        self._ready = threading.Condition()
+        self._pieces: collections.deque[bytes | BaseException | None] = collections.deque()
+        self._room = asyncio.Event()
+        self._current = memoryview(b"")
+        self._ended = False
+        self._abandoned = False
+
+    # -------------------------------------------------------------------------------- event loop side
+
+    async def put(self, piece: bytes | BaseException | None) -> bool:
+        """Hand a piece to the reader, waiting for room; False once the app has let go of the body."""
+        while True:
+            with self._ready:
+                if self._abandoned:
+                    return False
+                if len(self._pieces) < PIPE_PIECES:
+                    self._pieces.append(piece)
+                    self._ready.notify()
+                    return True
+                self._room.clear()
+            await self._room.wait()
+
+    def abandon(self) -> None:
+        """Drop what the app did not read and stop the receiving (the app has answered)."""
+        with self._ready:
+            self._abandoned = True
+            self._pieces.clear()
+            self._ready.notify_all()
+        self._room.set()
+
+    # ------------------------------------------------------------------------------------ thread side
+
+    def readable(self) -> bool:
+        """Tell that this is a readable stream."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Copy the next bytes of the body into `buffer`; 0 at its end; raise what the receiving raised."""
+        while not self._current:
+            if self._ended:
+                return 0
+            with self._ready:
+                while not self._pieces and not self._abandoned:
+                    self._ready.wait()
+                piece = self._pieces.popleft() if self._pieces else None
+            self._loop.call_soon_threadsafe(self._room.set)
+            if piece is None:
+                self._ended = True
+                return 0
+            if isinstance(piece, BaseException):
+                self._ended = True
+                raise piece
+            self._current = memoryview(piece)
+        size = min(len(buffer), len(self._current))
+        buffer[:size] = self._current[:size]
+        self._current = self._current[size:]
+        return size
 
 
 
@@ -201,13 +280,26 @@ class Bridge:
                         respond.problem(500, "internal_error", UNEXPECTED)
                     return
                 break
+        limit = self.body_limit(request.method, request.path)
+        pump: asyncio.Task[None] | None = None
         try:
-            body = await self._read_body(request, proto)
+            if limit > STREAM_BODIES_ABOVE and self._has_body(request, limit):
+                pipe = BodyPipe(asyncio.get_running_loop())
+                pump = asyncio.create_task(self._pump(proto, pipe, limit))
+                environ = self._environ(scope, request, b"", stream=pipe)
+            else:
+                environ = self._environ(scope, request, await self._read_body(request, proto, limit))
         except _BodyTooLarge as too_large:
             detail = f"The request body is larger than {too_large.limit} bytes."
             Responder(proto).problem(413, "request_entity_too_large", detail, [("Connection", "close")])
             return
-        environ = self._environ(scope, request, body)
+        if pump is not None:
+            try:
+                await self._respond(proto, environ, self.pool)
+            finally:
+                environ["wsgi.input"].raw.abandon()
+                pump.cancel()
+            return
         if self.heavy is None or not self.heavy(request):
             await self._respond(proto, environ, self.pool)
             return
@@ -244,12 +336,39 @@ class Bridge:
         finally:
             await loop.run_in_executor(pool, _close, result)
 
-    async def _read_body(self, request: Request, proto: Any) -> bytes:
+    @staticmethod
+    def _has_body(request: Request, limit: int) -> bool:
+        """Tell whether the request sends a body to stream (raise _BodyTooLarge for a Content-Length over `limit`)."""
+        length = request.header("content-length")
+        if length is not None and length.isdigit():
+            if int(length) > limit:
+                raise _BodyTooLarge(limit)  # refused before a byte of it is read
+            return int(length) > 0
+        return (request.header("transfer-encoding") or "").lower() == "chunked"
+
+    @staticmethod
+    async def _pump(proto: Any, pipe: BodyPipe, limit: int) -> None:
+        """Receive a streamed body into `pipe`, piece by piece, cutting it off past `limit`."""
+        size = 0
+        try:
+            async for piece in proto:
+                size += len(piece)
+                if size > limit:
+                    await pipe.put(_BodyTooLarge(limit))
+                    return
+                if not await pipe.put(bytes(piece)):
+                    return  # the app answered without reading the rest
+            await pipe.put(None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the client went away mid-body
+            await pipe.put(ConnectionError(f"the request body ended early: {error}"))
+
+    async def _read_body(self, request: Request, proto: Any, limit: int) -> bytes:
         length = request.header("content-length")
         chunked = (request.header("transfer-encoding") or "").lower() == "chunked"
         if length is None and not chunked:
             return b""
-        limit = self.body_limit(request.method, request.path)
         if length is not None:
             if not length.isdigit():
                 return b""  # granian refuses a malformed Content-Length itself; never read an unknown length
@@ -264,7 +383,7 @@ class Bridge:
             parts.append(part)
         return b"".join(parts)
 
-    def _environ(self, scope: Any, request: Request, body: bytes) -> dict[str, Any]:
+    def _environ(self, scope: Any, request: Request, body: bytes, stream: BodyPipe | None = None) -> dict[str, Any]:
         host, _, port = scope.server.rpartition(":")
         path = request.path
         environ = {
@@ -279,9 +398,11 @@ class Bridge:
             "REMOTE_ADDR": request.remote_addr,
             "REMOTE_PORT": scope.client.rpartition(":")[2],
             "wsgi.url_scheme": scope.scheme,
-            "wsgi.input": io.BytesIO(body),
-            "CONTENT_LENGTH": str(len(body)) if body else "",
+            "wsgi.input": io.BytesIO(body) if stream is None else io.BufferedReader(stream, 1 << 16),
+            "CONTENT_LENGTH": str(len(body)) if stream is None and body else "",
         }
+        if stream is not None and (request.header("content-length") or "").isdigit():
+            environ["CONTENT_LENGTH"] = request.header("content-length")
         for name, value in scope.headers.items():
             if name == "content-type":
                 environ["CONTENT_TYPE"] = value

@@ -16,7 +16,7 @@ What `serve` guarantees:
   RESERVED_FDS (granian's `backpressure`: it takes a connection only with a free place); beyond it
   new connections wait in the kernel's listen backlog (BACKLOG) until one closes — granian cannot
   refuse them with a clean close — and the server keeps serving the others, never crashing;
-- a body over the route's limit (`simulator.http.parsing.body_limit`) refused with 413 problem+json
+- a body over the route's limit (`simulator.http.bodies.body_limit`) refused with 413 problem+json
   from its Content-Length before a byte is read, a chunked one cut off at the limit;
 - SIGTERM or SIGINT: no new connections, every async route released (held long-polls answered at
   once), `on_shutdown()` (the app's `release_waiters`: the change feed closes), requests in flight

@@ -153,6 +153,9 @@ class Simulation:
     MAX_JOBS: int = setting(100_000, "jobs stored at once; more submissions get 503", low=1, high=10_000_000)
     SCENARIOS: str = setting("on", "`on`: a submission may script its outcomes (`simulate`, `X-Simulate`); "
                              "`off`: such submissions are refused (403)", choices=("on", "off"))
+    DELAY_PER_MEDIA_SECOND: float = setting(0.0, "seconds a free attempt takes per second of an uploaded video, "
+                                            "instead of TRANSLATION_DELAY (0: off; jobs without an upload always "
+                                            "take TRANSLATION_DELAY)", low=0, high=3600)
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,12 @@ class Service:
                                          optional=True, validate=check_response_delay)
     CORS_ORIGINS: str | None = setting(None, "browser origins allowed to call the API (CORS), separated by commas, or "
                                        "`*` for any; unset: CORS off", optional=True, validate=parse_origins)
+    MAX_UPLOAD_BYTES: int = setting(1 << 30, "largest video `POST /uploads` takes, bytes (1 GiB); larger ones get "
+                                    "413", low=1, high=1 << 40)
+    MAX_MEDIA_SECONDS: float = setting(3 * 3600.0, "longest video `POST /uploads` takes, seconds; longer ones get "
+                                       "422", low=0, high=86400, low_open=True)
+    MAX_DATA_BYTES: int = setting(10 << 30, "bytes of uploads and results kept in DATA_DIR (10 GiB); the oldest "
+                                  "results are evicted first, then uploads get 507", low=1 << 20, high=1 << 50)
 
 
 @dataclass(frozen=True)
@@ -188,6 +197,9 @@ class Process:
                          "(durable; see Storage)")
     CLOCK: str = setting("system", "`system`: real time; `manual`: simulated time stands still until POST "
                          "/admin/clock/advance moves it", choices=("system", "manual"))
+    DATA_DIR: str | None = setting(None, "folder for uploaded videos and results (kept across restarts); unset: a "
+                                   "private folder of this run in the user's cache folder, deleted at exit (see "
+                                   "Videos)", optional=True)
     HOST: str = setting("127.0.0.1", "address `python server.py` listens on")
     PORT: int = setting(4777, "port `python server.py` listens on (0: any free port)", low=0, high=65535)
     THREADS: int = setting(8, "threads that run the Flask app in `python server.py` (held long-polls use none)",

@@ -85,3 +85,11 @@ def test_serving_benchmark_prints_its_tables() -> None:
                 "long-polls on one job", "concurrent full GET /jobs"):
         assert row in out, row
     assert "Exit codes after SIGTERM: 0, 0, 0." in out
+
+
+def test_media_http_benchmark_prints_its_tables() -> None:
+    """bench/media_http.py --quick uploads, makes a result, downloads and resumes over HTTP, and prints the targets."""
+    out = run_script("bench/media_http.py", "--quick")
+    for row in ("TranslationClient.upload (raw body)", "GET /results/<id>, read as it arrives", "Range: bytes=<half>-",
+                "through a proxy that cuts", "| target", "resuming from the middle transfers only the rest"):
+        assert row in out, row

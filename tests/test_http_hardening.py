@@ -18,8 +18,9 @@ from jobs import JobEngine
 from server import create_app
 from simulator.http import encoding
 from simulator.http.accesslog import redacted_query
+from simulator.http.bodies import body_limit, body_limits
 from simulator.http.encoding import json_response
-from simulator.http.parsing import body_limit, body_limits, json_object
+from simulator.http.parsing import json_object
 from tests.conftest import ADMIN_TOKEN, FAST
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -217,12 +218,12 @@ def test_the_access_log_never_holds_a_query_token(client, caplog):
 
 
 def upload_app() -> Any:
-    """An app with an extra route whose body limit is raised to 1 MiB with @body_limit."""
+    """An app with an extra route whose body limit is raised to 1 MiB with @body_limit (read per request)."""
     app = create_app(FAST)
     bp = Blueprint("uploads_test", __name__)
 
     @bp.post("/uploads-test")
-    @body_limit(1 << 20)
+    @body_limit(lambda: 1 << 20)
     def upload() -> Response:
         return json_response({"received": len(json_object().get("data", ""))})
 
@@ -231,7 +232,7 @@ def upload_app() -> Any:
 
 
 def test_a_route_can_raise_its_own_body_limit():
-    """@body_limit(n) lets one route take bodies up to n bytes; the others keep 64 KiB."""
+    """@body_limit(lambda: n) lets one route take bodies up to n bytes; the others keep 64 KiB."""
     client = upload_app().test_client()
     big = json.dumps({"data": "x" * 200_000})
     assert client.post("/uploads-test", data=big).get_json() == {"received": 200_000}

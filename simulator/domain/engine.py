@@ -34,7 +34,7 @@ from simulator.domain.errors import (
 )
 from simulator.domain.invariants import check_invariants
 from simulator.domain.job import Job, copy_job, iso
-from simulator.domain.planning import StartPlan, attempt_seconds, progress, running_eta
+from simulator.domain.planning import StartPlan, job_attempt_seconds, progress, running_eta
 from simulator.domain.scenario import ReadFault, Scenario
 from simulator.domain.status import ROLES, TERMINAL, TRANSITIONS, Event, Stage, Status
 from simulator.domain.view import Places, Snapshot, job_view
@@ -253,14 +253,19 @@ class JobEngine:
         target_language: str | None = None,
         idempotency_key: str | None = None,
         simulate: Scenario | None = None,
+        upload_id: str | None = None,
+        media_seconds: float | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Queue a new job and return (its view, False); a known Idempotency-Key returns (that job, True).
 
         `simulate` scripts the job's outcomes (see `simulator.domain.scenario`); refused with
-        ScenariosDisabled while SCENARIOS is off.
+        ScenariosDisabled while SCENARIOS is off. `upload_id` names the uploaded video the job translates and
+        `media_seconds` its duration, which times the job's attempts when DELAY_PER_MEDIA_SECOND is set.
         """
         if role not in ROLES:
             raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
+        if media_seconds is not None and not (media_seconds >= 0 and math.isfinite(media_seconds)):
+            raise InvalidArgument(f"media_seconds must be a finite number ≥ 0, got {media_seconds!r}.")
         if simulate is not None and self.settings.SCENARIOS != "on":
             raise ScenariosDisabled("Scripted outcomes (simulate, X-Simulate) are switched off on this server "
                                     "(SCENARIOS=off).")
@@ -271,7 +276,7 @@ class JobEngine:
             if idempotency_key is not None:
                 known = store.find_idempotent(user_id, idempotency_key)
                 if known is not None:
-                    if known.fingerprint != (role, video_url, target_language, script):
+                    if known.fingerprint != (role, video_url, target_language, script, upload_id):
                         raise IdempotencyMismatch(
                             "This Idempotency-Key was already used with a different request body.", job_id=known.job_id
                         )
@@ -298,6 +303,8 @@ class JobEngine:
                 submitted_seq=seq,
                 enqueued_seq=seq,
                 simulate=script,
+                upload_id=upload_id,
+                media_seconds=media_seconds,
             )
             store.add(job)
             self._publish("submitted", job, now)
@@ -554,7 +561,7 @@ class JobEngine:
         # What the script says is taken as it is and draws nothing; the rest is drawn as configured.
         duration = script.seconds(attempt)
         if duration is None:
-            base = attempt_seconds(job.role, settings)
+            base = job_attempt_seconds(job, settings)
             jitter = settings.DELAY_JITTER
             duration = base * rng.uniform(1.0 - jitter, 1.0 + jitter) if jitter else base
         outcome = script.outcome(attempt)
@@ -677,7 +684,7 @@ class JobEngine:
             premium = self.store.queued_count(1)
             plan.skip("premium", premium)
             plan.skip("free", position - premium - 1)
-        return plan.start() + attempt_seconds(job.role, settings)
+        return plan.start() + job_attempt_seconds(job, settings)
 
     def _queued_places(self, now: float, depth: int | None = None) -> Places:
         """Return (queue_position, eta) of the first `depth` queued jobs (None: all) in one pass.
@@ -688,14 +695,14 @@ class JobEngine:
             return {}
         settings = self.settings
         plan = self._plan(now) if settings.PROCESSING_MODE == "auto" else None
-        seconds = {role: attempt_seconds(role, settings) for role in ROLES}
         places: Places = {}
         for position, job in enumerate(itertools.islice(self.store.queued(), depth), 1):
             if plan is None:
                 places[job.job_id] = (position, None)
                 continue
-            places[job.job_id] = (position, plan.start() + seconds[job.role])
-            plan.skip(job.role, 1)
+            seconds = job_attempt_seconds(job, settings)
+            places[job.job_id] = (position, plan.start() + seconds)
+            plan.skip(job.role, 1, seconds)
         return places
 
     def _view(self, job: Job, now: float, places: Places | None = None) -> dict[str, Any]:

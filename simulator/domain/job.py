@@ -47,6 +47,8 @@ class Job:
     error: dict[str, Any] | None = None
     cancel_reason: str | None = None
     simulate: dict[str, Any] | None = None  # the job's script (Scenario.to_json), when it was submitted with one
+    upload_id: str | None = None  # the uploaded video this job translates (None: a plain video_url job)
+    media_seconds: float | None = None  # that video's duration, known from probing it (None: unknown)
     # The timestamps as the API shows them, formatted once: formatting them on every view was over
     # half the time of GET /jobs at 100k jobs (bench/load.py). Derived, never stored.
     created_iso: str | None = None
@@ -60,9 +62,9 @@ class Job:
         return ROLES[self.role]
 
     @property
-    def fingerprint(self) -> tuple[str, str | None, str | None, dict[str, Any] | None]:
+    def fingerprint(self) -> tuple[str, str | None, str | None, dict[str, Any] | None, str | None]:
         """Return what an Idempotency-Key must match to replay this job."""
-        return (self.role, self.video_url, self.target_language, self.simulate)
+        return (self.role, self.video_url, self.target_language, self.simulate, self.upload_id)
 
 
 def _make_copier() -> Any:

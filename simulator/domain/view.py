@@ -8,10 +8,15 @@ from typing import Any
 
 from simulator.domain.job import Job
 from simulator.domain.planning import progress, running_eta
-from simulator.domain.status import Stage
+from simulator.domain.status import Stage, Status
 
 #: Where queued jobs stand: job_id -> (queue_position, eta seconds or None).
 Places = dict[str, tuple[int, float | None]]
+
+
+def result_path(job_id: str) -> str:
+    """Return where a job's result file is served (`GET /results/<job_id>`): the one URL of a job's file."""
+    return f"/results/{job_id}"
 
 
 def job_view(job: Job, now: float, queue_position: int | None, eta: float | None) -> dict[str, Any]:
@@ -37,6 +42,8 @@ def job_view(job: Job, now: float, queue_position: int | None, eta: float | None
         "video_url": job.video_url,
         "target_language": job.target_language,
         "simulate": job.simulate,
+        "upload_id": job.upload_id,
+        "result_url": result_path(job.job_id) if status is Status.COMPLETED else None,
         "created_at": job.created_iso,
         "updated_at": job.updated_iso,
         "started_at": job.started_iso,

@@ -12,14 +12,15 @@ from flask import Flask, Response, request
 from simulator import settings as settings_module
 from simulator.clock import Clock, make_clock
 from simulator.domain import JobEngine
-from simulator.http import cors, delays, errors, faults, journal
+from simulator.http import bodies, cors, delays, errors, faults, journal
 from simulator.http.accesslog import log_access
 from simulator.http.context import Simulator, derived_seed
 from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
 from simulator.http.limits import HourlyLimit
 from simulator.http.parsing import user_id
-from simulator.http.views import admin, control, docs, jobs, ops, submissions
+from simulator.http.views import admin, control, docs, jobs, media, ops, submissions
+from simulator.jobfiles import JobFiles
 from simulator.settings import RuntimeConfig, Settings
 from simulator.store import Store, open_store
 
@@ -32,15 +33,19 @@ def create_app(
     """Build an app: settings (None: environment and .env; a mapping: defaults plus it), store, engine, routes.
 
     Nothing is shared between apps and no thread is started: whoever serves the app runs the ticker
-    (`simulator.ticker.Ticker`) that makes jobs finish when nobody asks; without one, every request
-    catches up on what fell due. `store` defaults to the one the STORE setting names.
+    (`simulator.ticker.Ticker`) that makes jobs finish when nobody asks, and the result worker
+    (`simulator.jobfiles.ResultWorker`) that makes results as jobs complete; without them, every request
+    catches up on what fell due, and a result is made when it is first downloaded. `store` defaults to the
+    one the STORE setting names.
     """
     settings = _settings_from(config)
     app = Flask(__name__, static_folder=None)  # no static files: without this Flask routes /static/<path>
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     engine = JobEngine(RuntimeConfig(settings), store=store or open_store(settings.STORE),
                        clock=clock or make_clock(settings.CLOCK))
+    app.extensions["job_files"] = JobFiles(engine, settings.DATA_DIR)  # the folder is opened on first use
     journal.init_app(app)  # first: it sees every request arrive and records it after every other hook
+    bodies.init_app(app)  # next: a route's own body limit is set before anything reads the body
     faults.init_app(app)
     hourly_limit = HourlyLimit(user_id, submissions.hourly_limit, engine.now)
     app.extensions["simulator"] = Simulator(settings, engine, hourly_limit,
@@ -50,7 +55,7 @@ def create_app(
     delays.init_app(app)  # RESPONSE_DELAY: runs before `_finish`, so the access log's time includes it
     cors.init_app(app)  # CORS_ORIGINS: on every answer, errors and injected faults included
     errors.init_app(app)
-    for blueprint in (submissions.bp, jobs.bp, admin.bp, control.bp, ops.bp, docs.bp):
+    for blueprint in (submissions.bp, jobs.bp, admin.bp, control.bp, ops.bp, docs.bp, media.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -17,9 +17,11 @@ from simulator.settings import parse_origins
 
 #: Answer headers a browser script may read.
 EXPOSED = ("Location, Retry-After, ETag, Preference-Applied, Idempotent-Replayed, X-RateLimit-Limit, "
-           "X-RateLimit-Remaining, X-RateLimit-Reset, X-Total-Count, Link")
-#: Request headers a browser script may send.
-ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, Prefer, X-Simulate, X-User-Id"
+           "X-RateLimit-Remaining, X-RateLimit-Reset, X-Total-Count, Link, "
+           "Content-Disposition, Content-Range, Accept-Ranges")  # the last three: result downloads
+#: Request headers a browser script may send (Content-Disposition names a raw upload; Range resumes a download).
+ALLOWED_HEADERS = ("Authorization, Content-Type, Idempotency-Key, Prefer, X-Simulate, X-User-Id, "
+                   "Content-Disposition, Range, If-Range")
 PREFLIGHT_MAX_AGE = "600"
 
 

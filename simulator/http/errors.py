@@ -24,6 +24,17 @@ from simulator.domain import (
     TransitionRefused,
 )
 from simulator.http.encoding import json_response
+from simulator.media.errors import (
+    MediaError,
+    MediaNotFound,
+    MediaTooLong,
+    NotAVideo,
+    ResultGone,
+    StorageFull,
+    TooLarge,
+    UnreadableMedia,
+    UnsupportedMedia,
+)
 from simulator.settings import ConfigError
 
 log = logging.getLogger("server")
@@ -38,6 +49,16 @@ JOB_ERROR_STATUS: dict[type[JobError], int] = {
     IdempotencyMismatch: 422,
     CapacityExceeded: 503,
     StoreUnavailable: 503,
+}
+MEDIA_ERROR_STATUS: dict[type[MediaError], int] = {
+    NotAVideo: 415,
+    UnreadableMedia: 422,
+    MediaTooLong: 422,
+    UnsupportedMedia: 422,
+    TooLarge: 413,
+    StorageFull: 507,
+    ResultGone: 410,
+    MediaNotFound: 404,
 }
 
 
@@ -84,6 +105,8 @@ def handle_error(error: Exception) -> Response:
         if "retry_after" in error.extra:
             headers["Retry-After"] = str(error.extra["retry_after"])
         return problem(status, error.code, error.detail, headers, **error.extra)
+    if isinstance(error, MediaError):
+        return problem(MEDIA_ERROR_STATUS.get(type(error), 422), error.code, error.detail, **error.extra)
     if isinstance(error, ConfigError):
         errors = [{"field": key, "message": message} for key, message in error.errors.items()]
         return problem(422, "invalid_config", f"The configuration change was refused: {error}.", errors=errors)

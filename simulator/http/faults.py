@@ -75,6 +75,7 @@ def inject_before() -> None:
 def inject_after(response: Response, kind: str) -> Response:
     """Lose the answer of work done, or send it late."""
     if kind == "error_after":
+        response.close()  # a file answer (a result download) lets go of its file
         error = fault_error(kind)
         return problem(error.status, error.code, error.detail, error.headers, **error.extra)
     if kind == "slow_after":

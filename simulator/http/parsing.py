@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
-from flask import Flask, request
-from werkzeug.exceptions import HTTPException
+from flask import request
 
 from simulator.domain import Scenario, ScenarioError, Status
 from simulator.http.errors import ApiError
@@ -21,43 +19,6 @@ MAX_PAGE = 10_000
 MAX_OFFSET = 1_000_000_000
 
 Validator = Callable[[Any], Any]
-View = TypeVar("View", bound=Callable[..., Any])
-
-
-def body_limit(max_bytes: int) -> Callable[[View], View]:
-    """Let a view take request bodies of up to `max_bytes` instead of the app's MAX_CONTENT_LENGTH (64 KiB).
-
-    Put it under the route decorator (`@bp.post("/uploads")` then `@body_limit(MAX_UPLOAD_BYTES)`). The
-    view sets the request's own limit before it reads a byte (Flask ≥ 3.1), so any WSGI server refuses a
-    longer body with 413; the serving layer of `python server.py` reads the same number from the view
-    (`body_limits`) and refuses a longer Content-Length before reading, and cuts a chunked body off there.
-    """
-
-    def decorate(view: View) -> View:
-        @wraps(view)
-        def limited(*args: Any, **kwargs: Any) -> Any:
-            request.max_content_length = max_bytes
-            return view(*args, **kwargs)
-
-        limited.max_body_bytes = max_bytes  # type: ignore[attr-defined]
-        return limited  # type: ignore[return-value]
-
-    return decorate
-
-
-def body_limits(app: Flask) -> Callable[[str, str], int]:
-    """Return `limit(method, path)`: the body limit of the view that answers it (MAX_CONTENT_LENGTH by default)."""
-    default = int(app.config.get("MAX_CONTENT_LENGTH") or 0)
-    views = app.view_functions
-
-    def limit(method: str, path: str) -> int:
-        try:
-            endpoint, _ = app.url_map.bind("localhost").match(path, method)
-        except HTTPException:
-            return default  # 404, 405 or a redirect: the app answers it without reading the body
-        return int(getattr(views.get(str(endpoint)), "max_body_bytes", default))
-
-    return limit
 
 
 def choice(*allowed: str) -> Validator:

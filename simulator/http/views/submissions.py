@@ -11,6 +11,8 @@ from simulator.http.context import sim
 from simulator.http.encoding import job_headers, json_response
 from simulator.http.errors import ApiError
 from simulator.http.parsing import choice, idempotency_key, parse_fields, simulate_header, text, user_id
+from simulator.http.views.media import job_files
+from simulator.media import MediaNotFound, Upload
 
 bp = Blueprint("submissions", __name__)
 
@@ -19,6 +21,7 @@ TRANSLATE_FIELDS = {
     "video_url": text(2048),
     "target_language": text(35),
     "simulate": Scenario.parse,
+    "upload_id": text(64),
 }
 
 
@@ -44,6 +47,7 @@ def translate() -> Response:
     role = fields.get("role", "free")
     user, key = user_id(), idempotency_key()
     script = submitted_script(fields)
+    upload = named_upload(fields.get("upload_id"))  # 422 for an unknown upload, before anything counts
     simulator = sim()
     engine = simulator.engine
     with simulator.submissions.hold((user, key) if key is not None else None):
@@ -62,11 +66,27 @@ def translate() -> Response:
             target_language=fields.get("target_language"),
             idempotency_key=key,
             simulate=script,
+            upload_id=fields.get("upload_id"),
+            media_seconds=upload.info.duration_seconds if upload else None,
         )
+    if upload is not None:
+        job_files().attach(upload.upload_id, job["job_id"])
     headers = {"Location": f"/status/{job['job_id']}", **job_headers(job), **simulator.hourly_limit.headers()}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return json_response(job, 202, headers)
+
+
+def named_upload(upload_id: str | None) -> Upload | None:
+    """Return the upload a submission names (kept for the job from now on), or 422 naming upload_id if none."""
+    if upload_id is None:
+        return None
+    try:
+        return job_files().use(upload_id)
+    except MediaNotFound:
+        message = "no upload has this id (POST /uploads first; unused uploads are deleted after JOB_TTL)"
+        raise ApiError(422, "validation_error", f"The request body is invalid: upload_id: {message}.",
+                       errors=[{"field": "upload_id", "message": message}]) from None
 
 
 def hourly_limit() -> str:
