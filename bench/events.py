@@ -5,23 +5,23 @@ Against `python server.py` as users run it (subprocesses, settings in the enviro
 1. Scrape. A server filled to 100 000 jobs (half completed, half queued behind two busy workers, as in
    bench/load.py) and an empty one, side by side: `GET /metrics` back to back on one keep-alive
    connection, timed by the client and by the server's own access-log line.
-2. Fan-out. A server with THREADS and MAX_EVENT_STREAMS raised for the subscribers. They open
-   `GET /events` from separate processes (asyncio, one connection each, HTTP/1.0 so the stream is the
-   raw body). `/healthz` is measured (wrk, or the Python load generator) with no stream open, with all
-   of them open and idle, and while jobs are submitted at `--rate` per second (auto mode, 1 s
-   attempts: each job makes submitted, started, progress and completed events). Every subscriber notes
-   when each event arrived; delivery latency is that moment less the event's `at` (the server's clock
-   when the change happened, or when the progress was read), and an event counts as delivered to all
-   when every subscriber got it. The server's CPU time over a second round of events (without the
-   /healthz load) gives the cost per delivery, a figure that the machine's other load disturbs least.
-3. The same fan-out served the async way, when granian is installed: `--serve-granian` runs this script as
-   a stand-in server — granian embedded (RSGI), /events on the event loop through `simulator.events.rsgi_app`,
-   everything else through the Flask app in 8 threads — as the serving layer is being rebuilt to do.
+2. The hub alone, in one process: 1 000 async readers on one event loop against 1 000 blocking reader
+   threads (what a WSGI server does with the Flask view), no sockets.
+3. Fan-out. 1 000 streams from separate processes (asyncio, one connection each, HTTP/1.0 so the stream is
+   the raw body) against `python server.py` — granian, /events served on the event loop by
+   `simulator.http.eventstream` — and, side by side when waitress is installed (`bench/requirements.txt`),
+   the same app under waitress with a thread per stream (the Flask view; `--serve-threads` runs this script
+   as that server). `/healthz` is probed as a monitor would (50 a second) and saturated by wrk, with no
+   stream open, with the streams idle, and while jobs are submitted at `--rate` per second (1 s attempts:
+   submitted, started, progress and completed events). Every subscriber notes when each event arrived;
+   delivery latency is that moment less the event's `at` (the server's clock when the change happened), and
+   an event counts as delivered to all when every subscriber got it. The server's CPU over the probed phase,
+   net of the idle server's and the probe's, gives the cost per delivery.
 
     python bench/events.py                 # the full run: 100 000 jobs, 1 000 subscribers
     python bench/events.py --quick         # a smoke run: 1 000 jobs, 50 subscribers, 1 s of events
     python bench/events.py --subscribers 500 --rate 10 --seconds 20
-    python bench/events.py --part fanout --server both    # only the fan-out, waitress and granian
+    python bench/events.py --part fanout --server both    # only the fan-out: the event loop and threads
 """
 
 from __future__ import annotations
@@ -329,84 +329,29 @@ def measure_hub(readers: int, events: int) -> None:
 # ------------------------------------------------------------------------------------------------ async harness
 
 
-def serve_granian() -> int:
-    """Serve the app the way the async serving layer would, for this benchmark only (`--serve-granian`).
+def serve_threads() -> int:
+    """Serve the app under waitress, one thread per request, /events through the Flask view (`--serve-threads`).
 
-    granian embedded in this process (RSGI): GET /events on the event loop through `simulator.events.rsgi_app`
-    (no thread per stream), every other request through the Flask app in a pool of 8 threads. A stand-in for
-    measuring the async path; the product's serving layer is simulator/serve.py.
+    The design before the async serving layer, for comparison only: every open stream holds a thread.
+    THREADS from the environment sets the thread count; the ticker runs as `python server.py` runs it.
     """
-    import io
     import logging
-    import signal
-    from concurrent.futures import ThreadPoolExecutor
 
-    from granian.constants import Interfaces
-    from granian.server.embed import Server as Granian
+    import waitress
 
     import config
     from server import create_app
-    from simulator.events import rsgi_app
     from simulator.ticker import Ticker
 
     logging.basicConfig(level=logging.WARNING)
     settings = config.load().with_admin_token()
     app = create_app(settings)
-    simulator = app.extensions["simulator"]
-    ticker = Ticker(simulator.engine).start()
-    events = rsgi_app(simulator.events, lambda: simulator.engine.settings.MAX_EVENT_STREAMS)
-    pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="wsgi")
-
-    def call(environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
-        started: list[Any] = []
-        result = app(environ, lambda status, headers, exc_info=None: started.extend([int(status[:3]), headers]))
-        try:
-            return started[0], started[1], b"".join(result)
-        finally:
-            getattr(result, "close", lambda: None)()
-
-    class Bridge:
-        async def __rsgi__(self, scope: Any, protocol: Any) -> None:
-            if scope.proto != "http":
-                return
-            if scope.path == "/events":
-                await events(scope, protocol)
-                return
-            body = await protocol() if scope.method in ("POST", "PUT", "PATCH") else b""
-            environ = {"REQUEST_METHOD": scope.method, "PATH_INFO": scope.path, "QUERY_STRING": scope.query_string,
-                       "SERVER_NAME": settings.HOST, "SERVER_PORT": str(settings.PORT), "SERVER_PROTOCOL": "HTTP/1.1",
-                       "REMOTE_ADDR": scope.client.rpartition(":")[0], "wsgi.url_scheme": "http",
-                       "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
-                       "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
-                       "CONTENT_LENGTH": str(len(body)) if body else ""}
-            for name, value in scope.headers.items():
-                if name == "content-type":
-                    environ["CONTENT_TYPE"] = value
-                elif name != "content-length":
-                    environ["HTTP_" + name.upper().replace("-", "_")] = value
-            status, headers, answer = await asyncio.get_running_loop().run_in_executor(pool, call, environ)
-            protocol.response_bytes(status, headers, answer)
-
-    async def run() -> None:
-        logging.getLogger("granian").setLevel(logging.ERROR)
-        server = Granian(Bridge(), address=settings.HOST, port=settings.PORT, interface=Interfaces.RSGI,
-                         backlog=4096, log_enabled=False, websockets=False)
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        serving = asyncio.ensure_future(server.serve())
-        print(f"Serving on http://{settings.HOST}:{settings.PORT}", flush=True)
-        await stop.wait()
-        simulator.release_waiters()
-        server.stop()
-        await asyncio.wait_for(serving, 10)
-
+    ticker = Ticker(app.extensions["simulator"].engine).start()
     try:
-        asyncio.run(run())
+        waitress.serve(app, host=settings.HOST, port=settings.PORT, threads=settings.THREADS,
+                       connection_limit=settings.THREADS + 512, channel_timeout=300, _quiet=True)
     finally:
         ticker.stop()
-        pool.shutdown(wait=False, cancel_futures=True)
     return 0
 
 
@@ -466,17 +411,18 @@ def events_with(url: str, rate: float, seconds: float, beside: Any) -> tuple[int
 
 
 def measure_fanout(subscribers: int, processes: int, rate: float, seconds: float, load_seconds: float,
-                   gen: Wrk | PythonLoad, progress: Any, serving: str = "waitress") -> dict[str, Any]:
+                   gen: Wrk | PythonLoad, progress: Any, serving: str = "event loop") -> dict[str, Any]:
     """Print the fan-out tables for one way of serving; return the figures the targets need.
 
     Phases, on one server: /healthz probed (50 requests a second, as a monitor would) and saturated (wrk) with
     no stream open, then with every stream open and idle; then events at `rate` with the probe beside them
     (server CPU measured), then events with /healthz saturated beside them.
     """
-    fan_settings = {"THREADS": min(4096, subscribers + 64), "MAX_EVENT_STREAMS": subscribers, "RATE_LIMIT": 1_000_000,
-                    "TRANSLATION_DELAY": 1.0, "PREMIUM_DELAY_FACTOR": 1.0, "DELAY_JITTER": 0, "ERROR_RATE": 0,
-                    "WORKERS": 50}
-    command = [sys.executable, str(Path(__file__).resolve()), "--serve-granian"] if serving == "granian" else None
+    fan_settings = {"MAX_EVENT_STREAMS": subscribers, "RATE_LIMIT": 1_000_000, "TRANSLATION_DELAY": 1.0,
+                    "PREMIUM_DELAY_FACTOR": 1.0, "DELAY_JITTER": 0, "ERROR_RATE": 0, "WORKERS": 50}
+    if serving == "threads":
+        fan_settings["THREADS"] = min(4096, subscribers + 64)  # a thread per stream, and some for the rest
+    command = [sys.executable, str(Path(__file__).resolve()), "--serve-threads"] if serving == "threads" else None
     with Server(fan_settings, command=command, name=f"fanout-{serving}") as server:
         progress(f"{serving}: /healthz with no stream open")
         probed = {"none": probe(server.url, load_seconds)}
@@ -503,8 +449,8 @@ def measure_fanout(subscribers: int, processes: int, rate: float, seconds: float
         streams = holders.collect()
     calm = delivery([[e for e in events if phase_events <= e[3] < phase_saturated] for events in streams])
     busy = delivery([[e for e in events if e[3] >= phase_saturated] for events in streams])
-    how = ("waitress, THREADS = streams + 64: one thread per stream (python server.py)" if serving == "waitress" else
-           "granian embedded, /events on the event loop (rsgi_app), Flask in 8 threads (bench harness)")
+    how = ("python server.py: granian, /events on the event loop (simulator.http.eventstream)" if serving != "threads"
+           else "waitress, THREADS = streams + 64: a thread per stream (the Flask view, --serve-threads)")
     print(f"## Fan-out, {how}: {subscribers} streams, {submitted} + {more} jobs\n")
     print(table(["while", "changes to every stream", "deliveries", "delivery p50 ms", "p99 ms", "max ms",
                  "progress p99 ms", "spread p99 ms"], [
@@ -541,12 +487,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="how long events flow (default 10)")
     parser.add_argument("--rounds", type=int, help="scrapes per server (default 50)")
     parser.add_argument("--part", choices=("all", "scrape", "hub", "fanout"), default="all", help="what to measure")
-    parser.add_argument("--server", choices=("auto", "waitress", "granian", "both"), default="auto",
-                        help="how /events is served in the fan-out (auto: both when granian is installed)")
-    parser.add_argument("--serve-granian", action="store_true", help=argparse.SUPPRESS)  # the harness server
+    parser.add_argument("--server", choices=("auto", "event-loop", "threads", "both"), default="auto",
+                        help="how /events is served in the fan-out (auto: both when waitress is installed)")
+    parser.add_argument("--serve-threads", action="store_true", help=argparse.SUPPRESS)  # the comparison server
     args = parser.parse_args(argv)
-    if args.serve_granian:
-        return serve_granian()
+    if args.serve_threads:
+        return serve_threads()
     quick = args.quick
     use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk") is not None)
     gen: Wrk | PythonLoad = Wrk(8) if use_wrk else PythonLoad(2)
@@ -564,8 +510,8 @@ def main(argv: list[str] | None = None) -> int:
                             _yes(scrape <= SCRAPE_TARGET)])
         if args.part in ("all", "hub"):
             measure_hub(args.subscribers or (50 if quick else 1_000), 20 if quick else 200)
-        servers = {"auto": ["waitress", "granian"] if _has_granian() else ["waitress"],
-                   "both": ["waitress", "granian"]}.get(args.server, [args.server])
+        servers = {"auto": ["event loop", "threads"] if _has_waitress() else ["event loop"],
+                   "both": ["event loop", "threads"], "event-loop": ["event loop"]}.get(args.server, [args.server])
         for serving in servers if args.part in ("all", "fanout") else []:
             fan = measure_fanout(args.subscribers or (50 if quick else 1_000), 1 if quick else args.processes,
                                  args.rate, args.seconds or (1.0 if quick else 10.0), 0.5 if quick else 5.0, gen,
@@ -590,10 +536,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _has_granian() -> bool:
+def _has_waitress() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("granian") is not None
+    return importlib.util.find_spec("waitress") is not None
 
 
 def _yes(ok: bool) -> str:

@@ -5,8 +5,9 @@ wire view once, encodes one SSE frame (`id:` = the change's feed number), keeps 
 log and hands the same bytes to every matching stream. Streams are read either by a blocking iterator
 (`Subscription.frames()`, for a WSGI view: one server thread per open stream) or by an async iterator
 (`AsyncSubscription.aframes()`, for an async route: no thread per stream — the hub wakes each event loop
-once per batch, whatever the number of streams on it). `rsgi_app` (granian's native interface) and
-`asgi_app` serve the async one; `open_async` is the decision they share, for any other async server.
+once per batch, whatever the number of streams on it). `open_async` decides a request in an async server
+and `send_stream` sends a stream until it ends; `simulator.http.eventstream` serves them under
+`python server.py`.
 
 What a stream carries, in order:
 
@@ -559,6 +560,7 @@ def _wake_all(subscriptions: list[AsyncSubscription]) -> None:
 
 # ------------------------------------------------------------------------------------------------ async servers
 
+
 #: The headers of a stream's answer (the Flask view's, less what its after-request hook adds).
 STREAM_HEADERS = [
     ("Content-Type", "text/event-stream; charset=utf-8"),
@@ -613,88 +615,24 @@ def _refusal(status: int, code: str, detail: str, headers: list[tuple[str, str]]
                             ("Cache-Control", "no-store"), *(headers or [])], body)
 
 
-async def _send_all(subscription: AsyncSubscription, send: Callable[[bytes], Awaitable[None]],
-                    disconnected: Awaitable[Any]) -> bool:
+async def send_stream(subscription: AsyncSubscription, send: Callable[[bytes], Awaitable[None]],
+                      disconnected: Awaitable[Any]) -> bool:
     """Send the stream's chunks until it ends or the client leaves; tell whether the server ended it."""
 
-    async def watch() -> None:
-        await disconnected
+    def left(_: object) -> None:
         subscription.close()
         subscription.end()  # wakes the reader now rather than at the next heartbeat
 
-    watcher = asyncio.ensure_future(watch())
+    gone = asyncio.ensure_future(disconnected)  # a task of its own: cancelled unstarted, it leaves no warning
+    gone.add_done_callback(left)
     try:
         async with aclosing(subscription.aframes()) as chunks:
             async for chunk in chunks:
                 await send(chunk)
-        return not watcher.done()
+        return not gone.done()
     except (OSError, RuntimeError):  # the client went away while a chunk was being sent
         return False
     finally:
-        watcher.cancel()
+        gone.remove_done_callback(left)
+        gone.cancel()
         subscription.close()
-
-
-# ------------------------------------------------------------------------------------------------ RSGI, ASGI
-
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
-RSGIApp = Callable[[Any, Any], Awaitable[None]]
-
-
-def rsgi_app(hub: EventHub, max_streams: Callable[[], int]) -> RSGIApp:
-    """Return an RSGI handler (granian's native interface) that serves GET /events on the event loop.
-
-    Call it as `await handler(scope, protocol)` for requests whose path is /events. `max_streams()` is
-    read per request (MAX_EVENT_STREAMS). No thread is held per stream.
-    """
-
-    async def app(scope: Any, protocol: Any) -> None:
-        header = scope.headers.get("last-event-id")
-        outcome = open_async(hub, max_streams(), scope.method, scope.query_string, header)
-        if isinstance(outcome, Refusal):
-            protocol.response_bytes(outcome.status, outcome.headers, outcome.body)
-            return
-        transport = protocol.response_stream(200, STREAM_HEADERS)
-        await _send_all(outcome, transport.send_bytes, protocol.client_disconnect())
-
-    return app
-
-
-def asgi_app(hub: EventHub, max_streams: Callable[[], int]) -> ASGIApp:
-    """Return an ASGI app that serves GET /events on the event loop, with no thread per stream.
-
-    Mount it at /events in an async server. `max_streams()` is read per request (MAX_EVENT_STREAMS);
-    refusals answer problem+json as the Flask view does.
-    """
-
-    async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        header = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"last-event-id"),
-                      None)
-        outcome = open_async(hub, max_streams(), scope["method"], scope.get("query_string", b"").decode("latin-1"),
-                             header)
-        if isinstance(outcome, Refusal):
-            await send({"type": "http.response.start", "status": outcome.status, "headers": _raw(outcome.headers)})
-            await send({"type": "http.response.body", "body": outcome.body})
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": _raw(STREAM_HEADERS)})
-
-        async def chunk(data: bytes) -> None:
-            await send({"type": "http.response.body", "body": data, "more_body": True})
-
-        if await _send_all(outcome, chunk, _until_disconnect(receive)):
-            await send({"type": "http.response.body", "body": b""})  # the server ended the stream
-
-    return app
-
-
-def _raw(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-
-
-async def _until_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass

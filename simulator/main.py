@@ -8,6 +8,9 @@ import logging
 import sys
 
 from simulator.http import create_app
+from simulator.http.aio import async_routes, full_listing
+from simulator.http.bodies import body_limits
+from simulator.jobfiles import DataDirError, ResultWorker
 from simulator.serve import serve
 from simulator.settings import KEYS, ConfigError, Settings, load
 from simulator.store import StoreError, open_store
@@ -48,19 +51,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app = create_app(settings, store=store)
     simulator = app.extensions["simulator"]
+    files = app.extensions["job_files"]
+    if settings.DATA_DIR:
+        try:
+            files.open()  # a configured folder is checked now; this run's own one is made on first use
+        except DataDirError as e:
+            print(f"Cannot use the data directory: {e}", file=sys.stderr)
+            store.close()
+            return 2
     held = simulator.engine.total()
     if held:
         log.info("the store holds %d job(s); the simulation resumes", held)
     # A manual clock moves only when told (POST /admin/clock/advance): the ticker would have nothing to do.
     ticker = Ticker(simulator.engine).start() if not simulator.engine.manual_clock else None
+    worker = ResultWorker(files).start()
     if settings.admin_token_generated:
         # Printed once, never logged: the operator needs it for admin calls.
         print(f"ADMIN_TOKEN (generated for this run): {settings.ADMIN_TOKEN}", flush=True)
     try:
-        code = serve(app, settings, simulator.release_waiters)
+        code = serve(app, settings, simulator.release_waiters, routes=lambda loop: async_routes(app, loop),
+                     heavy=full_listing, body_limit=body_limits(app))
     finally:
         if ticker is not None:
             ticker.stop()
+        worker.stop()
+        files.close()
         store.close()
     if code == 0:
         log.info("stopped")

@@ -153,6 +153,9 @@ class Simulation:
     MAX_JOBS: int = setting(100_000, "jobs stored at once; more submissions get 503", low=1, high=10_000_000)
     SCENARIOS: str = setting("on", "`on`: a submission may script its outcomes (`simulate`, `X-Simulate`); "
                              "`off`: such submissions are refused (403)", choices=("on", "off"))
+    DELAY_PER_MEDIA_SECOND: float = setting(0.0, "seconds a free attempt takes per second of an uploaded video, "
+                                            "instead of TRANSLATION_DELAY (0: off; jobs without an upload always "
+                                            "take TRANSLATION_DELAY)", low=0, high=3600)
 
 
 @dataclass(frozen=True)
@@ -161,9 +164,11 @@ class Service:
 
     RATE_LIMIT: int = setting(5, "free-job submissions per user per hour (0: none allowed)", low=0, high=1_000_000)
     MAX_WAIT: float = setting(25.0, "longest long-poll a status request may hold, seconds (0: off)", low=0, high=300)
-    MAX_LONG_POLLS: int = setting(400, "long-polls held at once; more are answered at once", low=0, high=100_000)
-    MAX_EVENT_STREAMS: int = setting(100, "`GET /events` streams open at once (each holds a server thread); more "
-                                     "get 503", low=0, high=100_000)
+    MAX_LONG_POLLS: int = setting(10_000, "long-polls held at once; more are answered at once", low=0,
+                                  high=100_000)
+    MAX_EVENT_STREAMS: int = setting(10_000, "`GET /events` streams open at once (in the event loop under python "
+                                     "server.py; a thread each under another WSGI server); more get 503", low=0,
+                                     high=100_000)
     FAULT_RATE: float = setting(0.0, "probability that a non-admin request gets an injected fault", low=0, high=1)
     FAULT_DELAY: float = setting(15.0, "seconds a `slow` injected fault holds its answer (past a typical client "
                                  "timeout)", low=0, high=300)
@@ -175,6 +180,12 @@ class Service:
                                          optional=True, validate=check_response_delay)
     CORS_ORIGINS: str | None = setting(None, "browser origins allowed to call the API (CORS), separated by commas, or "
                                        "`*` for any; unset: CORS off", optional=True, validate=parse_origins)
+    MAX_UPLOAD_BYTES: int = setting(1 << 30, "largest video `POST /uploads` takes, bytes (1 GiB); larger ones get "
+                                    "413", low=1, high=1 << 40)
+    MAX_MEDIA_SECONDS: float = setting(3 * 3600.0, "longest video `POST /uploads` takes, seconds; longer ones get "
+                                       "422", low=0, high=86400, low_open=True)
+    MAX_DATA_BYTES: int = setting(10 << 30, "bytes of uploads and results kept in DATA_DIR (10 GiB); the oldest "
+                                  "results are evicted first, then uploads get 507", low=1 << 20, high=1 << 50)
 
 
 @dataclass(frozen=True)
@@ -191,9 +202,13 @@ class Process:
                          "(durable; see Storage)")
     CLOCK: str = setting("system", "`system`: real time; `manual`: simulated time stands still until POST "
                          "/admin/clock/advance moves it", choices=("system", "manual"))
+    DATA_DIR: str | None = setting(None, "folder for uploaded videos and results (kept across restarts); unset: a "
+                                   "private folder of this run in the user's cache folder, deleted at exit (see "
+                                   "Videos)", optional=True)
     HOST: str = setting("127.0.0.1", "address `python server.py` listens on")
     PORT: int = setting(4777, "port `python server.py` listens on (0: any free port)", low=0, high=65535)
-    THREADS: int = setting(512, "request threads of the server (each held long-poll uses one)", low=4, high=4096)
+    THREADS: int = setting(8, "threads that run the Flask app in `python server.py` (held long-polls use none)",
+                           low=1, high=256)
 
 
 _GROUPS = {Simulation: "simulation", Service: "service", Process: "process"}

@@ -105,9 +105,9 @@ def test_integral_floats_are_accepted_for_integer_keys() -> None:
 
 
 def test_only_documented_keys_are_runtime() -> None:
-    """The process settings (the tokens, RANDOM_SEED, STORE, CLOCK, HOST, PORT, THREADS) cannot change at runtime."""
-    assert set(KEYS) - set(RUNTIME_KEYS) == {"ADMIN_TOKEN", "METRICS_TOKEN", "RANDOM_SEED", "STORE", "CLOCK", "HOST",
-                                             "PORT", "THREADS"}
+    """The process settings (the tokens, RANDOM_SEED, STORE, CLOCK, DATA_DIR, HOST, PORT, THREADS) stay fixed."""
+    fixed = {"ADMIN_TOKEN", "METRICS_TOKEN", "RANDOM_SEED", "STORE", "CLOCK", "DATA_DIR", "HOST", "PORT", "THREADS"}
+    assert set(KEYS) - set(RUNTIME_KEYS) == fixed
 
 
 def test_concurrent_updates_never_mix() -> None:

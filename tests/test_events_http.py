@@ -7,13 +7,14 @@ stream always has something to read and a missing event fails the test instead o
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from server import create_app
-from simulator.events import EventHub, asgi_app, rsgi_app
+from simulator.events import STREAM_HEADERS, EventHub, Refusal, open_async, send_stream
 from tests.conftest import FAST, FakeClock, make_engine
 from tests.sse import named, parse, read_until
 
@@ -205,158 +206,103 @@ def test_observation_endpoints_never_get_injected_faults(clock: FakeClock, path:
         app.extensions["simulator"].events.close()
 
 
-# ------------------------------------------------------------------------------------------------ ASGI
-
-
-class AsgiClient:
-    """Drive an ASGI app the way a server would: one request, its messages recorded, a disconnect on demand."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-        self.sent: list[dict[str, Any]] = []
-        self.disconnect = asyncio.Event()
-
-    async def request(self, method: str = "GET", query: bytes = b"", headers=()) -> None:
-        scope = {"type": "http", "method": method, "path": "/events", "query_string": query,
-                 "headers": list(headers)}
-
-        async def receive() -> dict[str, Any]:
-            await self.disconnect.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            self.sent.append(message)
-
-        await self.app(scope, receive, send)
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(m.get("body", b"") for m in self.sent if m["type"] == "http.response.body")
-
-
-def test_the_asgi_app_streams_events_on_the_event_loop(clock: FakeClock) -> None:
-    """The ASGI app answers 200 text/event-stream, streams a submission, and stops when the client disconnects."""
-    engine = make_engine(clock, PROCESSING_MODE="manual")
-    hub = EventHub(engine, threaded=False, monotonic=lambda: 0.0)
-    client = AsgiClient(asgi_app(hub, lambda: 10))
-
-    async def main() -> None:
-        serving = asyncio.ensure_future(client.request())
-        await asyncio.sleep(0)
-        assert hub.open_streams == 1
-        engine.submit("free", "alice")
-        await asyncio.to_thread(hub.pump, 0.0)
-        for _ in range(100):
-            if b"event: submitted" in client.body:
-                break
-            await asyncio.sleep(0)
-        client.disconnect.set()
-        await asyncio.wait_for(serving, 5)
-
-    asyncio.run(main())
-    start = client.sent[0]
-    assert start["status"] == 200 and (b"content-type", b"text/event-stream; charset=utf-8") in start["headers"]
-    assert [e.event for e in named(parse(client.body))] == ["ready", "submitted"]
-    assert hub.open_streams == 0
+# ------------------------------------------------------------------------------------------------ async servers
 
 
 @pytest.mark.parametrize(
-    ("method", "query", "headers", "status", "code"),
+    ("method", "query", "header", "status", "code"),
     [
-        ("POST", b"", [], 405, "method_not_allowed"),
-        ("GET", b"user_id=", [], 400, "invalid_parameter"),
-        ("GET", b"", [(b"last-event-id", b"x")], 400, "invalid_header"),
-        ("GET", b"", [], 503, "too_many_streams"),
+        ("POST", "", None, 405, "method_not_allowed"),
+        ("GET", "user_id=", None, 400, "invalid_parameter"),
+        ("GET", "", "x", 400, "invalid_header"),
+        ("GET", "", None, 503, "too_many_streams"),
     ],
 )
-def test_the_asgi_app_refuses_like_the_flask_view(clock: FakeClock, method, query, headers, status, code) -> None:
-    """Bad requests and a full server answer the same problem+json statuses and codes as the Flask view."""
+def test_open_async_refuses_like_the_flask_view(clock: FakeClock, method, query, header, status, code) -> None:
+    """open_async answers bad requests and a full server with the Flask view's problem+json statuses and codes."""
     hub = EventHub(make_engine(clock), threaded=False)
     cap = 0 if code == "too_many_streams" else 10
-    client = AsgiClient(asgi_app(hub, lambda: cap))
-    asyncio.run(client.request(method, query, headers))
-    assert client.sent[0]["status"] == status
-    assert (b"content-type", b"application/problem+json") in client.sent[0]["headers"]
-    assert parse_json(client.body)["code"] == code
+
+    async def decide() -> Any:
+        return open_async(hub, cap, method, query, header)
+
+    refusal = asyncio.run(decide())
+    assert isinstance(refusal, Refusal) and refusal.status == status
+    assert ("Content-Type", "application/problem+json") in refusal.headers
+    assert json.loads(refusal.body)["code"] == code and hub.open_streams == 0
 
 
-def test_the_asgi_app_ends_the_answer_when_the_server_ends_the_stream(clock: FakeClock) -> None:
-    """When the hub closes (the server stops) the ASGI answer finishes with a last empty body message."""
+def test_open_async_answers_head_with_the_stream_headers_and_no_stream(clock: FakeClock) -> None:
+    """HEAD /events gets the stream's headers and an empty body; no stream is opened."""
     hub = EventHub(make_engine(clock), threaded=False)
-    client = AsgiClient(asgi_app(hub, lambda: 10))
 
-    async def main() -> None:
-        serving = asyncio.ensure_future(client.request())
-        await asyncio.sleep(0)
-        await asyncio.to_thread(hub.close)
-        await asyncio.wait_for(serving, 5)
+    async def decide() -> Any:
+        return open_async(hub, 10, "HEAD", "", None)
 
-    asyncio.run(main())
-    assert client.sent[-1] == {"type": "http.response.body", "body": b""}
+    answer = asyncio.run(decide())
+    assert (answer.status, answer.body) == (200, b"") and answer.headers == STREAM_HEADERS
+    assert hub.open_streams == 0
 
 
-def parse_json(body: bytes) -> dict[str, Any]:
-    """Decode a problem+json body."""
-    import json
-
-    return json.loads(body)
-
-
-class FakeRsgi:
-    """What an RSGI server (granian) gives a handler: a scope, and a protocol that records the answer."""
-
-    class Headers(dict):
-        pass
-
-    def __init__(self, method: str = "GET", query: str = "", headers: dict[str, str] | None = None) -> None:
-        self.scope = type("Scope", (), {"method": method, "query_string": query,
-                                        "headers": self.Headers(headers or {})})()
-        self.status: int | None = None
-        self.headers: list[tuple[str, str]] = []
-        self.body = b""
-        self.gone = asyncio.Event()
-
-    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        self.status, self.headers, self.body = status, headers, body
-
-    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> Any:
-        self.status, self.headers = status, headers
-        outer = self
-
-        class Transport:
-            async def send_bytes(self, data: bytes) -> None:
-                outer.body += data
-
-        return Transport()
-
-    async def client_disconnect(self) -> None:
-        await self.gone.wait()
-
-
-def test_the_rsgi_handler_streams_and_refuses_like_the_flask_view(clock: FakeClock) -> None:
-    """rsgi_app answers a stream on the event loop and ends it on disconnect; a bad request gets a 400 problem."""
+def test_send_stream_sends_until_the_client_leaves_then_closes_the_stream(clock: FakeClock) -> None:
+    """send_stream sends each batch as the hub hands it over, and stops (stream closed) once the client leaves."""
     engine = make_engine(clock, PROCESSING_MODE="manual")
     hub = EventHub(engine, threaded=False, monotonic=lambda: 0.0)
-    handler = rsgi_app(hub, lambda: 10)
-    good, bad = FakeRsgi(headers={"last-event-id": "0"}), FakeRsgi(query="last_event_id=x")
+    sent: list[bytes] = []
 
-    async def main() -> None:
-        await handler(bad.scope, bad)
-        serving = asyncio.ensure_future(handler(good.scope, good))
+    async def main() -> bool:
+        subscription = open_async(hub, 10, "GET", "user_id=alice", None)
+        gone = asyncio.Event()
+
+        async def send(chunk: bytes) -> None:
+            sent.append(chunk)
+
+        sending = asyncio.ensure_future(send_stream(subscription, send, gone.wait()))
         await asyncio.sleep(0)
         engine.submit("free", "alice")
+        engine.submit("free", "bob")
         await asyncio.to_thread(hub.pump, 0.0)
         for _ in range(100):
-            if b"event: submitted" in good.body:
+            if b"event: submitted" in b"".join(sent):
                 break
             await asyncio.sleep(0)
-        good.gone.set()
-        await asyncio.wait_for(serving, 5)
+        gone.set()
+        return await asyncio.wait_for(sending, 5)
 
-    asyncio.run(main())
-    assert bad.status == 400 and parse_json(bad.body)["code"] == "invalid_parameter"
-    assert good.status == 200 and ("Content-Type", "text/event-stream; charset=utf-8") in good.headers
-    got = named(parse(good.body))
-    assert [(e.event, e.data.get("resumed")) for e in got][:1] == [("ready", True)]
-    assert [e.event for e in got[1:]] == ["submitted"]
+    ended_by_server = asyncio.run(main())
+    assert [e.event for e in named(parse(b"".join(sent)))] == ["ready", "submitted"]
+    assert not ended_by_server and hub.open_streams == 0
+
+
+def test_send_stream_ends_when_the_server_ends_the_stream(clock: FakeClock) -> None:
+    """When the hub closes (the server stops), send_stream returns True: the answer may be finished."""
+    hub = EventHub(make_engine(clock), threaded=False)
+
+    async def main() -> bool:
+        subscription = open_async(hub, 10, "GET", "", None)
+
+        async def send(chunk: bytes) -> None:
+            pass
+
+        sending = asyncio.ensure_future(send_stream(subscription, send, asyncio.Event().wait()))
+        await asyncio.sleep(0)
+        await asyncio.to_thread(hub.close)
+        return await asyncio.wait_for(sending, 5)
+
+    assert asyncio.run(main()) is True
+
+
+def test_send_stream_stops_when_sending_fails(clock: FakeClock) -> None:
+    """A send that raises ConnectionError (the client went away mid-write) ends the stream quietly."""
+    hub = EventHub(make_engine(clock), threaded=False)
+
+    async def main() -> bool:
+        subscription = open_async(hub, 10, "GET", "", None)
+
+        async def send(chunk: bytes) -> None:
+            raise ConnectionError("the client left")
+
+        return await asyncio.wait_for(send_stream(subscription, send, asyncio.Event().wait()), 5)
+
+    assert asyncio.run(main()) is False
     assert hub.open_streams == 0

@@ -173,21 +173,28 @@ def long_poll_honoured(answer: Answer) -> bool:
     return "Preference-Applied" in answer.headers
 
 
+def result_path(job_id: str) -> str:
+    """Return where a job's result is downloaded (what a completed job's `result_url` says)."""
+    return f"/results/{job_id}"
+
+
 def newest_call() -> Call[Job]:
     """GET /status: the caller's newest job."""
     return Call("GET", "/status", job_from)
 
 
 def submit_key(user: str | None, role: str, video_url: str | None, target_language: str | None,
-               simulate: Mapping[str, Any] | None = None) -> str:
+               simulate: Mapping[str, Any] | None = None, upload_id: str | None = None) -> str:
     """Return the Idempotency-Key of a submission of a video: the same user, video and language, the same key.
 
     A scripted submission (`simulate`) gets a key of its own script: the same video scripted otherwise is
-    another job, not a conflict.
+    another job, not a conflict. An uploaded video (`upload_id`) is keyed on the upload.
     """
     parts: list[Any] = [user, video_url, target_language, role]
     if simulate is not None:
         parts.append(simulate)
+    if upload_id is not None:  # only then, so that the keys of other submissions stay what they were
+        parts.append(upload_id)
     material = json.dumps(parts, sort_keys=True)
     return "video-" + hashlib.sha256(material.encode()).hexdigest()[:40]
 
@@ -201,11 +208,12 @@ def submit_call(
     idempotency_key: str | None,
     deduplicate: bool,
     simulate: Mapping[str, Any] | None = None,
+    upload_id: str | None = None,
 ) -> Call[Job]:
     """POST /translate, always under an Idempotency-Key so that it can be retried safely."""
     if idempotency_key is None:
-        if video_url is not None and deduplicate:
-            idempotency_key = submit_key(user, role, video_url, target_language, simulate)
+        if (video_url is not None or upload_id is not None) and deduplicate:
+            idempotency_key = submit_key(user, role, video_url, target_language, simulate, upload_id)
         else:
             idempotency_key = str(uuid.uuid4())
     body: dict[str, Any] = {"role": role}
@@ -215,6 +223,8 @@ def submit_call(
         body["target_language"] = target_language
     if simulate is not None:
         body["simulate"] = dict(simulate)
+    if upload_id is not None:
+        body["upload_id"] = upload_id
     headers = {"Idempotency-Key": idempotency_key}
     if user is not None:
         headers["X-User-Id"] = user

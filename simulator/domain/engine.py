@@ -33,11 +33,11 @@ from simulator.domain.errors import (
     TransitionRefused,
 )
 from simulator.domain.invariants import check_invariants
-from simulator.domain.job import Job, iso
-from simulator.domain.planning import StartPlan, attempt_seconds, progress, running_eta
+from simulator.domain.job import Job, copy_job, iso
+from simulator.domain.planning import StartPlan, job_attempt_seconds, progress, running_eta
 from simulator.domain.scenario import ReadFault, Scenario
 from simulator.domain.status import ROLES, TERMINAL, TRANSITIONS, Event, Stage, Status
-from simulator.domain.view import job_view
+from simulator.domain.view import Places, Snapshot, job_view
 from simulator.feed import ChangeFeed
 from simulator.settings import RuntimeConfig, Settings
 
@@ -58,7 +58,6 @@ CHANGE_KINDS = {
     Event.CANCEL: "cancelled",
 }
 
-Places = dict[str, tuple[int, float | None]]
 #: Called with (kind, job, at) for every change the engine publishes, inside the transaction that made it.
 Observer = Callable[[str, Job, float], None]
 #: The longest a manual clock may be moved in one step: ten years, in seconds.
@@ -146,6 +145,8 @@ class JobEngine:
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Return views of the stored jobs, oldest first, filtered by user, status and role, optionally one page."""
+        if status is None and role is None:
+            return self.snapshot(user_id=user_id, offset=offset, limit=limit).views()
         with self.store.transaction():
             now = self._advance()
             selected = (
@@ -154,12 +155,32 @@ class JobEngine:
                 if (status is None or job.status is status) and (role is None or job.role == role)
             )
             page = list(itertools.islice(selected, offset, _page_end(offset, limit)))
-            # A page needs the queue walked only as deep as its deepest queued job (not at all without one).
-            depth = None if limit is None else max(
-                (self.store.queue_position(job) for job in page if job.stage is Stage.QUEUED), default=0
-            )
-            places = self._queued_places(now, depth)
+            places = self._queued_places(now, self._depth(page, limit))
             return [self._view(job, now, places) for job in page]
+
+    def snapshot(self, *, user_id: str | None = None, offset: int = 0, limit: int | None = None) -> Snapshot:
+        """Return copies of the stored jobs (one user's, one page), oldest first, as they are now (see Snapshot)."""
+        with self.store.transaction():
+            now = self._advance()
+            page = list(itertools.islice(self.store.jobs(user_id), offset, _page_end(offset, limit)))
+            places = self._queued_places(now, self._depth(page, limit))
+            return Snapshot(now, [copy_job(job) for job in page], places, self.store.count(user_id))
+
+    def queue_snapshot(self, *, offset: int = 0, limit: int | None = None) -> tuple[Snapshot, Snapshot]:
+        """Return copies of the queued jobs in start order (one page; `total`: all queued) and of the running ones."""
+        with self.store.transaction():
+            now = self._advance()
+            end = _page_end(offset, limit)
+            places = self._queued_places(now, end)
+            queued = [copy_job(job) for job in itertools.islice(self.store.queued(), offset, end)]
+            running = [copy_job(job) for job in self.store.running()]
+            return Snapshot(now, queued, places, self.store.queued_count()), Snapshot(now, running, {}, len(running))
+
+    def _depth(self, page: list[Job], limit: int | None) -> int | None:
+        """Return how deep the queue must be walked for a page: to its deepest queued job (all without a limit)."""
+        if limit is None:
+            return None
+        return max((self.store.queue_position(job) for job in page if job.stage is Stage.QUEUED), default=0)
 
     def total(self, user_id: str | None = None) -> int:
         """Return how many jobs are stored (of one user, if given)."""
@@ -180,19 +201,15 @@ class JobEngine:
 
     def queue(self, *, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
         """Return the queued jobs in start order (optionally a page), their total, the running ones, workers, mode."""
-        with self.store.transaction():
-            now = self._advance()
-            settings = self.settings
-            end = _page_end(offset, limit)
-            places = self._queued_places(now, end)
-            queued = itertools.islice(self.store.queued(), offset, end)
-            return {
-                "mode": settings.PROCESSING_MODE,
-                "workers": settings.WORKERS,
-                "queued": [self._view(job, now, places) for job in queued],
-                "queued_total": self.store.queued_count(),
-                "running": [self._view(job, now) for job in self.store.running()],
-            }
+        queued, running = self.queue_snapshot(offset=offset, limit=limit)
+        settings = self.settings
+        return {
+            "mode": settings.PROCESSING_MODE,
+            "workers": settings.WORKERS,
+            "queued": queued.views(),
+            "queued_total": queued.total,
+            "running": running.views(),
+        }
 
     def running(self) -> list[dict[str, Any]]:
         """Return the views of the jobs being translated."""
@@ -256,14 +273,19 @@ class JobEngine:
         target_language: str | None = None,
         idempotency_key: str | None = None,
         simulate: Scenario | None = None,
+        upload_id: str | None = None,
+        media_seconds: float | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Queue a new job and return (its view, False); a known Idempotency-Key returns (that job, True).
 
         `simulate` scripts the job's outcomes (see `simulator.domain.scenario`); refused with
-        ScenariosDisabled while SCENARIOS is off.
+        ScenariosDisabled while SCENARIOS is off. `upload_id` names the uploaded video the job translates and
+        `media_seconds` its duration, which times the job's attempts when DELAY_PER_MEDIA_SECOND is set.
         """
         if role not in ROLES:
             raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
+        if media_seconds is not None and not (media_seconds >= 0 and math.isfinite(media_seconds)):
+            raise InvalidArgument(f"media_seconds must be a finite number ≥ 0, got {media_seconds!r}.")
         if simulate is not None and self.settings.SCENARIOS != "on":
             raise ScenariosDisabled("Scripted outcomes (simulate, X-Simulate) are switched off on this server "
                                     "(SCENARIOS=off).")
@@ -274,7 +296,7 @@ class JobEngine:
             if idempotency_key is not None:
                 known = store.find_idempotent(user_id, idempotency_key)
                 if known is not None:
-                    if known.fingerprint != (role, video_url, target_language, script):
+                    if known.fingerprint != (role, video_url, target_language, script, upload_id):
                         raise IdempotencyMismatch(
                             "This Idempotency-Key was already used with a different request body.", job_id=known.job_id
                         )
@@ -301,6 +323,8 @@ class JobEngine:
                 submitted_seq=seq,
                 enqueued_seq=seq,
                 simulate=script,
+                upload_id=upload_id,
+                media_seconds=media_seconds,
             )
             store.add(job)
             self._publish("submitted", job, now)
@@ -563,7 +587,7 @@ class JobEngine:
         # What the script says is taken as it is and draws nothing; the rest is drawn as configured.
         duration = script.seconds(attempt)
         if duration is None:
-            base = attempt_seconds(job.role, settings)
+            base = job_attempt_seconds(job, settings)
             jitter = settings.DELAY_JITTER
             duration = base * rng.uniform(1.0 - jitter, 1.0 + jitter) if jitter else base
         outcome = script.outcome(attempt)
@@ -686,7 +710,7 @@ class JobEngine:
             premium = self.store.queued_count(1)
             plan.skip("premium", premium)
             plan.skip("free", position - premium - 1)
-        return plan.start() + attempt_seconds(job.role, settings)
+        return plan.start() + job_attempt_seconds(job, settings)
 
     def _queued_places(self, now: float, depth: int | None = None) -> Places:
         """Return (queue_position, eta) of the first `depth` queued jobs (None: all) in one pass.
@@ -697,14 +721,14 @@ class JobEngine:
             return {}
         settings = self.settings
         plan = self._plan(now) if settings.PROCESSING_MODE == "auto" else None
-        seconds = {role: attempt_seconds(role, settings) for role in ROLES}
         places: Places = {}
         for position, job in enumerate(itertools.islice(self.store.queued(), depth), 1):
             if plan is None:
                 places[job.job_id] = (position, None)
                 continue
-            places[job.job_id] = (position, plan.start() + seconds[job.role])
-            plan.skip(job.role, 1)
+            seconds = job_attempt_seconds(job, settings)
+            places[job.job_id] = (position, plan.start() + seconds)
+            plan.skip(job.role, 1, seconds)
         return places
 
     def _view(self, job: Job, now: float, places: Places | None = None) -> dict[str, Any]:

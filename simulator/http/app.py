@@ -7,18 +7,20 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, request
 
 from simulator import settings as settings_module
 from simulator.clock import Clock, make_clock
 from simulator.domain import JobEngine
-from simulator.http import cors, delays, errors, faults, journal
-from simulator.http.context import Simulator, derived_seed, sim
+from simulator.http import bodies, cors, delays, errors, faults, journal
+from simulator.http.accesslog import log_access
+from simulator.http.context import Simulator, derived_seed
 from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
-from simulator.http.limits import make_limiter
+from simulator.http.limits import HourlyLimit
 from simulator.http.parsing import user_id
-from simulator.http.views import admin, control, dashboard, docs, events, jobs, metrics, ops, submissions
+from simulator.http.views import admin, control, dashboard, docs, events, jobs, media, metrics, ops, submissions
+from simulator.jobfiles import JobFiles
 from simulator.paths import openapi_template
 from simulator.settings import RuntimeConfig, Settings
 from simulator.store import Store, open_store
@@ -32,31 +34,31 @@ def create_app(
     """Build an app: settings (None: environment and .env; a mapping: defaults plus it), store, engine, routes.
 
     Nothing is shared between apps and no thread is started: whoever serves the app runs the ticker
-    (`simulator.ticker.Ticker`) that makes jobs finish when nobody asks; without one, every request
-    catches up on what fell due. `store` defaults to the one the STORE setting names.
+    (`simulator.ticker.Ticker`) that makes jobs finish when nobody asks, and the result worker
+    (`simulator.jobfiles.ResultWorker`) that makes results as jobs complete; without them, every request
+    catches up on what fell due, and a result is made when it is first downloaded. `store` defaults to the
+    one the STORE setting names.
     """
     settings = _settings_from(config)
     app = Flask(__name__, static_folder=None)  # no static files: without this Flask routes /static/<path>
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     engine = JobEngine(RuntimeConfig(settings), store=store or open_store(settings.STORE),
                        clock=clock or make_clock(settings.CLOCK))
+    app.extensions["job_files"] = JobFiles(engine, settings.DATA_DIR)  # the folder is opened on first use
     journal.init_app(app)  # first: it sees every request arrive and records it after every other hook
-    faults.init_app(app)  # before the limiter's own hook: a fault "before the work" costs no rate-limit hit
-    limiter = make_limiter(app, user_id, engine.now)
-    app.extensions["simulator"] = Simulator(settings, engine, limiter,
+    bodies.init_app(app)  # next: a route's own body limit is set before anything reads the body
+    faults.init_app(app)
+    hourly_limit = HourlyLimit(user_id, submissions.hourly_limit, engine.now)
+    app.extensions["simulator"] = Simulator(settings, engine, hourly_limit,
                                             FaultInjector(derived_seed(settings.RANDOM_SEED, 1)))
     app.before_request(_start_timer)
     app.after_request(_finish)
     delays.init_app(app)  # RESPONSE_DELAY: runs before `_finish`, so the access log's time includes it
     cors.init_app(app)  # CORS_ORIGINS: on every answer, errors and injected faults included
-    app.after_request(faults.inject_after)  # registered after `_finish`, so it runs before it
     errors.init_app(app)
-    for blueprint in (submissions.bp, jobs.bp, admin.bp, control.bp, ops.bp, docs.bp, events.bp, metrics.bp,
+    for blueprint in (submissions.bp, jobs.bp, admin.bp, control.bp, ops.bp, docs.bp, media.bp, events.bp, metrics.bp,
                       dashboard.bp):
         app.register_blueprint(blueprint)
-    limiter.limit(submissions.hourly_limit, exempt_when=submissions.not_counted, scope="free-submissions")(
-        submissions.bp
-    )
     return app
 
 
@@ -70,33 +72,30 @@ def _settings_from(config: Settings | Mapping[str, Any] | None) -> Settings:
     return settings.with_admin_token()
 
 
+STARTED = "simulator.started"  # the environ key of the time a request reached the app
+
+
 def _start_timer() -> None:
-    g.started = time.perf_counter()
+    request.environ[STARTED] = time.perf_counter()
 
 
 def _finish(response: Response) -> Response:
-    """Add the rate-limit and safety headers, count the request in the metrics, and write the access log line."""
-    if request.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
-        response.status_code = 204  # Flask's automatic OPTIONS answer: only the Allow header matters
-        response.headers.pop("Content-Type", None)
-    current = sim().limiter.current_limit
-    if current is not None:
-        response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
-        response.headers["X-RateLimit-Remaining"] = str(current.remaining)
-        response.headers["X-RateLimit-Reset"] = str(current.reset_at)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers.setdefault("Cache-Control", "no-store")
-    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-    rule = request.url_rule
-    template = openapi_template(rule.rule) if rule else None  # /status/{job_id}, as the journal names routes
-    sim().metrics.observe_request(template, request.method, response.status_code, elapsed)
-    elapsed_ms = elapsed * 1000
-    log.info(
-        '%s "%s %s" %s %.1fms',
-        request.remote_addr,
-        request.method,
-        request.full_path.rstrip("?"),
-        response.status_code,
-        elapsed_ms,
-    )
+    """Add the safety headers, count the request in the metrics, write the access log line (secrets redacted)."""
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not one per use
+    method = req.method
+    status = response.status_code
+    headers = response.headers
+    if method == "OPTIONS" and status == 200 and not response.get_data():
+        status = response.status_code = 204  # Flask's automatic OPTIONS answer: only the Allow header matters
+        headers.pop("Content-Type", None)
+    headers["X-Content-Type-Options"] = "nosniff"
+    if "Cache-Control" not in headers:
+        headers["Cache-Control"] = "no-store"
+    environ = req.environ
+    elapsed = time.perf_counter() - environ.get(STARTED, time.perf_counter())
+    rule = req.url_rule  # routes named as the journal names them: /status/{job_id}
+    current_app.extensions["simulator"].metrics.observe_request(
+        openapi_template(rule.rule) if rule is not None else None, method, status, elapsed)
+    if log.isEnabledFor(logging.INFO):
+        log_access(environ.get("REMOTE_ADDR"), method, req.path, environ.get("QUERY_STRING", ""), status, elapsed)
     return response

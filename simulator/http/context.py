@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from flask import current_app
-from flask_limiter import Limiter
 
 from simulator.domain import JobEngine
 from simulator.events import EventHub
 from simulator.http.delays import ResponseDelayer
 from simulator.http.faults import FaultInjector
 from simulator.http.journal import RequestJournal
+from simulator.http.limits import HourlyLimit
 from simulator.http.metrics import Metrics
 from simulator.settings import Settings
 
@@ -40,16 +42,46 @@ class LongPollGate:
             self.held -= 1
 
 
+class KeyedLocks:
+    """One lock per key, made when first held and dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._locks: dict[Hashable, tuple[threading.Lock, list[int]]] = {}
+
+    @contextmanager
+    def hold(self, key: Hashable | None) -> Iterator[None]:
+        """Hold the lock of `key` (None: no lock at all) for the block."""
+        if key is None:
+            yield
+            return
+        with self._lock:
+            lock, users = self._locks.setdefault(key, (threading.Lock(), [0]))
+            users[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                users[0] -= 1
+                if not users[0]:
+                    del self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
 @dataclass
 class Simulator:
-    """One app's engine, limiter, long-poll gate, faults, journal, delays, event hub and metrics, and admin token."""
+    """One app's engine, hourly limit, long-poll gate, faults, journal, delays, event hub, metrics, admin token."""
 
     settings: Settings  # as started; the engine holds the current ones
     engine: JobEngine
-    limiter: Limiter
+    hourly_limit: HourlyLimit
     faults: FaultInjector
     long_polls: LongPollGate = field(default_factory=LongPollGate)
     journal: RequestJournal = field(default_factory=RequestJournal)
+    submissions: KeyedLocks = field(default_factory=KeyedLocks)  # one user's Idempotency-Key at a time
     started: float = field(default_factory=time.monotonic)
     delays: ResponseDelayer = field(init=False)
     events: EventHub = field(init=False)  # GET /events: the change feed fanned out to every open stream
@@ -81,7 +113,7 @@ class Simulator:
         engine = self.engine
         with engine.store.transaction():
             removed = engine.reset(restore_config=not keep_config)
-            self.limiter.reset()
+            self.hourly_limit.limiter.reset()
             self.journal.clear()
             self.faults = FaultInjector(derived_seed(engine.settings.RANDOM_SEED, 1))
             self.delays = ResponseDelayer(derived_seed(engine.settings.RANDOM_SEED, 2))

@@ -17,9 +17,11 @@ from simulator.settings import parse_origins
 
 #: Answer headers a browser script may read.
 EXPOSED = ("Location, Retry-After, ETag, Preference-Applied, Idempotent-Replayed, X-RateLimit-Limit, "
-           "X-RateLimit-Remaining, X-RateLimit-Reset, X-Total-Count, Link")
-#: Request headers a browser script may send.
-ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, Prefer, X-Simulate, X-User-Id"
+           "X-RateLimit-Remaining, X-RateLimit-Reset, X-Total-Count, Link, "
+           "Content-Disposition, Content-Range, Accept-Ranges")  # the last three: result downloads
+#: Request headers a browser script may send (Content-Disposition names a raw upload; Range resumes a download).
+ALLOWED_HEADERS = ("Authorization, Content-Type, Idempotency-Key, Prefer, X-Simulate, X-User-Id, "
+                   "Content-Disposition, Range, If-Range")
 PREFLIGHT_MAX_AGE = "600"
 
 
@@ -28,24 +30,38 @@ def _origins(setting: str) -> frozenset[str]:
     return parse_origins(setting)  # checked when it was set: it parses
 
 
+def cors_headers(setting: str, origin: str | None, *, preflight: bool = False, allow: str = "") -> dict[str, str]:
+    """Return the CORS headers an answer to `origin` gets under the CORS_ORIGINS `setting` (Vary included).
+
+    Framework-free, so that the async routes of `python server.py` answer exactly as the Flask hook does.
+    """
+    if not setting:
+        return {}
+    origins = _origins(setting)
+    headers = {} if "*" in origins else {"Vary": "Origin"}  # the answer differs by origin: caches keep them apart
+    if origin is None or ("*" not in origins and origin.rstrip("/").lower() not in origins):
+        return headers
+    headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
+    if preflight:
+        headers["Access-Control-Allow-Methods"] = allow
+        headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+        headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
+    else:
+        headers["Access-Control-Expose-Headers"] = EXPOSED
+    return headers
+
+
 def add_cors_headers(response: Response) -> Response:
     """Let an allowed origin read the answer; answer a preflight with what may be sent (after_request hook)."""
     setting = current_app.extensions["simulator"].engine.settings.CORS_ORIGINS
     if not setting:
         return response
-    origins = _origins(setting)
-    if "*" not in origins:
-        response.vary.add("Origin")  # the answer differs by origin: caches must keep them apart
-    origin = request.headers.get("Origin")
-    if origin is None or ("*" not in origins and origin.rstrip("/").lower() not in origins):
-        return response
-    response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
-    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        response.headers["Access-Control-Allow-Methods"] = response.headers.get("Allow", "")
-        response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
-        response.headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
-    else:
-        response.headers["Access-Control-Expose-Headers"] = EXPOSED
+    preflight = request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+    headers = cors_headers(setting, request.headers.get("Origin"), preflight=preflight,
+                           allow=response.headers.get("Allow", ""))
+    if headers.pop("Vary", None):
+        response.vary.add("Origin")
+    response.headers.update(headers)
     return response
 
 

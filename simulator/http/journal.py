@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from flask import Flask, Response, current_app, g, request
 
@@ -122,19 +122,41 @@ def redacted_query(pairs: Iterable[tuple[str, str]]) -> str:
 
 def _query() -> str:
     """Return the request's query string as sent, rebuilt with secrets redacted when it may hold one."""
-    raw = request.query_string.decode("latin-1")
+    return recorded_query(request.query_string.decode("latin-1"))
+
+
+def recorded_query(raw: str) -> str:
+    """Return a raw query string as the journal keeps it: as sent, unless it may hold a secret (then redacted)."""
     lowered = raw.lower()
     if "token" not in lowered and "api_key" not in lowered:
         return raw  # the usual case, and the cheap one: nothing to redact
-    return redacted_query(request.args.items(multi=True))
+    return redacted_query(parse_qsl(raw, keep_blank_values=True))
+
+
+def recorded_user(header: str | None, remote_addr: str | None) -> str | None:
+    """Return who asked: a well-formed X-User-Id, else the client address."""
+    if header and len(header) <= MAX_USER_ID and header.isascii() and header.isprintable():
+        return header
+    return remote_addr
 
 
 def _user() -> str | None:
-    """Return who asked: a well-formed X-User-Id, else the client address."""
-    header = request.headers.get("X-User-Id")
-    if header and len(header) <= MAX_USER_ID and header.isascii() and header.isprintable():
-        return header
-    return request.remote_addr
+    return recorded_user(request.headers.get("X-User-Id"), request.remote_addr)
+
+
+def record_outside_flask(simulator: Any, *, method: str, path: str, route: str | None, raw_query: str,
+                         status: int, user_header: str | None, remote_addr: str | None, started: float,
+                         at: float) -> None:
+    """Record a request answered by an async route of `python server.py` exactly as `_record` records Flask's."""
+    if path.startswith(UNRECORDED_PREFIX):
+        return
+    size = simulator.engine.settings.JOURNAL_SIZE
+    if not size:
+        simulator.journal.record(0)
+        return
+    simulator.journal.record(size, at=at, method=method, path=path, route=route, query=recorded_query(raw_query),
+                             status=status, user_id=recorded_user(user_header, remote_addr),
+                             duration_ms=(time.perf_counter() - started) * 1000)
 
 
 def _arrive() -> None:

@@ -1,6 +1,13 @@
 """The hourly limit on free submissions: flask-limiter's moving window, keyed without the limit's amount,
 kept in a storage that reads the simulation's clock.
 
+Only `POST /translate` pays for it. The view calls `HourlyLimit.check()` once it knows the submission
+counts (a free one that is new: not a replay, not refused), through flask-limiter's documented
+`with limiter.limit(...)` form. flask-limiter adds a before-, an after- and a teardown-request hook to
+the app it is given, and they cost every request of that app about 30 µs even with nothing to limit
+(a quarter of a status read; `bench/request_path.py`); so the limiter is given a Flask app of its own
+that serves nothing, and the app that serves never runs its hooks.
+
 `limits`' own memory storage reads `time.time()`, so with CLOCK=manual the hour would pass in real time
 while the jobs live in simulated time. `SimulationClockStorage` implements `limits`' public storage
 interface (the moving window) on the engine's clock instead: advancing a manual clock by an hour ends
@@ -133,6 +140,9 @@ class SimulationClockStorage(Storage, MovingWindowSupport):
             self._counters.pop(key, None)
 
 
+SCOPE = "free-submissions"
+
+
 class _AmountFreeKey:
     """A rate-limit item as the storage sees it: the same amount and window, keyed without the amount."""
 
@@ -171,14 +181,32 @@ class RuntimeLimitWindow(MovingWindowRateLimiter):
 # flask-limiter picks its strategy by name from this registry; ours is the moving window above.
 STRATEGIES.setdefault("runtime-moving-window", RuntimeLimitWindow)
 
+class HourlyLimit:
+    """One app's own limiter (never shared between apps), in memory on the simulation's clock, moving window."""
 
-def make_limiter(app: Flask, key_func: Callable[[], str], clock: Clock) -> Limiter:
-    """Create the app's own limiter (never shared between apps), in memory on `clock`, with the moving window above."""
-    return Limiter(
-        key_func=key_func,
-        app=app,
-        storage_uri=f"{STORAGE_SCHEME}://",
-        storage_options={"clock": clock},  # type: ignore[dict-item]
-        strategy="runtime-moving-window",
-        headers_enabled=False,  # added by the app's after_request: flask-limiter would overwrite a 202's Retry-After
-    )
+    def __init__(self, key_func: Callable[[], str], amount: Callable[[], str], clock: Clock) -> None:
+        self.limiter = Limiter(
+            key_func=key_func,
+            app=Flask(f"{__name__}.hooks"),  # its hooks go here, where no request ever runs them
+            storage_uri=f"{STORAGE_SCHEME}://",
+            storage_options={"clock": clock},  # type: ignore[dict-item]
+            strategy="runtime-moving-window",
+            headers_enabled=False,  # the view adds them: flask-limiter would overwrite a 202's Retry-After
+        )
+        self._amount = amount
+
+    def check(self) -> None:
+        """Count this request against its user's hour, or raise RateLimitExceeded (429) when it is used up."""
+        with self.limiter.limit(self._amount, scope=SCOPE):
+            pass
+
+    def headers(self) -> dict[str, str]:
+        """Return the X-RateLimit-* headers of the limit this request was checked against ({} if none)."""
+        current = self.limiter.current_limit
+        if current is None:
+            return {}
+        return {
+            "X-RateLimit-Limit": str(current.limit.amount),
+            "X-RateLimit-Remaining": str(current.remaining),
+            "X-RateLimit-Reset": str(current.reset_at),
+        }

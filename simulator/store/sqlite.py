@@ -220,6 +220,14 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     return db
 
 
+def _add_new_columns(db: sqlite3.Connection) -> None:
+    """Add the columns of Job fields newer than the database (they read as NULL, the fields' default: None)."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    for name in RECORD_FIELDS:
+        if name not in present:
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {name}")  # a field name of this program, not input
+
+
 def _prepare(db: sqlite3.Connection, path: str, synchronous: str) -> None:
     db.execute("PRAGMA locking_mode = EXCLUSIVE")
     app_id = db.execute("PRAGMA application_id").fetchone()[0]

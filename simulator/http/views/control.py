@@ -19,6 +19,7 @@ from simulator.http.encoding import json_response
 from simulator.http.errors import ApiError
 from simulator.http.journal import Filter
 from simulator.http.parsing import MAX_USER_ID_LENGTH, parse_fields, short
+from simulator.http.views.media import job_files
 from simulator.paths import check_pattern
 
 
@@ -67,6 +68,7 @@ def reset() -> Response:
     fields = parse_fields(RESET_FIELDS)
     keep = fields.get("keep_config", False)
     removed = sim().reset(keep_config=keep)
+    job_files().clear()  # uploads and results go too: as freshly started
     return json_response({"removed": removed, "config_restored": not keep})
 
 

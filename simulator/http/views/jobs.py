@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, request
 
-from simulator.domain import ReadFault
+from simulator.domain import ROLES, ReadFault, Status
 from simulator.http.context import sim
-from simulator.http.encoding import job_headers, json_response, listing_response, page_headers
+from simulator.http.encoding import LazyViews, job_headers, json_response, listing_response, page_headers
 from simulator.http.errors import ApiError
 from simulator.http.parsing import (
     MAX_USER_ID_LENGTH,
@@ -67,29 +68,40 @@ def status(job_id: str) -> Response:
 @bp.get("/status")
 def newest_status() -> Response:
     """Answer the newest job of the caller's X-User-Id (of anyone without one)."""
-    who = header_token("X-User-Id", MAX_USER_ID_LENGTH)
+    who = header_token("X-User-Id", MAX_USER_ID_LENGTH, single=True)
     return answer_status(lambda: sim().engine.newest(who)["job_id"])
 
 
 @bp.get("/jobs")
 def list_jobs() -> Response:
-    """Answer every job (or one user's, or a page) grouped by status and role."""
+    """Answer every job (or one user's, or a page) grouped by status and role, built from a snapshot."""
     who = request.args.get("user_id")
     if who is not None and not 0 < len(who) <= MAX_USER_ID_LENGTH:
         raise ApiError(400, "invalid_parameter", f"user_id must be 1–{MAX_USER_ID_LENGTH} characters.")
     offset, limit = page_args()
-    engine = sim().engine
-    body = engine.grouped(user_id=who, offset=offset, limit=limit)
-    listed = sum(len(jobs) for roles in body.values() for jobs in roles.values())
+    snapshot = sim().engine.snapshot(user_id=who, offset=offset, limit=limit)
+    groups: dict[str, dict[str, list[Any]]] = {status.value: {role: [] for role in ROLES} for status in Status}
+    for job in snapshot.jobs:
+        groups[job.status.value][job.role].append(job)
+    body = {status: {role: LazyViews(snapshot, jobs, keyed=True) for role, jobs in roles.items()}
+            for status, roles in groups.items()}
     # levels 2: {status: {role: {job_id: job}}}
-    return listing_response(body, listed, 2, page_headers(offset, limit, engine.total(who)))
+    return listing_response(body, len(snapshot.jobs), 2, page_headers(offset, limit, snapshot.total))
 
 
 @bp.get("/queue")
 def queue() -> Response:
     """Answer the queued jobs in start order (or a page), the running ones, workers and mode."""
     offset, limit = page_args()
-    body = sim().engine.queue(offset=offset, limit=limit)
-    listed = len(body["queued"]) + len(body["running"])
+    engine = sim().engine
+    queued, running = engine.queue_snapshot(offset=offset, limit=limit)
+    settings = engine.settings
+    body = {
+        "mode": settings.PROCESSING_MODE,
+        "workers": settings.WORKERS,
+        "queued": LazyViews(queued),
+        "queued_total": queued.total,
+        "running": LazyViews(running),
+    }
     # levels 1: {"queued": [job, …], "running": [job, …], …}
-    return listing_response(body, listed, 1, page_headers(offset, limit, body["queued_total"]))
+    return listing_response(body, len(queued.jobs) + len(running.jobs), 1, page_headers(offset, limit, queued.total))
