@@ -333,9 +333,11 @@ def serve_threads() -> int:
     """Serve the app under waitress, one thread per request, /events through the Flask view (`--serve-threads`).
 
     The design before the async serving layer, for comparison only: every open stream holds a thread.
-    THREADS from the environment sets the thread count; the ticker runs as `python server.py` runs it.
+    BENCH_THREADS from the environment sets the thread count (THREADS, the app pool's size, stops at 256); the
+    ticker runs as `python server.py` runs it.
     """
     import logging
+    import os
 
     import waitress
 
@@ -348,8 +350,9 @@ def serve_threads() -> int:
     app = create_app(settings)
     ticker = Ticker(app.extensions["simulator"].engine).start()
     try:
-        waitress.serve(app, host=settings.HOST, port=settings.PORT, threads=settings.THREADS,
-                       connection_limit=settings.THREADS + 512, channel_timeout=300, _quiet=True)
+        threads = int(os.environ.get("BENCH_THREADS", "64"))
+        waitress.serve(app, host=settings.HOST, port=settings.PORT, threads=threads, connection_limit=threads + 512,
+                       channel_timeout=300, _quiet=True)
     finally:
         ticker.stop()
     return 0
@@ -421,7 +424,7 @@ def measure_fanout(subscribers: int, processes: int, rate: float, seconds: float
     fan_settings = {"MAX_EVENT_STREAMS": subscribers, "RATE_LIMIT": 1_000_000, "TRANSLATION_DELAY": 1.0,
                     "PREMIUM_DELAY_FACTOR": 1.0, "DELAY_JITTER": 0, "ERROR_RATE": 0, "WORKERS": 50}
     if serving == "threads":
-        fan_settings["THREADS"] = min(4096, subscribers + 64)  # a thread per stream, and some for the rest
+        fan_settings["BENCH_THREADS"] = subscribers + 64  # a thread per stream, and some for the rest
     command = [sys.executable, str(Path(__file__).resolve()), "--serve-threads"] if serving == "threads" else None
     with Server(fan_settings, command=command, name=f"fanout-{serving}") as server:
         progress(f"{serving}: /healthz with no stream open")
@@ -450,7 +453,7 @@ def measure_fanout(subscribers: int, processes: int, rate: float, seconds: float
     calm = delivery([[e for e in events if phase_events <= e[3] < phase_saturated] for events in streams])
     busy = delivery([[e for e in events if e[3] >= phase_saturated] for events in streams])
     how = ("python server.py: granian, /events on the event loop (simulator.http.eventstream)" if serving != "threads"
-           else "waitress, THREADS = streams + 64: a thread per stream (the Flask view, --serve-threads)")
+           else "waitress, streams + 64 threads: a thread per stream (the Flask view, --serve-threads)")
     print(f"## Fan-out, {how}: {subscribers} streams, {submitted} + {more} jobs\n")
     print(table(["while", "changes to every stream", "deliveries", "delivery p50 ms", "p99 ms", "max ms",
                  "progress p99 ms", "spread p99 ms"], [

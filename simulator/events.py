@@ -37,7 +37,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, NamedTuple
@@ -236,18 +235,21 @@ class AsyncSubscription(Subscription):
     def __init__(self, hub: EventHub, filters: StreamFilter, after: int, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(hub, filters, after)
         self.loop = loop
-        self._event = asyncio.Event()
+        self._ready = threading.Lock()  # type: ignore[assignment]  # nobody waits on it: a plain lock is cheaper
+        self._waiter: asyncio.Future[None] | None = None  # the loop's alone
 
     def wake(self) -> None:
         """Wake the reader; called on the loop's thread (the hub batches wake-ups per loop)."""
-        self._event.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def end(self) -> None:
         """Mark the stream ended and wake its reader on its loop."""
         with self._ready:
             self._ended = True
         try:
-            self.loop.call_soon_threadsafe(self._event.set)
+            self.loop.call_soon_threadsafe(self.wake)
         except RuntimeError:  # the loop is closed: nobody reads any more
             pass
 
@@ -259,10 +261,13 @@ class AsyncSubscription(Subscription):
                 return frames
             if self._ended:
                 return None
-            self._event.clear()
-            if self._unsent or self._ended:  # pushed between drain() and clear(): no wake-up is lost
-                continue
-            await self._event.wait()
+            waiter = self._waiter = self.loop.create_future()
+            try:
+                if self._unsent or self._ended:  # pushed between drain() and now: no wake-up is lost
+                    continue
+                await waiter
+            finally:
+                self._waiter = None
 
     async def aframes(self) -> AsyncIterator[bytes]:
         """Yield the stream's bytes as they come, until the server ends it; close the subscription afterwards."""
@@ -626,9 +631,8 @@ async def send_stream(subscription: AsyncSubscription, send: Callable[[bytes], A
     gone = asyncio.ensure_future(disconnected)  # a task of its own: cancelled unstarted, it leaves no warning
     gone.add_done_callback(left)
     try:
-        async with aclosing(subscription.aframes()) as chunks:
-            async for chunk in chunks:
-                await send(chunk)
+        while (frames := await subscription.atake()) is not None:
+            await send(b"".join(frames))
         return not gone.done()
     except (OSError, RuntimeError):  # the client went away while a chunk was being sent
         return False
