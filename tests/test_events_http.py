@@ -1,4 +1,4 @@
-"""GET /events over HTTP: the Flask view (the hub's thread fans out) and the ASGI app for an async server.
+"""GET /events through the Flask view (the hub's thread fans out), and the pieces an async route is made of.
 
 The app runs on the fake clock; the hub's thread runs for real, with a short heartbeat so that a
 stream always has something to read and a missing event fails the test instead of hanging it.
