@@ -3,7 +3,9 @@
 Pure Python. Time comes only from the injected `clock` (seconds, epoch-based so timestamps read as
 dates) and randomness only from the injected `random.Random`, so a run with a fake clock and a seeded
 generator is reproducible to the microsecond. Jobs live in a `Store`; every public method runs in one
-store transaction, and every change of a job is published on the `ChangeFeed`.
+store transaction (`_atomic`), and every change of a job is published on the `ChangeFeed` once the
+transaction has committed. A shared store (Redis) may refuse a commit because another process changed
+what the transaction read (`StoreConflict`); the call then runs again from the start, on fresh reads.
 
 Time is exact: `_advance` replays every attempt end that fell due since the last call, in time order,
 at the instant it was due, and a slot freed by it starts the next job at that same instant. Every
@@ -19,8 +21,8 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from simulator.clock import Clock, system_clock
 from simulator.domain.errors import (
@@ -28,6 +30,8 @@ from simulator.domain.errors import (
     IdempotencyMismatch,
     InvalidArgument,
     JobNotFound,
+    StoreConflict,
+    StoreUnavailable,
     TransitionRefused,
 )
 from simulator.domain.invariants import check_invariants
@@ -56,6 +60,10 @@ CHANGE_KINDS = {
 }
 
 Places = dict[str, tuple[int, float | None]]
+T = TypeVar("T")
+#: How often a call is run again after commit conflicts before it answers StoreUnavailable.
+MAX_CONFLICTS = 100
+_backoff_rng = random.Random()  # noqa: S311 - jitter for conflict retries, never the simulation's generator
 
 
 def _page_end(offset: int, limit: int | None) -> int | None:
@@ -88,6 +96,7 @@ class JobEngine:
         self._rng = rng or self._seeded_rng(config.current.RANDOM_SEED)
         self._schedule_changed = threading.Condition(self.store.lock)
         self._schedule_generation = 0  # moves on every change of the schedule, so no wake-up is missed
+        self._local = threading.local()  # the changes of the thread's open transaction, published at commit
 
     def _seeded_rng(self, seed: int | None) -> random.Random:
         """Return the generator: RANDOM_SEED alone for a new store, mixed with the store's counter otherwise.
@@ -113,19 +122,25 @@ class JobEngine:
 
     def get(self, job_id: str) -> dict[str, Any]:
         """Return the job's current view, or raise JobNotFound."""
-        with self.store.transaction():
+
+        def read() -> dict[str, Any]:
             now = self._advance()
             return self._view(self._require(job_id), now)
 
+        return self._atomic(read, job_id=job_id)
+
     def newest(self, user_id: str | None = None) -> dict[str, Any]:
         """Return the newest job of `user_id` (of anyone if None), or raise JobNotFound."""
-        with self.store.transaction():
+
+        def read() -> dict[str, Any]:
             now = self._advance()
             job = self.store.newest(user_id)
             if job is None:
                 who = f"user {user_id!r}" if user_id is not None else "anyone"
                 raise JobNotFound(f"No job has been submitted by {who}.")
             return self._view(job, now)
+
+        return self._atomic(read, newest=True, user_id=user_id)
 
     def jobs(
         self,
@@ -137,7 +152,8 @@ class JobEngine:
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Return views of the stored jobs, oldest first, filtered by user, status and role, optionally one page."""
-        with self.store.transaction():
+
+        def read() -> list[dict[str, Any]]:
             now = self._advance()
             selected = (
                 job
@@ -152,11 +168,16 @@ class JobEngine:
             places = self._queued_places(now, depth)
             return [self._view(job, now, places) for job in page]
 
+        return self._atomic(read)
+
     def total(self, user_id: str | None = None) -> int:
         """Return how many jobs are stored (of one user, if given)."""
-        with self.store.transaction():
+
+        def read() -> int:
             self._advance()
             return self.store.count(user_id)
+
+        return self._atomic(read)
 
     def grouped(
         self, *, user_id: str | None = None, offset: int = 0, limit: int | None = None
@@ -171,7 +192,8 @@ class JobEngine:
 
     def queue(self, *, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
         """Return the queued jobs in start order (optionally a page), their total, the running ones, workers, mode."""
-        with self.store.transaction():
+
+        def read() -> dict[str, Any]:
             now = self._advance()
             settings = self.settings
             end = _page_end(offset, limit)
@@ -185,9 +207,12 @@ class JobEngine:
                 "running": [self._view(job, now) for job in self.store.running()],
             }
 
+        return self._atomic(read)
+
     def counts(self) -> dict[str, int]:
         """Return how many jobs are stored, queued and running."""
-        with self.store.transaction():
+
+        def read() -> dict[str, int]:
             self._advance()
             return {
                 "jobs": self.store.count(),
@@ -195,12 +220,17 @@ class JobEngine:
                 "running": self.store.running_count(),
             }
 
+        return self._atomic(read)
+
     def find_idempotent(self, user_id: str, key: str) -> str | None:
         """Return the id of the job `user_id` submitted under Idempotency-Key `key`, if it is stored."""
-        with self.store.transaction():
+
+        def read() -> str | None:
             self._advance()
             job = self.store.find_idempotent(user_id, key)
             return None if job is None else job.job_id
+
+        return self._atomic(read, idempotency=(user_id, key))
 
     # ---------------------------------------------------------------- changing
 
@@ -217,7 +247,8 @@ class JobEngine:
         if role not in ROLES:
             raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
         store = self.store
-        with store.transaction():
+
+        def change() -> tuple[dict[str, Any], bool]:
             now = self._advance()
             if idempotency_key is not None:
                 known = store.find_idempotent(user_id, idempotency_key)
@@ -256,9 +287,13 @@ class JobEngine:
             now = self._advance()
             return self._view(job, now), False
 
+        known = None if idempotency_key is None else (user_id, idempotency_key)
+        return self._atomic(change, idempotency=known)
+
     def cancel(self, job_id: str, reason: str | None = None) -> tuple[dict[str, Any], bool]:
         """Cancel a queued or running job; return (its view, whether it was already cancelled)."""
-        with self.store.transaction():
+
+        def change() -> tuple[dict[str, Any], bool]:
             now = self._advance()
             job = self._require(job_id)
             if job.status is Status.CANCELLED:
@@ -278,6 +313,8 @@ class JobEngine:
                 self._fill_slots(now)
             return self._view(job, now), False
 
+        return self._atomic(change, job_id=job_id)
+
     def start_next(self, count: int = 1) -> list[dict[str, Any]]:
         """Start the next `count` queued jobs in priority order; return those started.
 
@@ -286,25 +323,36 @@ class JobEngine:
         """
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise InvalidArgument(f"count must be an integer ≥ 1, got {count!r}.")
-        with self.store.transaction():
+
+        def change() -> list[dict[str, Any]]:
             now = self._advance()
             settings = self.settings
+            wanted = count
             if settings.PROCESSING_MODE == "auto":
-                count = min(count, max(0, settings.WORKERS - self.store.running_count()))
-            started = [self._start_next(now) for _ in range(min(count, self.store.queued_count()))]
+                wanted = min(wanted, max(0, settings.WORKERS - self.store.running_count()))
+            started = [self._start_next(now) for _ in range(min(wanted, self.store.queued_count()))]
             # A job may end the instant it starts (TRANSLATION_DELAY=0): let that happen now.
             now = self._advance()
             return [self._view(job, now) for job in started]
 
+        return self._atomic(change)
+
     def configure(self, changes: dict[str, Any]) -> Settings:
-        """Change runtime settings all or nothing (ConfigError if any is bad); they apply from now on."""
-        with self.store.transaction():
+        """Change runtime settings all or nothing (ConfigError if any is bad); they apply from now on.
+
+        A shared store takes the changed values to every other process (`Store.record_settings`).
+        """
+
+        def change() -> Settings:
             self._advance()  # events due before the change happen under the old settings
             new = self.config.update(changes)
+            self.store.record_settings({name: getattr(new, name) for name in changes})
             now = self._advance()
             self._fill_slots(now)
             self._schedule_moved()
             return new
+
+        return self._atomic(change)
 
     def cleanup(self, statuses: Iterable[Status] = (Status.COMPLETED,), older_than: float = 0.0) -> int:
         """Remove finished jobs with one of `statuses` that finished at least `older_than` s ago; return how many."""
@@ -314,7 +362,8 @@ class JobEngine:
             raise InvalidArgument(f"Only finished jobs can be cleaned up; not {bad}.")
         if older_than < 0:
             raise InvalidArgument(f"older_than must be ≥ 0, got {older_than!r}.")
-        with self.store.transaction():
+
+        def change() -> int:
             now = self._advance()
             doomed = []
             for job in self.store.finished():
@@ -325,6 +374,8 @@ class JobEngine:
             for job in doomed:
                 self._remove(job, now)
             return len(doomed)
+
+        return self._atomic(change)
 
     # ---------------------------------------------------------------- waiting
 
@@ -337,36 +388,44 @@ class JobEngine:
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             cursor = self.feed.cursor()  # before reading the job: a change in between is not missed
-            with self.store.transaction():
+
+            def look(since: int | None = since) -> tuple[dict[str, Any] | None, int, float]:
                 now = self._advance()
                 job = self._require(job_id)
-                if since is None:
-                    since = job.version
+                seen = job.version if since is None else since
                 remaining = deadline - time.monotonic()
-                if job.status.terminal or job.version > since or remaining <= 0 or self.feed.closed:
-                    return self._view(job, now)
+                if job.status.terminal or job.version > seen or remaining <= 0 or self.feed.closed:
+                    return self._view(job, now), seen, 0.0
                 if job.stage is Stage.TRANSLATING:
                     remaining = min(remaining, running_eta(job, now))
+                return None, seen, remaining
+
+            answer, since, remaining = self._atomic(look, job_id=job_id)
+            if answer is not None:
+                return answer
             self.feed.wait_for_job(job_id, cursor, remaining)
 
     def wait_for_next_event(self, max_seconds: float = 1.0) -> None:
         """Sleep (real s) until the next event is due, the schedule changes or `max_seconds` pass; advance."""
-        with self.store.transaction():
+        generation = self._schedule_generation  # read first: a change committed after it is not slept through
+
+        def plan() -> float:
             now = self._advance()
             due = self._next_due()
-            timeout = max_seconds if due is None else min(max_seconds, max(0.0, due - now))
-            generation = self._schedule_generation
+            return max_seconds if due is None else min(max_seconds, max(0.0, due - now))
+
+        timeout = self._atomic(plan)
         if timeout > 0:
             with self.store.lock:  # not in a transaction: nothing may wait with one open
                 if generation == self._schedule_generation:
                     self._schedule_changed.wait(timeout)
-        with self.store.transaction():
-            self._advance()
+        self._atomic(self._advance)
 
     def wake(self) -> None:
-        """Wake whoever waits in `wait_for_next_event` (to stop the thread that drives the clock)."""
+        """Wake whoever waits in `wait_for_next_event` (to stop it, or because another process changed the schedule)."""
         with self.store.lock:
-            self._schedule_moved()
+            self._schedule_generation += 1
+            self._schedule_changed.notify_all()
 
     def release_waiters(self) -> None:
         """Answer every held and future `wait_for_change` at once (the server is shutting down)."""
@@ -378,9 +437,58 @@ class JobEngine:
 
     def advance(self) -> float | None:
         """Process every event due by now; return the time of the next one (None if none is scheduled)."""
-        with self.store.transaction():
+
+        def step() -> float | None:
             self._advance()
             return self._next_due()
+
+        return self._atomic(step)
+
+    # ---------------------------------------------------------------- transactions
+
+    def _atomic(
+        self,
+        body: Callable[[], T],
+        *,
+        job_id: str | None = None,
+        idempotency: tuple[str, str] | None = None,
+        newest: bool = False,
+        user_id: str | None = None,
+    ) -> T:
+        """Run `body` in one store transaction, again from the start on a StoreConflict; then publish its changes.
+
+        The keywords tell the store what the body reads first (`Store.prefetch`), so that a store in
+        another process loads it with the indexes in one round trip. Changes are published, and the
+        ticker told of a new schedule, only once the transaction has committed: a change that was
+        refused is never seen.
+        """
+        local = self._local
+        if getattr(local, "changes", None) is not None:
+            return body()  # inside another call's transaction: part of it
+        attempt = 0
+        while True:
+            local.changes, local.schedule_moved = [], False
+            try:
+                with self.store.transaction():
+                    self.store.prefetch(job_id=job_id, idempotency=idempotency, newest=newest, user_id=user_id)
+                    result = body()
+            except StoreConflict:
+                attempt += 1
+                if attempt >= MAX_CONFLICTS:
+                    raise StoreUnavailable(
+                        "The job store is too busy with changes from other processes; retry.", retry_after=1
+                    ) from None
+                time.sleep(_backoff_rng.uniform(0, min(0.02, 0.0002 * 2**attempt)))
+                continue
+            finally:
+                changes, moved = local.changes, local.schedule_moved
+                local.changes = None
+            break
+        for change in changes:
+            self.feed.publish(*change)
+        if moved:
+            self.wake()
+        return result
 
     # ---------------------------------------------------------------- internals (in a transaction)
 
@@ -394,16 +502,17 @@ class JobEngine:
         """Draw a UUID4 from the simulation's generator (again on the rare clash with a stored one)."""
         while True:
             job_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-            if self.store.get(job_id) is None:
+            if not self.store.id_taken(job_id):
                 return job_id
 
     def _schedule_moved(self) -> None:
-        """Tell the ticker that the schedule changed (store lock held)."""
-        self._schedule_generation += 1
-        self._schedule_changed.notify_all()
+        """Tell the ticker that the schedule changed, once the transaction commits."""
+        self._local.schedule_moved = True
 
     def _publish(self, kind: str, job: Job, at: float) -> None:
-        self.feed.publish(kind, job.job_id, job.user_id, job.version, at)
+        """Publish a change once the transaction commits (a shared store also sends it to the other processes)."""
+        self.store.record_change(kind, job, at)
+        self._local.changes.append((kind, job.job_id, job.user_id, job.version, at))
 
     def _move(self, job: Job, event: Event, at: float) -> None:
         """Apply `event` to `job` at time `at`, or raise TransitionRefused: the one place jobs change state."""
@@ -525,7 +634,7 @@ class JobEngine:
         return max(1, math.ceil(self.settings.JOB_TTL))
 
     def _plan(self, now: float) -> StartPlan:
-        return StartPlan((job.attempt_ends_at for job in self.store.running()), now, self.settings)
+        return StartPlan(self.store.running_ends(), now, self.settings)
 
     def _queued_eta(self, job: Job, now: float) -> float | None:
         """Return seconds until a queued job's first attempt is expected to end (None in manual mode)."""

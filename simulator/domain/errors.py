@@ -50,3 +50,10 @@ class StoreUnavailable(JobError):
     """The store could not make a change durable (disk full, database gone); nothing was acknowledged."""
 
     code = "store_unavailable"
+
+
+class StoreConflict(Exception):
+    """A shared store refused a transaction's commit: another process changed what it read. Run it again.
+
+    Not a `JobError`: the engine retries the call, and gives up with StoreUnavailable only after many tries.
+    """

@@ -5,9 +5,17 @@ priority (premium first), the running attempts ordered by when they end, the fin
 order they finished, and the idempotency keys. A store keeps these indexes itself: the engine adds a
 job, tells the store when one `moved` out of a stage, and removes it; everything else is a read.
 
-Every read and change happens inside `transaction()`, which holds the store exclusively; when the
-outermost transaction ends, every change made in it is durable (for stores that are durable) before
-anything made in it is acknowledged.
+Every read and change happens inside `transaction()`. In-process stores (memory, SQLite) hold the
+store exclusively for it; when the outermost transaction ends, every change made in it is durable (for
+stores that are durable) before anything made in it is acknowledged.
+
+A shared store (Redis, `shared = True`) is used by several processes at once, so a transaction is
+optimistic instead: it reads from the server (what `prefetch` names and the indexes' heads in one round
+trip), keeps the engine's changes, and commits them at the end in one atomic step that first checks
+that nothing it read has changed since; if something did, leaving the transaction raises
+`StoreConflict` and the engine runs the call again. Changes (`record_change`) and runtime settings
+(`record_settings`) go to the other processes with the commit. Reads that serve only to describe a job
+(`queue_position`, `running_ends`) never cause a conflict.
 """
 
 from __future__ import annotations
@@ -28,11 +36,23 @@ class StoreError(Exception):
 class Store(Protocol):
     """Jobs and their indexes, changed only inside a transaction."""
 
-    #: Held by `transaction()`; conditions for waiting on the store are built on it.
+    #: Conditions for waiting on the store are built on it; in-process stores hold it for `transaction()`.
     lock: threading.RLock
+    #: True when other processes use the store at the same time (their changes arrive by `follow`).
+    shared: bool
 
     def transaction(self) -> AbstractContextManager[object]:
-        """Hold the store exclusively; leaving the outermost one makes its changes durable."""
+        """Open a transaction; leaving the outermost one commits it (durably), or raises StoreConflict (shared)."""
+
+    def prefetch(
+        self,
+        *,
+        job_id: str | None = None,
+        idempotency: tuple[str, str] | None = None,
+        newest: bool = False,
+        user_id: str | None = None,
+    ) -> None:
+        """Say what the transaction reads first (a job, an idempotency key, a newest job); in-process: nothing."""
 
     def close(self) -> None:
         """Flush and release the store."""
@@ -66,6 +86,15 @@ class Store(Protocol):
     def next_seq(self) -> int:
         """Return the next number of the store's counter (submission, queueing and start order)."""
 
+    def id_taken(self, job_id: str) -> bool:
+        """Tell whether a new job may not take this id (a shared store checks it when it commits instead)."""
+
+    def record_change(self, kind: str, job: Job, at: float) -> None:
+        """Send a change to the other processes with this transaction's commit (in-process: nothing)."""
+
+    def record_settings(self, changes: dict[str, object]) -> None:
+        """Send runtime setting changes to the other processes with this transaction's commit (in-process: nothing)."""
+
     # ---------------------------------------------------------------- indexes
 
     def queued(self) -> Iterator[Job]:
@@ -82,6 +111,9 @@ class Store(Protocol):
 
     def running_count(self) -> int:
         """Return how many jobs are being translated."""
+
+    def running_ends(self) -> list[float]:
+        """Return when each running attempt ends (for estimates only: a shared store never guards this read)."""
 
     def next_attempt_end(self) -> Job | None:
         """Return the running job whose attempt ends first (ties: the one started first), or None."""

@@ -66,6 +66,8 @@ class Lane:
 class MemoryStore:
     """Every job and index in this process's memory (the default store)."""
 
+    shared = False
+
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self._jobs: dict[str, Job] = {}  # insertion order is submission order
@@ -83,6 +85,22 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def prefetch(
+        self,
+        *,
+        job_id: str | None = None,
+        idempotency: tuple[str, str] | None = None,
+        newest: bool = False,
+        user_id: str | None = None,
+    ) -> None:
+        """Nothing to load: every read is served from memory."""
+
+    def record_change(self, kind: str, job: Job, at: float) -> None:
+        """No other process to tell."""
+
+    def record_settings(self, changes: dict[str, object]) -> None:
+        """No other process to tell (runtime settings are not stored)."""
 
     # ---------------------------------------------------------------- jobs
 
@@ -141,6 +159,10 @@ class MemoryStore:
         self._next_seq = seq + 1
         return seq
 
+    def id_taken(self, job_id: str) -> bool:
+        """Tell whether a stored job has this id."""
+        return job_id in self._jobs
+
     # ---------------------------------------------------------------- indexes
 
     def queued(self) -> Iterator[Job]:
@@ -166,6 +188,10 @@ class MemoryStore:
     def running_count(self) -> int:
         """Return how many jobs are being translated."""
         return len(self._running)
+
+    def running_ends(self) -> list[float]:
+        """Return when each running attempt ends."""
+        return [job.attempt_ends_at for job in self._running.values()]
 
     def next_attempt_end(self) -> Job | None:
         """Return the running job whose attempt ends first, dropping entries of attempts that already stopped."""
