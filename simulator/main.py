@@ -1,4 +1,9 @@
-"""`python server.py`: read the settings, open the store, build the app, start the ticker, serve, shut down cleanly."""
+"""`python server.py`: read the settings, open the store, build the app, start the ticker, serve, shut down cleanly.
+
+With a store shared by several processes (Redis), it also follows the store's change stream and runs
+the ticker only while it holds the leader lease (`simulator.cluster`); `--workers N` starts N such
+processes on one port (`simulator.workers`).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Video translation job simulator (HTTP server).")
     parser.add_argument("--host", help="address to listen on (default: HOST, else 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default: PORT, else 4777; 0: any free port)")
-    parser.add_argument("--store", help="where jobs live: memory or sqlite:///path/to/jobs.db (default: STORE)")
+    parser.add_argument("--store", help="where jobs live: memory, sqlite:///path/to/jobs.db or "
+                        "redis://host:port/db (default: STORE)")
+    parser.add_argument("--workers", type=int, help="server processes sharing the port (default: PROCESSES, else 1); "
+                        "more than one needs STORE=redis://…")
+    parser.add_argument("--reuse-port", action="store_true",
+                        help="bind with SO_REUSEPORT, so that several servers share the port (what --workers runs)")
     return parser
 
 
@@ -28,9 +38,18 @@ def settings_from(argv: list[str] | None) -> Settings:
     """Return the settings: .env and environment, then the command line's options on top."""
     args = _parser().parse_args(argv)
     settings = load()
-    overrides = {"HOST": args.host, "PORT": args.port, "STORE": args.store}
+    overrides = {"HOST": args.host, "PORT": args.port, "STORE": args.store, "PROCESSES": args.workers}
     changes = {name: KEYS[name].check(value) for name, value in overrides.items() if value is not None}
     return dataclasses.replace(settings, **changes)
+
+
+def _refuse_workers(settings: Settings) -> str | None:
+    """Return why several processes cannot run on this store (None: they can)."""
+    if settings.PROCESSES > 1 and not settings.STORE.startswith(("redis://", "rediss://")):
+        return (f"--workers {settings.PROCESSES} needs a store the processes share: set STORE=redis://host:port/db. "
+                f"STORE={settings.STORE.split('?')[0]} lives inside one process (each worker would run a simulation "
+                "of its own).")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,9 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = settings_from(argv).with_admin_token()
+        reuse_port = _parser().parse_args(argv).reuse_port
     except (ConfigError, ValueError) as e:
         print(f"Invalid configuration: {e}", file=sys.stderr)
         return 2
+    refusal = _refuse_workers(settings)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
+    if settings.PROCESSES > 1:
+        from simulator.workers import run_workers
+
+        if settings.admin_token_generated:
+            print(f"ADMIN_TOKEN (generated for this run): {settings.ADMIN_TOKEN}", flush=True)
+        return run_workers(settings)
     try:
         store = open_store(settings.STORE)
     except StoreError as e:
@@ -48,17 +78,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app = create_app(settings, store=store)
     simulator = app.extensions["simulator"]
-    held = simulator.engine.total()
+    engine = simulator.engine
+    held = engine.total()
     if held:
         log.info("the store holds %d job(s); the simulation resumes", held)
-    ticker = Ticker(simulator.engine).start()
+    follower = lease = None
+    if store.shared:
+        from simulator.cluster import LeaderLease, RedisFollower
+        from simulator.workers import watch_parent
+
+        follower = RedisFollower(store, engine).start()  # type: ignore[arg-type]
+        lease = LeaderLease(store, on_gain=engine.wake).start()  # type: ignore[arg-type]
+        watch_parent()
+    ticker = Ticker(engine, leader=None if lease is None else (lambda: lease.held)).start()
     if settings.admin_token_generated:
         # Printed once, never logged: the operator needs it for admin calls.
         print(f"ADMIN_TOKEN (generated for this run): {settings.ADMIN_TOKEN}", flush=True)
     try:
-        code = serve(app, settings, simulator.release_waiters)
+        code = serve(app, settings, simulator.release_waiters, reuse_port=reuse_port)
     finally:
         ticker.stop()
+        if lease is not None:
+            lease.stop()
+        if follower is not None:
+            follower.stop()
         store.close()
     if code == 0:
         log.info("stopped")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
@@ -72,15 +73,35 @@ def _quiet_channel_class() -> type:
     return QuietChannel
 
 
-def serve(app: Flask, settings: Settings, on_shutdown: Callable[[], None]) -> int:
-    """Serve `app` until SIGTERM or SIGINT, then drain (calling `on_shutdown` first); return the exit code."""
+def shared_socket(host: str, port: int) -> socket.socket:
+    """Return a listening socket bound with SO_REUSEPORT: several server processes can listen on the same port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(app: Flask, settings: Settings, on_shutdown: Callable[[], None], *, reuse_port: bool = False) -> int:
+    """Serve `app` until SIGTERM or SIGINT, then drain (calling `on_shutdown` first); return the exit code.
+
+    `reuse_port` binds with SO_REUSEPORT, so that several processes share the port (`--workers`).
+    """
     import waitress  # imported here so that tests of the app do not need it
 
     try:
+        where: dict[str, Any] = {"host": settings.HOST, "port": settings.PORT}
+        if reuse_port:
+            where = {"sockets": [shared_socket(settings.HOST, settings.PORT)]}
         server = waitress.create_server(
             app,
-            host=settings.HOST,
-            port=settings.PORT,
+            **where,
             threads=settings.THREADS,
             connection_limit=settings.THREADS + 512,
             channel_timeout=max(120, int(settings.MAX_WAIT) + 30),

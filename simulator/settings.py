@@ -156,11 +156,13 @@ class Process:
                                       "start-up", secret=True, optional=True)
     RANDOM_SEED: int | None = setting(None, "seed for reproducible runs from an empty store (unset: random)",
                                       optional=True, low=0, high=2**63)
-    STORE: str = setting("memory", "where jobs live: `memory` (lost on exit) or `sqlite:///path/to/jobs.db` "
-                         "(durable; see Storage)")
+    STORE: str = setting("memory", "where jobs live: `memory` (lost on exit), `sqlite:///path/to/jobs.db` "
+                         "(durable) or `redis://host:port/db` (shared by several processes; see Storage)")
     HOST: str = setting("127.0.0.1", "address `python server.py` listens on")
     PORT: int = setting(4777, "port `python server.py` listens on (0: any free port)", low=0, high=65535)
     THREADS: int = setting(512, "request threads of the server (each held long-poll uses one)", low=4, high=4096)
+    PROCESSES: int = setting(1, "server processes `python server.py` runs on the port (`--workers`); more than 1 "
+                             "needs STORE=redis://…", low=1, high=64)
 
 
 _GROUPS = {Simulation: "simulation", Service: "service", Process: "process"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from simulator.domain import JobEngine
 
@@ -12,10 +13,16 @@ log = logging.getLogger("server")
 
 
 class Ticker:
-    """Advances the engine at every due event (at least once a second) until stopped."""
+    """Advances the engine at every due event (at least once a second) until stopped.
 
-    def __init__(self, engine: JobEngine) -> None:
+    With `leader` (several processes on one store), it advances only while `leader()` is true and
+    otherwise checks again every `idle` seconds: one process drives simulated time.
+    """
+
+    def __init__(self, engine: JobEngine, *, leader: Callable[[], bool] | None = None, idle: float = 0.25) -> None:
         self._engine = engine
+        self._leader = leader
+        self._idle = idle
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="simulation-clock", daemon=True)
 
@@ -33,6 +40,9 @@ class Ticker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self._leader is not None and not self._leader():
+                self._stop.wait(self._idle)
+                continue
             try:
                 self._engine.wait_for_next_event(max_seconds=1.0)
             except Exception:  # pragma: no cover - the clock must keep running whatever happens

@@ -37,9 +37,10 @@ def create_app(
     settings = _settings_from(config)
     app = Flask(__name__, static_folder=None)  # no static files: without this Flask routes /static/<path>
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    engine = JobEngine(RuntimeConfig(settings), store=store or open_store(settings.STORE), clock=clock)
+    store = store or open_store(settings.STORE)
+    engine = JobEngine(RuntimeConfig(settings), store=store, clock=clock)
     faults.init_app(app)  # before the limiter's own hook: a fault "before the work" costs no rate-limit hit
-    limiter = make_limiter(app, user_id)
+    limiter = make_limiter(app, user_id, **_limiter_storage(engine))
     seed = None if settings.RANDOM_SEED is None else settings.RANDOM_SEED + 1
     app.extensions["simulator"] = Simulator(settings, engine, limiter, FaultInjector(seed))
     app.before_request(_start_timer)
@@ -52,6 +53,20 @@ def create_app(
         submissions.bp
     )
     return app
+
+
+def _limiter_storage(engine: JobEngine) -> dict[str, str]:
+    """Return where the hourly limit is counted: beside the jobs when several processes share them, else in memory.
+
+    With a shared store, the runtime settings other processes changed apply from the start too.
+    """
+    store = engine.store
+    if not store.shared:
+        return {}
+    from simulator.cluster import apply_stored_settings
+
+    apply_stored_settings(engine, store.stored_settings())  # type: ignore[attr-defined]
+    return {"storage_uri": store.url, "key_prefix": f"{{{store.prefix}}}:limits"}  # type: ignore[attr-defined]
 
 
 def _settings_from(config: Settings | Mapping[str, Any] | None) -> Settings:

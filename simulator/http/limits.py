@@ -50,12 +50,22 @@ class RuntimeLimitWindow(MovingWindowRateLimiter):
 STRATEGIES.setdefault("runtime-moving-window", RuntimeLimitWindow)
 
 
-def make_limiter(app: Flask, key_func: Callable[[], str]) -> Limiter:
-    """Create the app's own limiter (never shared between apps), in memory, with the moving window above."""
+def make_limiter(app: Flask, key_func: Callable[[], str], *, storage_uri: str = "memory://",
+                 key_prefix: str = "") -> Limiter:
+    """Create the app's own limiter (never shared between apps) with the moving window above.
+
+    In memory by default; with the Redis store, on the same Redis (`storage_uri`, keys under
+    `key_prefix`), so that the hourly limit is one count for every process. limits' Redis storage
+    runs the moving window as one Lua script per hit, so concurrent submissions in several processes
+    cannot pass more than the limit.
+    """
     return Limiter(
         key_func=key_func,
         app=app,
-        storage_uri="memory://",
+        storage_uri=storage_uri,
+        key_prefix=key_prefix,
         strategy="runtime-moving-window",
         headers_enabled=False,  # added by the app's after_request: flask-limiter would overwrite a 202's Retry-After
+        # Redis unreachable: let the request through; the store refuses it with 503 store_unavailable anyway.
+        swallow_errors=storage_uri != "memory://",
     )

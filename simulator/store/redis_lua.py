@@ -35,7 +35,8 @@ end
 
 #: ARGV: prefix, job id, idempotency user, idempotency key, newest ('' | 'all' | 'user'), newest user.
 #: Returns {seq, rev, #jobs, #lane1, #lane0, running {id, ends, started}..., head ids {lane1, lane0, finished},
-#: finished head score, job rank {lane, rank}, idempotent id, newest id, records {{id, v, d, s, q, t}...}}.
+#: finished head score, places {{id, lane, rank}...} of the named jobs that are queued, idempotent id, newest id,
+#: records {{id, v, d, s, q, t}...}}.
 #: Records come with the first RUNNING_RECORDS running attempts by end time (the next ones to end).
 LOAD = _RECORD + """
 local P, RUNNING_RECORDS = ARGV[1], 4
@@ -58,30 +59,32 @@ for i, key in ipairs({'lane:1', 'lane:0', 'finished'}) do
   keep(h[1])
   if i == 3 and h[2] then fscore = h[2] end
 end
-local rank = {}
-if ARGV[2] ~= '' then
-  keep(ARGV[2])
+local ranks = {}
+local function ranked(id)
+  if not id or id == '' then return end
+  keep(id)
   for _, lane in ipairs({'1', '0'}) do
-    local r = redis.call('ZRANK', P .. ':lane:' .. lane, ARGV[2])
-    if r then rank = {lane, r} end
+    local r = redis.call('ZRANK', P .. ':lane:' .. lane, id)
+    if r then ranks[#ranks + 1] = {id, lane, r} end
   end
 end
+ranked(ARGV[2])
 local idem = ''
 if ARGV[4] ~= '' then
   idem = redis.call('HGET', P .. ':idem:' .. ARGV[3], ARGV[4]) or ''
-  keep(idem)
+  ranked(idem)
 end
 local newest = ''
 if ARGV[5] ~= '' then
   local key = ARGV[5] == 'all' and (P .. ':jobs') or (P .. ':user:' .. ARGV[6])
   newest = redis.call('ZRANGE', key, -1, -1)[1] or ''
-  keep(newest)
+  ranked(newest)
 end
 local records = {}
 for _, id in ipairs(want) do records[#records + 1] = record(P, id) end
 return {redis.call('GET', P .. ':seq') or '0', redis.call('GET', P .. ':rev') or '0',
         redis.call('ZCARD', P .. ':jobs'), redis.call('ZCARD', P .. ':lane:1'), redis.call('ZCARD', P .. ':lane:0'),
-        running, heads, fscore, rank, idem, newest, records}
+        running, heads, fscore, ranks, idem, newest, records}
 """
 
 #: ARGV: prefix, key (after the prefix), after score ('' = from the start), after member, count.

@@ -214,6 +214,12 @@ class RedisStore:
         self._page_script = self.redis.register_script(redis_lua.PAGE)
         self._jobs_script = self.redis.register_script(redis_lua.JOBS)
         self._commit = self.redis.register_script(redis_lua.COMMIT)
+        try:  # loaded now, so that no request pays for a NOSCRIPT retry
+            for script in (self._load, self._page_script, self._jobs_script, self._commit):
+                self.redis.script_load(script.script)
+        except redis.exceptions.RedisError as e:
+            pool.disconnect()
+            raise StoreError(f"cannot use Redis at {self.url}: {e}") from None
         self._local = threading.local()
 
     def key(self, name: str) -> str:
@@ -265,7 +271,7 @@ class RedisStore:
             newest = "all" if hints.get("user_id") is None else "user"
         answer = self._call(self._load, [self.key_prefix, hints.get("job_id") or "", idem_user, idem_key, newest,
                                          hints.get("user_id") or ""])
-        seq, rev, job_count, lane1, lane0, running, heads, fscore, rank, idem, newest_id, records = answer
+        seq, rev, job_count, lane1, lane0, running, heads, fscore, ranks, idem, newest_id, records = answer
         tx.loaded = True
         tx.seq, tx.rev, tx.job_count = int(seq), int(rev), int(job_count)
         tx.premium_size = int(lane1)
@@ -284,8 +290,8 @@ class RedisStore:
             tx.finished.known.append((float(fscore), heads[2]))
         else:
             tx.finished.exhausted = True
-        if rank:
-            tx.lanes[int(rank[0])].ranks[hints["job_id"]] = int(rank[1])
+        for job_id, lane, rank in ranks:
+            tx.lanes[int(lane)].ranks[job_id] = int(rank)
         if idem_key:
             tx.idempotency[(idem_user, idem_key)] = idem
         if newest:

@@ -1,0 +1,295 @@
+"""The Redis store beyond the shared contract: URLs, conflicts between processes, round trips, the change stream,
+runtime settings across processes and the ticker's lease. A real redis-server, never a mock; several processes
+are played by several stores (and engines) on the same keys."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+import config
+from jobs import ChangeFeed, FeedGap, JobEngine, Status
+from server import create_app
+from simulator.cluster import LeaderLease, RedisFollower
+from simulator.domain.errors import StoreConflict
+from simulator.store import StoreError, open_store
+from simulator.store.redis_store import RedisStore
+from tests.conftest import FAST, ROOT, FakeClock, redis_store_url
+
+
+class CountingConnection(redis.Connection):
+    """A Redis connection that counts the requests it sends: one per round trip (a script or a command)."""
+
+    sent = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        """Count, then send."""
+        CountingConnection.sent += 1
+        super().send_packed_command(command, check_health)
+
+
+@pytest.fixture
+def store_url(redis_url: str) -> str:
+    """Return a STORE URL with keys of this test's own."""
+    return redis_store_url(redis_url)
+
+
+@pytest.fixture
+def stores(store_url: str) -> Iterator[list[RedisStore]]:
+    """Open stores on the test's keys with `stores.append(...)`-like calls through `open_on`; close them after."""
+    opened: list[RedisStore] = []
+    yield opened
+    for store in opened:
+        store.close()
+
+
+def open_on(stores: list[RedisStore], url: str, **options: Any) -> RedisStore:
+    """Open one more store (one more process) on `url`."""
+    store = RedisStore(url, **options)
+    stores.append(store)
+    return store
+
+
+def engine_on(store: RedisStore, clock: FakeClock, seed: int = 7, **overrides: Any) -> JobEngine:
+    """Return an engine with FAST settings (plus overrides) on `store`."""
+    return JobEngine(config.from_mapping({**FAST, **overrides}), store=store, clock=clock, rng=random.Random(seed))
+
+
+# ------------------------------------------------------------------------------------------------- URLs
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://", "names no host"),
+        ("redis://localhost:port/0", "port that is not a number"),
+        ("redis://localhost:6379/zero", "must be a number"),
+        ("redis://localhost:6379/0?prefix=a%20b", "prefix must be"),
+        ("redis://localhost:6379/0?timeout=3", "unknown option timeout"),
+    ],
+)
+def test_a_bad_redis_url_is_refused_with_what_is_wrong(url: str, message: str) -> None:
+    """A malformed STORE redis URL is refused with a StoreError naming the problem."""
+    with pytest.raises(StoreError, match=message):
+        open_store(url)
+
+
+def test_an_unreachable_redis_is_refused_at_start_up(closed_port: int) -> None:
+    """Opening a Redis store on a port where nothing listens fails at once with StoreError, not later per request."""
+    with pytest.raises(StoreError, match="cannot reach Redis"):
+        open_store(f"redis://127.0.0.1:{closed_port}/0")
+
+
+def test_the_server_exits_2_with_one_line_when_redis_is_unreachable(closed_port: int) -> None:
+    """`python server.py` on an unreachable Redis exits 2 with one line saying so."""
+    done = subprocess.run([sys.executable, "server.py"], cwd=ROOT, capture_output=True, text=True, timeout=30,
+                          env={"PATH": "", "STORE": f"redis://127.0.0.1:{closed_port}/0", "PORT": "0"}, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "cannot reach Redis" in done.stderr
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite:///jobs.db"])
+def test_several_workers_are_refused_on_a_store_of_one_process(store: str, tmp_path) -> None:
+    """`--workers 2` with the memory or SQLite store exits 2 saying that the processes need a shared Redis store."""
+    done = subprocess.run([sys.executable, str(ROOT / "server.py"), "--workers", "2", "--port", "0"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=30, env={"PATH": "", "STORE": store}, check=False)
+    assert done.returncode == 2
+    assert "--workers 2 needs a store the processes share: set STORE=redis://" in done.stderr
+    assert not (tmp_path / "jobs.db").exists()
+
+
+# -------------------------------------------------------------------------------------- several processes
+
+
+def test_a_commit_fails_when_another_process_changed_a_job_it_read(stores, store_url: str, clock) -> None:
+    """A transaction that read a job another process has since moved raises StoreConflict and writes nothing."""
+    a, b = open_on(stores, store_url), open_on(stores, store_url)
+    engine_b = engine_on(b, clock, PROCESSING_MODE="manual")
+    job_id = engine_b.submit("free", "u")[0]["job_id"]
+    with pytest.raises(StoreConflict), a.transaction():
+        job = a.get(job_id)
+        engine_b.cancel(job_id, "first")
+        job.cancel_reason = "second"
+        job.version += 1
+        a.moved(job, job.stage)
+    assert engine_b.get(job_id)["cancel_reason"] == "first"
+
+
+def test_a_call_that_lost_a_race_runs_again_and_both_changes_hold(stores, store_url: str) -> None:
+    """When another process starts a job between a submission's reads and its commit, the submission runs again."""
+    a, b = open_on(stores, store_url), open_on(stores, store_url)
+    clock = FakeClock()
+    engine_b = engine_on(b, clock, seed=8, PROCESSING_MODE="manual")
+    queued = engine_b.submit("free", "bob")[0]["job_id"]
+    reads = 0
+
+    class RacingClock(FakeClock):
+        """The clock of process A: its second reading, mid-submission, lets process B start a job first."""
+
+        def __call__(self) -> float:
+            nonlocal reads
+            reads += 1
+            if reads == 2:
+                engine_b.start_next(1)
+            return clock.now
+
+    engine_a = engine_on(a, RacingClock(), PROCESSING_MODE="manual")
+    view, _ = engine_a.submit("premium", "ann")
+    assert reads > 3, "the submission ran again after its commit was refused"
+    assert engine_a.get(queued)["status"] == Status.PENDING.value
+    assert engine_a.get(queued)["attempts"] == 1
+    assert [job["job_id"] for job in engine_a.queue()["queued"]] == [view["job_id"]]
+    assert engine_a.check_invariants() == []
+
+
+def test_queueing_order_is_commit_order_across_processes(stores, store_url: str, clock) -> None:
+    """Jobs submitted alternately through two processes queue in the order their submissions committed."""
+    engines = [engine_on(open_on(stores, store_url), clock, seed=s, PROCESSING_MODE="manual") for s in (1, 2)]
+    ids = [engines[i % 2].submit("free", f"u{i}")[0]["job_id"] for i in range(6)]
+    assert [job["job_id"] for job in engines[0].queue()["queued"]] == ids
+    assert [job["queue_position"] for job in engines[1].queue()["queued"]] == [1, 2, 3, 4, 5, 6]
+    started = engines[1].start_next(2)
+    assert [job["job_id"] for job in started] == ids[:2]
+
+
+def test_an_idempotency_key_used_in_two_processes_makes_one_job(stores, store_url: str, clock) -> None:
+    """The same user and Idempotency-Key submitted through two processes answers the first job from both."""
+    a, b = (engine_on(open_on(stores, store_url), clock, seed=s) for s in (1, 2))
+    first, replayed_first = a.submit("free", "u", idempotency_key="k")
+    again, replayed_again = b.submit("free", "u", idempotency_key="k")
+    assert (replayed_first, replayed_again) == (False, True)
+    assert again["job_id"] == first["job_id"]
+    assert b.total() == 1
+
+
+def test_a_status_read_is_one_round_trip_and_a_submission_two(stores, store_url: str, clock) -> None:
+    """Counted on the connection: GET-style reads cost one request to Redis, submissions two, in every state."""
+    store = open_on(stores, store_url, connection_class=CountingConnection)
+    engine = engine_on(store, clock, WORKERS=1)
+    engine.submit("free", "warm-up")  # loads the scripts
+    for role, user, key in [("free", "u", None), ("premium", "v", "k1"), ("free", "w", "k2")]:
+        before = CountingConnection.sent
+        job_id = engine.submit(role, user, idempotency_key=key)[0]["job_id"]
+        assert CountingConnection.sent - before == 2, role
+        before = CountingConnection.sent
+        engine.get(job_id)
+        assert CountingConnection.sent - before == 1
+    before = CountingConnection.sent
+    engine.submit("free", "w", idempotency_key="k2")  # a replay writes nothing
+    assert CountingConnection.sent - before == 1
+
+
+# ------------------------------------------------------------------------------------- the change stream
+
+
+def test_a_long_poll_in_one_process_wakes_when_another_changes_the_job(stores, store_url: str) -> None:
+    """A wait held by process B answers as soon as process A cancels the job, through the change stream."""
+    clock = FakeClock()
+    a = engine_on(open_on(stores, store_url), clock, seed=1, PROCESSING_MODE="manual")
+    b_store = open_on(stores, store_url)
+    b = engine_on(b_store, clock, seed=2, PROCESSING_MODE="manual")
+    follower = RedisFollower(b_store, b, block_ms=200).start()
+    try:
+        job_id = a.submit("free", "u")[0]["job_id"]
+        answers: dict[str, Any] = {}
+        waiting = threading.Event()
+
+        def wait() -> None:
+            waiting.set()
+            began = time.monotonic()
+            answers["job"] = b.wait_for_change(job_id, timeout=5)
+            answers["elapsed"] = time.monotonic() - began
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        assert waiting.wait(2)
+        while b.feed.waiting() == 0 and waiter.is_alive():
+            threading.Event().wait(0.005)
+        a.cancel(job_id, "changed elsewhere")
+        waiter.join(5)
+        assert answers["job"]["status"] == "cancelled"
+        assert answers["elapsed"] < 2
+    finally:
+        follower.stop()
+
+
+def test_a_settings_change_in_one_process_reaches_the_others_within_a_second(stores, store_url: str) -> None:
+    """POST /config through one app changes the settings every other app on the same keys answers."""
+    token = {"Authorization": f"Bearer {FAST['ADMIN_TOKEN']}"}
+    first = create_app(FAST, store=open_on(stores, store_url))
+    second_store = open_on(stores, store_url)
+    second = create_app(FAST, store=second_store)
+    follower = RedisFollower(second_store, second.extensions["simulator"].engine, block_ms=200).start()
+    try:
+        changed = first.test_client().post("/config", json={"WORKERS": 7, "RATE_LIMIT": 9}, headers=token)
+        assert changed.status_code == 200
+        deadline = time.monotonic() + 1.0
+        seen: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            seen = second.test_client().get("/config").get_json()
+            if seen["WORKERS"] == 7:
+                break
+            threading.Event().wait(0.01)
+        assert (seen["WORKERS"], seen["RATE_LIMIT"]) == (7, 9)
+        third = create_app(FAST, store=open_on(stores, store_url))  # a process started later starts with them
+        assert third.test_client().get("/config").get_json()["WORKERS"] == 7
+    finally:
+        follower.stop()
+
+
+def test_the_hourly_limit_is_one_count_for_every_process(stores, store_url: str) -> None:
+    """Free submissions of one user through two apps on the same Redis pass RATE_LIMIT in total, not per app."""
+    apps = [create_app({**FAST, "RATE_LIMIT": 3}, store=open_on(stores, store_url)) for _ in range(2)]
+    codes = [apps[i % 2].test_client().post("/translate", headers={"X-User-Id": "carol"}).status_code
+             for i in range(6)]
+    assert codes == [202, 202, 202, 429, 429, 429]
+
+
+def test_a_resync_wakes_waiters_and_makes_readers_reload() -> None:
+    """After resync() a held wait answers at once and following from an older cursor raises FeedGap."""
+    feed = ChangeFeed()
+    feed.publish("submitted", "j", "u", 1, 0.0)
+    cursor = feed.cursor()
+    woke: list[bool] = []
+    waiter = threading.Thread(target=lambda: woke.append(feed.wait_for_job("j", cursor, 5)))
+    waiter.start()
+    while feed.waiting() == 0:
+        threading.Event().wait(0.005)
+    feed.resync()
+    waiter.join(2)
+    assert woke == [True]
+    with pytest.raises(FeedGap):
+        feed.since(cursor)
+    assert feed.since(feed.cursor()) == []
+
+
+# --------------------------------------------------------------------------------------------- the lease
+
+
+def test_one_process_holds_the_ticker_lease_and_another_takes_it_when_it_is_gone(stores, store_url: str) -> None:
+    """Only one lease is held at a time; when the holder's key is gone (it died and it expired) another takes it."""
+    first, second = (LeaderLease(open_on(stores, store_url)) for _ in range(2))
+    assert first.step() is True
+    assert second.step() is False
+    assert first.step() is True  # renewed
+    stores[0].redis.delete(stores[0].key("leader"))  # what expiry does once the holder stops renewing
+    assert second.step() is True
+    assert first.step() is False, "a holder renews only its own lease"
+
+
+def test_a_stopped_lease_is_given_up_at_once(stores, store_url: str) -> None:
+    """Stopping the lease's holder (a clean shutdown) frees it for another process immediately."""
+    first = LeaderLease(open_on(stores, store_url)).start()
+    second = LeaderLease(open_on(stores, store_url))
+    assert first.held and not second.step()
+    first.stop()
+    assert second.step() is True
