@@ -933,6 +933,17 @@ def test_idempotency_keys_are_per_user(clock: FakeClock) -> None:
     assert engine.find_idempotent("b", "k") == b
 
 
+def test_would_create_says_whether_a_submission_makes_a_new_job(clock: FakeClock) -> None:
+    """would_create is False for a key the user already used and once MAX_JOBS are stored, True otherwise."""
+    engine = make_engine(clock, MAX_JOBS=2)
+    submit(engine, user_id="a", idempotency_key="k")
+    assert engine.would_create("a", "k") is False
+    assert engine.would_create("b", "k") is True
+    assert engine.would_create("a", None) is True
+    submit(engine, user_id="a")
+    assert engine.would_create("c", None) is False
+
+
 def test_submissions_without_a_key_are_never_merged(engine: JobEngine) -> None:
     """Identical submissions without a key make separate jobs."""
     assert submit(engine, video_url="v") != submit(engine, video_url="v")

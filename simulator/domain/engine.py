@@ -232,6 +232,17 @@ class JobEngine:
 
         return self._atomic(read, idempotency=(user_id, key))
 
+    def would_create(self, user_id: str, key: str | None) -> bool:
+        """Tell whether a submission now would make a new job: not when MAX_JOBS are stored or `key` is known."""
+
+        def read() -> bool:
+            self._advance()
+            if self.store.count() >= self.settings.MAX_JOBS:
+                return False
+            return key is None or self.store.find_idempotent(user_id, key) is None
+
+        return self._atomic(read, idempotency=None if key is None else (user_id, key))
+
     # ---------------------------------------------------------------- changing
 
     def submit(

@@ -45,10 +45,8 @@ def not_counted() -> bool:
         return True  # refused with 400/422: a refusal must not use up the user's hour
     if fields.get("role", "free") == "premium":
         return True
-    engine = sim().engine
-    if engine.total() >= engine.settings.MAX_JOBS:
-        return True  # refused with 503 anyway
-    return key is not None and engine.find_idempotent(user, key) is not None
+    # Refused with 503 when MAX_JOBS are stored, or a replay of a job already made: neither counts.
+    return not sim().engine.would_create(user, key)
 
 
 def hourly_limit() -> str:
