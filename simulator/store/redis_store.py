@@ -110,6 +110,7 @@ class _Index:
         self.removed_scores: list[float] = []
         self.tail: dict[str, float] = {}
         self.ranks: dict[str, int] = {}  # 0-based rank in Redis as loaded
+        self.head = 0  # members of `known` before it are all removed: taking jobs from the front stays O(1)
 
     def __len__(self) -> int:
         return (self.size or 0) - len(self.removed) + len(self.tail)
@@ -125,13 +126,15 @@ class _Index:
             self.removed_scores.append(score)
 
     def __iter__(self) -> Iterator[str]:
-        for i in itertools.count():
+        for i in itertools.count(self.head):
             if i == len(self.known):
                 if self.exhausted or not self._load_page():
                     break
             member = self.known[i][1]
             if member not in self.removed:
                 yield member
+            elif i == self.head:
+                self.head += 1
         yield from list(self.tail)
 
     def rank(self, member: str, score: float) -> int:
@@ -497,7 +500,7 @@ class RedisStore:
             for job_id in tx.lanes[priority]:
                 job = tx.jobs.get(job_id) if job_id in tx.jobs else self.get(job_id)
                 if job is None or job.stage is not Stage.QUEUED:
-                    continue  # changed by another process after this transaction's load: the commit will tell
+                    raise StoreConflict(f"job {job_id} left the queue after this transaction's first read")
                 if priority == 0:
                     tx.premium_checked = True  # a free job is taken only while no premium one waits
                 yield job
@@ -536,15 +539,19 @@ class RedisStore:
         if not tx.running:
             return None
         job_id = min(tx.running, key=lambda i: tx.running[i])
-        return self.get(job_id)
+        job = self.get(job_id)
+        if job is None or job.stage is not Stage.TRANSLATING or job.attempt_ends_at != tx.running[job_id][0]:
+            raise StoreConflict(f"the attempt of job {job_id} ended after this transaction's first read")
+        return job
 
     def finished(self) -> Iterator[Job]:
         """Yield finished jobs in the order they finished."""
         tx = self._ensure_loaded()
         for job_id in tx.finished:
             job = tx.jobs.get(job_id) if job_id in tx.jobs else self.get(job_id)
-            if job is not None and job.stage is Stage.FINISHED:
-                yield job
+            if job is None:
+                continue  # removed by another process after this transaction's first read: nothing to do with it
+            yield job
 
     # ---------------------------------------------------------------- internals
 
