@@ -19,7 +19,7 @@ class Ticker:
     otherwise checks again every `idle` seconds: one process drives simulated time.
     """
 
-    def __init__(self, engine: JobEngine, *, leader: Callable[[], bool] | None = None, idle: float = 0.25) -> None:
+    def __init__(self, engine: JobEngine, *, leader: Callable[[], bool] | None = None, idle: float = 0.05) -> None:
         self._engine = engine
         self._leader = leader
         self._idle = idle
