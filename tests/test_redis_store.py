@@ -151,6 +151,19 @@ def test_a_call_that_lost_a_race_runs_again_and_both_changes_hold(stores, store_
     assert engine_a.check_invariants() == []
 
 
+def test_a_queue_taken_from_since_the_first_read_makes_the_call_run_again(stores, store_url: str, clock) -> None:
+    """When another process starts queued jobs after a transaction's first read, walking the queue raises
+    StoreConflict rather than yielding a queue shorter than the count it read (which broke slot filling)."""
+    a, b = open_on(stores, store_url), open_on(stores, store_url)
+    engine_b = engine_on(b, clock, PROCESSING_MODE="manual")
+    for _ in range(3):
+        engine_b.submit("free", "u")
+    with pytest.raises(StoreConflict), a.transaction():
+        assert a.queued_count() == 3
+        engine_b.start_next(2)
+        list(a.queued())
+
+
 def test_queueing_order_is_commit_order_across_processes(stores, store_url: str, clock) -> None:
     """Jobs submitted alternately through two processes queue in the order their submissions committed."""
     engines = [engine_on(open_on(stores, store_url), clock, seed=s, PROCESSING_MODE="manual") for s in (1, 2)]

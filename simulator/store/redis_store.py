@@ -129,6 +129,10 @@ class _Index:
         for i in itertools.count(self.head):
             if i == len(self.known):
                 if self.exhausted or not self._load_page():
+                    if self.size is not None and len(self.known) != self.size:
+                        # Another process queued or took jobs after this transaction's first read: what it
+                        # read of this index no longer adds up, so the call runs again on a fresh load.
+                        raise StoreConflict(f"{self.key} changed after this transaction's first read")
                     break
             member = self.known[i][1]
             if member not in self.removed:
