@@ -605,7 +605,7 @@ class JobEngine:
         """Replay every attempt end due by now, each at its own instant; expire old jobs; return now."""
         now = self._clock()
         store = self.store
-        while (job := store.next_attempt_end()) is not None and job.attempt_ends_at <= now:
+        while (job := store.next_attempt_end(until=now)) is not None and job.attempt_ends_at <= now:
             due = job.attempt_ends_at
             self._end_attempt(job, due)
             self._fill_slots(due)
@@ -629,9 +629,9 @@ class JobEngine:
     def _next_due(self) -> float | None:
         """Return when the next attempt ends or the next finished job expires (None if nothing is scheduled)."""
         candidates = []
-        running = self.store.next_attempt_end()
-        if running is not None:
-            candidates.append(running.attempt_ends_at)
+        ends = self.store.running_ends()
+        if ends:
+            candidates.append(min(ends))
         oldest = next(self.store.finished(), None)
         if oldest is not None and oldest.finished_at is not None:
             candidates.append(oldest.finished_at + self.settings.JOB_TTL)

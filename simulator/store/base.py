@@ -115,8 +115,11 @@ class Store(Protocol):
     def running_ends(self) -> list[float]:
         """Return when each running attempt ends (for estimates only: a shared store never guards this read)."""
 
-    def next_attempt_end(self) -> Job | None:
-        """Return the running job whose attempt ends first (ties: the one started first), or None."""
+    def next_attempt_end(self, until: float | None = None) -> Job | None:
+        """Return the running job whose attempt ends first (ties: the one started first), or None.
+
+        With `until`, only if that attempt ends at or before it (a shared store then loads no job when none is due).
+        """
 
     def finished(self) -> Iterator[Job]:
         """Yield finished jobs in the order they finished."""

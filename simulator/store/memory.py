@@ -193,14 +193,14 @@ class MemoryStore:
         """Return when each running attempt ends."""
         return [job.attempt_ends_at for job in self._running.values()]
 
-    def next_attempt_end(self) -> Job | None:
-        """Return the running job whose attempt ends first, dropping entries of attempts that already stopped."""
+    def next_attempt_end(self, until: float | None = None) -> Job | None:
+        """Return the running job whose attempt ends first (by `until`, if given); drop stopped attempts' entries."""
         ends = self._ends
         while ends:
-            _, _, job_id, attempt = ends[0]
+            ends_at, _, job_id, attempt = ends[0]
             job = self._running.get(job_id)
             if job is not None and job.attempts == attempt:
-                return job
+                return None if until is not None and ends_at > until else job
             heapq.heappop(ends)
         return None
 

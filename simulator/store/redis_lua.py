@@ -34,12 +34,12 @@ end
 """
 
 #: ARGV: prefix, job id, idempotency user, idempotency key, newest ('' | 'all' | 'user'), newest user.
-#: Returns {seq, rev, #jobs, #lane1, #lane0, running {id, ends, started}..., head ids {lane1, lane0, finished},
-#: finished head score, places {{id, lane, rank}...} of the named jobs that are queued, idempotent id, newest id,
+#: Returns {seq, rev, #jobs, #lane1, #lane0, running {id, ends, started}..., heads {{id, score} of lane1, lane0,
+#: finished}, places {{id, lane, rank}...} of the named jobs that are queued, idempotent id, newest id,
 #: records {{id, v, d, s, q, t}...}}.
-#: Records come with the first RUNNING_RECORDS running attempts by end time (the next ones to end).
+#: Lane heads come with their scores, the finished head with its record (expiry reads it on every call).
 LOAD = _RECORD + """
-local P, RUNNING_RECORDS = ARGV[1], 4
+local P = ARGV[1]
 local want = {}
 local function keep(id) if id and id ~= '' then want[#want + 1] = id end end
 local running = {}
@@ -49,15 +49,12 @@ for i = 1, #entries, 2 do
   running[#running + 1] = id
   running[#running + 1] = entries[i + 1]
   running[#running + 1] = redis.call('HGET', P .. ':job:' .. id, 't') or '-1'
-  if i <= 2 * RUNNING_RECORDS then keep(id) end
 end
 local heads = {}
-local fscore = ''
 for i, key in ipairs({'lane:1', 'lane:0', 'finished'}) do
   local h = redis.call('ZRANGE', P .. ':' .. key, 0, 0, 'WITHSCORES')
-  heads[i] = h[1] or ''
-  keep(h[1])
-  if i == 3 and h[2] then fscore = h[2] end
+  heads[i] = {h[1] or '', h[2] or ''}
+  if i == 3 then keep(h[1]) end
 end
 local ranks = {}
 local function ranked(id)
@@ -84,7 +81,7 @@ local records = {}
 for _, id in ipairs(want) do records[#records + 1] = record(P, id) end
 return {redis.call('GET', P .. ':seq') or '0', redis.call('GET', P .. ':rev') or '0',
         redis.call('ZCARD', P .. ':jobs'), redis.call('ZCARD', P .. ':lane:1'), redis.call('ZCARD', P .. ':lane:0'),
-        running, heads, fscore, ranks, idem, newest, records}
+        running, heads, ranks, idem, newest, records}
 """
 
 #: ARGV: prefix, key (after the prefix), after score ('' = from the start), after member, count.

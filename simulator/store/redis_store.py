@@ -173,7 +173,8 @@ class _Transaction:
         self.loaded = False
         self.hints: dict[str, Any] = {}
         self.jobs: dict[str, Job | None] = {}  # the identity map: one object per job per transaction
-        self.versions: dict[str, int] = {}  # as read (0: absent), checked by the commit
+        self.rows: dict[str, list[Any]] = {}  # records loaded but not read yet (decoded when first read)
+        self.versions: dict[str, int] = {}  # of the jobs read (0: absent), checked by the commit
         self.written: dict[str, Job] = {}
         self.added: set[str] = set()
         self.removed: dict[str, Job] = {}
@@ -278,25 +279,19 @@ class RedisStore:
             newest = "all" if hints.get("user_id") is None else "user"
         answer = self._call(self._load, [self.key_prefix, hints.get("job_id") or "", idem_user, idem_key, newest,
                                          hints.get("user_id") or ""])
-        seq, rev, job_count, lane1, lane0, running, heads, fscore, ranks, idem, newest_id, records = answer
+        seq, rev, job_count, lane1, lane0, running, heads, ranks, idem, newest_id, records = answer
         tx.loaded = True
         tx.seq, tx.rev, tx.job_count = int(seq), int(rev), int(job_count)
         tx.premium_size = int(lane1)
         tx.running = {running[i]: (float(running[i + 1]), int(running[i + 2])) for i in range(0, len(running), 3)}
         tx.lanes[1].size, tx.lanes[0].size = int(lane1), int(lane0)
         self._keep_records(records)
-        for priority, head in ((1, heads[0]), (0, heads[1])):
+        for index, (head, score) in zip((tx.lanes[1], tx.lanes[0], tx.finished), heads, strict=True):
             if head:
-                lane = tx.lanes[priority]
-                job = tx.jobs[head]
-                lane.known.append((float(job.enqueued_seq if job else 0), head))
-                lane.ranks[head] = 0
+                index.known.append((float(score), head))
+                index.ranks[head] = 0
             else:
-                tx.lanes[priority].exhausted = True
-        if heads[2]:
-            tx.finished.known.append((float(fscore), heads[2]))
-        else:
-            tx.finished.exhausted = True
+                index.exhausted = True
         for job_id, lane, rank in ranks:
             tx.lanes[int(lane)].ranks[job_id] = int(rank)
         if idem_key:
@@ -306,20 +301,28 @@ class RedisStore:
         return tx
 
     def _keep_records(self, records: Iterable[list[Any]]) -> None:
-        """Add loaded records to the identity map (a job already in it keeps its object and its changes)."""
+        """Keep loaded records for when they are read (a job already read keeps its object and its changes)."""
         tx = self._tx
         for row in records:
-            job_id = row[0]
-            if job_id in tx.jobs:
-                continue
-            job = _decode(row)
-            tx.jobs[job_id] = job
-            tx.versions[job_id] = 0 if job is None else job.version
+            if row[0] not in tx.jobs:
+                tx.rows[row[0]] = row
+
+    def _cached(self, tx: _Transaction, job_id: str) -> Job | bool | None:
+        """Return the job as this transaction knows it (None: absent), decoding a loaded record; False: not loaded."""
+        if job_id in tx.jobs:
+            return tx.jobs[job_id]
+        row = tx.rows.pop(job_id, None)
+        if row is None:
+            return False
+        job = tx.jobs[job_id] = _decode(row)
+        tx.versions[job_id] = 0 if job is None else job.version
+        return job
 
     def _load_jobs(self, ids: list[str]) -> None:
         """Load jobs not yet in the identity map (and their places in their lanes), in one round trip."""
         tx = self._ensure_loaded()
-        missing = [i for i in ids if i not in tx.jobs or (i not in tx.lanes[0].ranks and i not in tx.lanes[1].ranks)]
+        missing = [i for i in ids if (i not in tx.jobs and i not in tx.rows)
+                   or (i not in tx.lanes[0].ranks and i not in tx.lanes[1].ranks)]
         if not missing:
             return
         for row, rank in self._call(self._jobs_script, [self.key_prefix, *missing]):
@@ -369,9 +372,11 @@ class RedisStore:
     def get(self, job_id: str) -> Job | None:
         """Return the job with this id, or None."""
         tx = self._ensure_loaded()
-        if job_id not in tx.jobs:
+        job = self._cached(tx, job_id)
+        if job is False:
             self._load_jobs([job_id])
-        return tx.jobs.get(job_id)
+            job = self._cached(tx, job_id)
+        return job or None
 
     def add(self, job: Job) -> None:
         """Keep a new queued job; it is written when the transaction commits."""
@@ -430,8 +435,8 @@ class RedisStore:
         tx = self._ensure_loaded()
         index = _Index(self, "jobs" if user_id is None else f"user:{user_id}")
         for job_id in index:
-            job = tx.jobs.get(job_id)
-            if job is not None:
+            job = self._cached(tx, job_id)
+            if job:
                 yield job
         for job_id in sorted(tx.added, key=lambda i: tx.written[i].submitted_seq):
             job = tx.jobs.get(job_id)
@@ -502,7 +507,7 @@ class RedisStore:
         tx = self._ensure_loaded()
         for priority in (1, 0):
             for job_id in tx.lanes[priority]:
-                job = tx.jobs.get(job_id) if job_id in tx.jobs else self.get(job_id)
+                job = self.get(job_id)
                 if job is None or job.stage is not Stage.QUEUED:
                     raise StoreConflict(f"job {job_id} left the queue after this transaction's first read")
                 if priority == 0:
@@ -526,8 +531,8 @@ class RedisStore:
         """Return the jobs being translated, in the order they started."""
         tx = self._ensure_loaded()
         order = sorted(tx.running, key=lambda i: tx.running[i][1])
-        self._load_jobs([i for i in order if i not in tx.jobs])
-        return [job for i in order if (job := tx.jobs.get(i)) is not None]
+        self._load_jobs([i for i in order if i not in tx.jobs and i not in tx.rows])
+        return [job for i in order if (job := self._cached(tx, i))]
 
     def running_count(self) -> int:
         """Return how many jobs are being translated."""
@@ -537,12 +542,14 @@ class RedisStore:
         """Return when each running attempt ends."""
         return [ends for ends, _ in self._ensure_loaded().running.values()]
 
-    def next_attempt_end(self) -> Job | None:
-        """Return the running job whose attempt ends first (ties: the one started first), or None."""
+    def next_attempt_end(self, until: float | None = None) -> Job | None:
+        """Return the running job whose attempt ends first (ties: the one started first; by `until`, if given)."""
         tx = self._ensure_loaded()
         if not tx.running:
             return None
         job_id = min(tx.running, key=lambda i: tx.running[i])
+        if until is not None and tx.running[job_id][0] > until:
+            return None  # nothing due: its record is not even needed
         job = self.get(job_id)
         if job is None or job.stage is not Stage.TRANSLATING or job.attempt_ends_at != tx.running[job_id][0]:
             raise StoreConflict(f"the attempt of job {job_id} ended after this transaction's first read")
@@ -552,7 +559,7 @@ class RedisStore:
         """Yield finished jobs in the order they finished."""
         tx = self._ensure_loaded()
         for job_id in tx.finished:
-            job = tx.jobs.get(job_id) if job_id in tx.jobs else self.get(job_id)
+            job = self.get(job_id)
             if job is None:
                 continue  # removed by another process after this transaction's first read: nothing to do with it
             yield job
