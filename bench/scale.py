@@ -275,6 +275,35 @@ def count_round_trips(redis_url: str) -> dict[str, tuple[float, float]]:
     return figures
 
 
+def redis_cpu(redis_url: str, count: int) -> dict[str, float]:
+    """Return Redis's own CPU time (µs, INFO cpu) per engine submission and per status read, in one process.
+
+    What one Redis core can serve at most: 1 s divided by these. No MONITOR runs meanwhile.
+    """
+    import config
+    from jobs import JobEngine
+    from simulator.store.redis_store import RedisStore
+
+    server = redis.Redis.from_url(redis_url)
+
+    def cpu() -> float:
+        info = server.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    store = RedisStore(f"{redis_url}?prefix=cpu-{uuid.uuid4().hex[:6]}")
+    engine = JobEngine(config.from_mapping({**SETTINGS, "TRANSLATION_DELAY": 3600}), store=store)
+    figures = {}
+    before = cpu()
+    ids = [engine.submit("premium", f"u{i % 50}")[0]["job_id"] for i in range(count)]
+    figures["submission"] = (cpu() - before) / count * 1e6
+    before = cpu()
+    for i in range(count):
+        engine.get(ids[i])
+    figures["status read"] = (cpu() - before) / count * 1e6
+    store.close()
+    return figures
+
+
 class Monitor:
     """Redis's MONITOR in a thread: commands sent by clients (not by scripts) between `ECHO bench-mark` lines."""
 
@@ -350,9 +379,10 @@ def main(argv: list[str] | None = None) -> int:
     counts = (2,) if quick else (2, 4)
     burst = 100 if quick else 2000
     lag_jobs = 4 if quick else 100
+    lag_rounds = 1 if quick else 3
     rounds = args.rounds or (1 if quick else 5)
     seconds = 0.3 if quick else 3.0
-    print(f"# bench/scale.py — {machine()}; {revision()}\n")
+    print(f"# bench/scale.py — {machine()}; {revision()}; load average {os.getloadavg()[0]:.1f} at the start\n")
     rows: list[list[Any]] = []
     failed = False
     with RedisServer() as redis_server:
@@ -362,13 +392,15 @@ def main(argv: list[str] | None = None) -> int:
             servers, prefix = start_fleet(redis_server.url, count, {})
             try:
                 accepted, refused = rate_limit_run(servers, 50)
-                lags = lag_run(servers, lag_jobs)
+                rounds_of_lags = [lag_run(servers, lag_jobs) for _ in range(lag_rounds)]
                 done = burst_run(servers, burst)
                 killed = kill_run(servers, redis_server.url, prefix, 0.3 if quick else 1.0)
             finally:
                 for server in servers:
                     server.stop()
-            p50, p95 = percentile(lags, 50), percentile(lags, 95)
+            p95s = [percentile(lags, 95) for lags in rounds_of_lags]
+            p50 = statistics.median(percentile(lags, 50) for lags in rounds_of_lags)
+            p95 = statistics.median(p95s)
             ok = {
                 "limit": accepted == SETTINGS["RATE_LIMIT"],
                 "burst": done["distinct"] == done["stored"] == burst and not done["errors"],
@@ -384,8 +416,9 @@ def main(argv: list[str] | None = None) -> int:
                 [f"{count} processes: {burst:,} concurrent submissions (16 threads)",
                  f"{done['distinct']:,} distinct, {done['stored']:,} stored, {done['errors']} errors, "
                  f"{burst / done['seconds']:,.0f}/s", f"{burst:,} distinct", _yes(ok["burst"])],
-                [f"{count} processes: long-poll on another process, lag behind finished_at ({len(lags)} jobs)",
-                 f"p50 {ms(p50)} ms, p95 {ms(p95)} ms", "p95 ≤ 50 ms", _yes(ok["lag"])],
+                [f"{count} processes: long-poll on another process, lag behind finished_at ({lag_rounds} rounds × "
+                 f"{lag_jobs} jobs, medians)", f"p50 {ms(p50)} ms, p95 {ms(p95)} ms (p95 of each round: "
+                 f"{', '.join(ms(x) for x in p95s)})", "p95 ≤ 50 ms", _yes(ok["lag"])],
                 [f"{count} processes: kill -9 of the lease holder under traffic",
                  f"{killed['acknowledged']} acknowledged, {killed['lost']} lost; failed requests: "
                  f"{killed['victim']} to the killed one, {killed['survivors']} to the others",
@@ -397,11 +430,15 @@ def main(argv: list[str] | None = None) -> int:
                  _yes(killed["resumed"] <= 2.0)],
             ]
         trips = count_round_trips(redis_server.url)
+        redis_costs = redis_cpu(redis_server.url, 200 if quick else 5000)
         rates = throughput(redis_server.url, seconds, rounds)
     print(table(["measure", "figure", "target", "met"], rows, "llll"))
     print()
     print(table(["request (one process, Redis store)", "store round trips", "all Redis commands (+ limiter)"],
                 [[name, f"{store:.2f}", f"{every:.2f}"] for name, (store, every) in trips.items()], "lrr"))
+    print()
+    print(table(["Redis CPU, one process (INFO cpu)", "µs each", "one Redis core's ceiling"],
+                [[name, f"{us:.1f}", f"{1e6 / us:,.0f}/s"] for name, us in redis_costs.items()], "lrr"))
     print()
     memory, on_redis = statistics.median(rates["memory"]), statistics.median(rates["redis"])
     ratio = on_redis / memory

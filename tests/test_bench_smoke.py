@@ -71,3 +71,12 @@ def test_client_robustness_benchmark_prints_its_tables() -> None:
     for server in ("trickle-body", "trickle-headers", "silent"):
         assert out.count(f"| {server} ") == 5
     assert "| NO" not in out and " NO |" not in out
+
+
+def test_scale_benchmark_prints_its_tables() -> None:
+    """bench/scale.py --quick runs two processes on a real Redis and prints its targets, round trips and ratio."""
+    out = run_script("bench/scale.py", "--quick")
+    assert "| measure" in out and "store round trips" in out and "Redis ÷ memory" in out
+    for row in ("50 concurrent free submissions", "concurrent submissions", "long-poll on another process",
+                "kill -9 of the lease holder", "GET /status/<id> (queued job)", "Redis CPU"):
+        assert row in out
