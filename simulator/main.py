@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import socket
 import sys
 
 from simulator.http import create_app
@@ -45,6 +46,9 @@ def settings_from(argv: list[str] | None) -> Settings:
 
 def _refuse_workers(settings: Settings) -> str | None:
     """Return why several processes cannot run on this store (None: they can)."""
+    if settings.PROCESSES > 1 and not hasattr(socket, "SO_REUSEPORT"):
+        return (f"--workers {settings.PROCESSES} needs SO_REUSEPORT, which this system lacks: run one "
+                "python server.py per port behind a load balancer, all with the same STORE=redis://…")
     if settings.PROCESSES > 1 and not settings.STORE.startswith(("redis://", "rediss://")):
         return (f"--workers {settings.PROCESSES} needs a store the processes share: set STORE=redis://host:port/db. "
                 f"STORE={settings.STORE.split('?')[0]} lives inside one process (each worker would run a simulation "

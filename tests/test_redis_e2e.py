@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import redis
@@ -66,7 +67,8 @@ def test_a_settings_change_reaches_the_other_process_within_a_second(two_servers
 
 
 def test_workers_keep_serving_and_lose_nothing_when_the_ticker_holder_is_killed(redis_url: str) -> None:
-    """`--workers 2`: kill -9 of the lease holder loses no acknowledged job; another takes the lease within 2 s."""
+    """`--workers 2`: kill -9 of the lease holder loses no acknowledged job, another takes the lease within 2 s, and
+    the dead worker is replaced."""
     store = redis_store_url(redis_url)
     prefix = store.rsplit("prefix=", 1)[1]
     lease_key = "{" + prefix + "}:leader"
@@ -86,6 +88,10 @@ def test_workers_keep_serving_and_lose_nothing_when_the_ticker_holder_is_killed(
             answer = requests.get(f"{server.url}/status/{job['job_id']}", params={"wait": 5}, timeout=10)
             assert answer.status_code == 200
             assert answer.json()["version"] >= job["version"]
+        workers = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+        while len(set(workers.read_text().split()) - {holder.split(":")[0]}) < 2:  # the dead one is replaced
+            assert time.monotonic() - killed < 20, "the killed worker was not replaced"
+            time.sleep(0.05)
         late = requests.post(f"{server.url}/translate", json={"role": "premium"}, timeout=5).json()
         final = requests.get(f"{server.url}/status/{late['job_id']}", params={"wait": 5, "since": late["version"]},
                              timeout=10).json()
