@@ -22,6 +22,7 @@ from simulator.cluster import LeaderLease, RedisFollower
 from simulator.domain.errors import StoreConflict
 from simulator.store import StoreError, open_store
 from simulator.store.redis_store import RedisStore
+from simulator.testing.redis_server import RedisServer
 from tests.conftest import FAST, ROOT, FakeClock, redis_store_url
 
 
@@ -95,6 +96,18 @@ def test_the_server_exits_2_with_one_line_when_redis_is_unreachable(closed_port:
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0
     assert "cannot reach Redis" in done.stderr
+
+
+def test_requests_answer_503_while_redis_is_down() -> None:
+    """With Redis gone, a status read and a submission answer 503 store_unavailable, never a 500."""
+    with RedisServer() as own:
+        app = create_app(FAST, store=RedisStore(redis_store_url(own.url)))
+        client = app.test_client()
+        job_id = client.post("/translate", json={"role": "premium"}).get_json()["job_id"]
+        own.stop()
+        for answer in (client.get(f"/status/{job_id}"), client.post("/translate", json={"role": "premium"})):
+            assert answer.status_code == 503
+            assert answer.get_json()["code"] == "store_unavailable"
 
 
 @pytest.mark.parametrize("store", ["memory", "sqlite:///jobs.db"])

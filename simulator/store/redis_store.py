@@ -51,7 +51,8 @@ _SEQ_FIELDS = ("submitted_seq", "enqueued_seq", "started_seq")
 _JSON_FIELDS = tuple(name for name in RECORD_FIELDS if name not in _SEQ_FIELDS)
 PAGE_SIZE = 500
 DEFAULT_PREFIX = "tsim"
-_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+#: Redis unreachable, or refusing (out of memory, read-only replica): the request answers 503, nothing changed.
+_ERRORS = (redis.exceptions.RedisError,)
 
 
 def parse_url(url: str) -> tuple[str, str]:
