@@ -164,6 +164,37 @@ def test_a_call_that_lost_a_race_runs_again_and_both_changes_hold(stores, store_
     assert engine_a.check_invariants() == []
 
 
+def test_a_slot_freed_in_one_process_goes_to_a_job_queued_meanwhile_in_another(stores, store_url: str) -> None:
+    """Process A ends an attempt and fills the slot while process B (whose clock has not reached that end) queues
+    a job: A's commit is refused and A runs again, so B's earlier job starts first, never A's later one."""
+    clock = FakeClock()
+    b_clock = FakeClock(clock.now)
+    a_store, b_store = open_on(stores, store_url), open_on(stores, store_url)
+    engine_b = engine_on(b_store, b_clock, seed=2, WORKERS=1)
+    first = engine_b.submit("free", "u")[0]["job_id"]  # runs until t = 10
+    clock.advance(10)
+    b_clock.advance(9.9)
+    reads = 0
+
+    class RacingClock(FakeClock):
+        """A's clock: at its second reading, inside A's submission, B queues a job."""
+
+        def __call__(self) -> float:
+            nonlocal reads
+            reads += 1
+            if reads == 2:
+                answers["b"] = engine_b.submit("free", "v")[0]["job_id"]
+            return clock.now
+
+    answers: dict[str, str] = {}
+    engine_a = engine_on(a_store, RacingClock(), seed=1, WORKERS=1)
+    later = engine_a.submit("free", "w")[0]["job_id"]
+    assert engine_a.get(first)["status"] == "completed"
+    assert engine_a.get(answers["b"])["stage"] == "translating", "the job queued first takes the freed slot"
+    assert engine_a.get(later)["queue_position"] == 1
+    assert engine_a.check_invariants() == []
+
+
 def test_a_queue_taken_from_since_the_first_read_makes_the_call_run_again(stores, store_url: str, clock) -> None:
     """When another process starts queued jobs after a transaction's first read, walking the queue raises
     StoreConflict rather than yielding a queue shorter than the count it read (which broke slot filling)."""

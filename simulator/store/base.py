@@ -101,7 +101,7 @@ class Store(Protocol):
         """Yield queued jobs in the order they will start: premium first, first in first out."""
 
     def queued_count(self, priority: int | None = None) -> int:
-        """Return how many jobs are queued (of one priority, if given)."""
+        """Return how many jobs are queued (of one priority, if given: for estimates only, never guarded)."""
 
     def queue_position(self, job: Job) -> int:
         """Return the 1-based place of a queued job in start order."""

@@ -122,7 +122,7 @@ end
 return out
 """
 
-#: ARGV: prefix, counters used, rev expected (-1: unchecked), lane 1 size expected (-1: unchecked), origin,
+#: ARGV: prefix, counters used, rev expected (-1: unchecked), lane 1 size, lane 0 size (-1: unchecked), origin,
 #: changes (JSON or ''), settings (JSON object of name -> the value's JSON text, or ''),
 #: #version guards, {id, version ('0': absent)}..., #idempotency guards, {user, key, id ('': none)}..., then writes:
 #:   'n'|'u', id, v, d, s, q, t, index ('1' | '0' | 'r' | 'f'), score, user, idempotency key  (new or updated job)
@@ -131,12 +131,13 @@ return out
 COMMIT = f"""
 local P = ARGV[1]
 local OFFSET = {PROVISIONAL}
-local used, rev, lane1 = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local origin, changes, settings = ARGV[5], ARGV[6], ARGV[7]
+local used, rev, lane1, lane0 = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local origin, changes, settings = ARGV[6], ARGV[7], ARGV[8]
 if rev >= 0 and tonumber(redis.call('GET', P .. ':rev') or '0') ~= rev then return {{0, 'running'}} end
 if lane1 >= 0 and redis.call('ZCARD', P .. ':lane:1') ~= lane1 then return {{0, 'premium lane'}} end
-local i = 9
-for _ = 1, tonumber(ARGV[8]) do
+if lane0 >= 0 and redis.call('ZCARD', P .. ':lane:0') ~= lane0 then return {{0, 'free lane'}} end
+local i = 10
+for _ = 1, tonumber(ARGV[9]) do
   if (redis.call('HGET', P .. ':job:' .. ARGV[i], 'v') or '0') ~= ARGV[i + 1] then return {{0, 'job ' .. ARGV[i]}} end
   i = i + 2
 end

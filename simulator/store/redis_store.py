@@ -188,6 +188,7 @@ class _Transaction:
         self.rev = -1
         self.premium_size: int | None = None  # lane 1's size as loaded, checked when a free job was taken
         self.premium_checked = False
+        self.lanes_checked = False  # both lanes' sizes checked: the call decided on how many jobs wait
         self.job_count = 0
         self.running: dict[str, tuple[float, int]] = {}
         self.lanes = {1: _Index(store, "lane:1"), 0: _Index(store, "lane:0")}
@@ -340,8 +341,10 @@ class RedisStore:
         """Commit what the transaction changed (nothing to do for a read)."""
         if not (tx.written or tx.removed or tx.changes or tx.settings or tx.seq_used):
             return
+        lanes = tx.lanes_checked and tx.loaded
         args: list[Any] = [self.key_prefix, tx.seq_used, tx.rev if tx.loaded else -1,
-                           tx.premium_size if tx.premium_checked else -1, self.origin,
+                           tx.premium_size if tx.premium_checked or lanes else -1,
+                           tx.lanes[0].size if lanes else -1, self.origin,
                            orjson.dumps(tx.changes).decode() if tx.changes else "",
                            orjson.dumps(tx.settings).decode() if tx.settings else ""]
         guards = [(i, v) for i, v in tx.versions.items()]
@@ -516,10 +519,15 @@ class RedisStore:
                 yield job
 
     def queued_count(self, priority: int | None = None) -> int:
-        """Return how many jobs are queued (of one priority, if given)."""
+        """Return how many jobs are queued (checked by the commit); of one priority: for estimates, never checked.
+
+        The check closes a write skew: a call that frees a slot and finds no queued job must not commit
+        if another process queued one meanwhile (that one saw no free slot, and the job would wait).
+        """
         tx = self._ensure_loaded()
         if priority is not None:
             return len(tx.lanes[priority])
+        tx.lanes_checked = True
         return len(tx.lanes[1]) + len(tx.lanes[0])
 
     def queue_position(self, job: Job) -> int:
