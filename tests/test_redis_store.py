@@ -195,6 +195,48 @@ def test_a_slot_freed_in_one_process_goes_to_a_job_queued_meanwhile_in_another(s
     assert engine_a.check_invariants() == []
 
 
+def test_four_processes_changing_the_same_jobs_at_once_keep_every_invariant(stores, store_url: str) -> None:
+    """Four engines on the same keys, each in its own thread, submit, cancel, process and advance at random while
+    time moves: afterwards every invariant holds, and in auto mode no job waits while a slot is free."""
+    clock = FakeClock()
+    settings = {"TRANSLATION_DELAY": 1.0, "DELAY_JITTER": 0.5, "ERROR_RATE": 0.3, "MAX_RETRIES": 1, "WORKERS": 2,
+                "RATE_LIMIT": 1000}
+    engines = [engine_on(open_on(stores, store_url), clock, seed=i, **settings) for i in range(4)]
+    ids: list[str] = []
+    errors: list[BaseException] = []
+
+    def work(engine: JobEngine, rng: random.Random) -> None:
+        try:
+            for _ in range(150):
+                action = rng.random()
+                if action < 0.5 or not ids:
+                    ids.append(engine.submit(rng.choice(["free", "premium"]), f"u{rng.randrange(5)}")[0]["job_id"])
+                elif action < 0.65:
+                    try:
+                        engine.cancel(rng.choice(ids), "race")
+                    except Exception as e:  # a finished job refuses; anything else is a failure
+                        if type(e).__name__ != "TransitionRefused":
+                            raise
+                elif action < 0.75:
+                    engine.start_next(rng.randrange(1, 3))
+                else:
+                    engine.get(rng.choice(ids))
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(engine, random.Random(i))) for i, engine in enumerate(engines)]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        clock.advance(0.05)
+        threading.Event().wait(0.002)
+    assert not errors, errors
+    engines[0].advance()
+    assert engines[0].check_invariants() == []
+    queue = engines[0].queue()
+    assert not queue["queued"] or len(queue["running"]) >= queue["workers"], "a job waits while a slot is free"
+
+
 def test_a_queue_taken_from_since_the_first_read_makes_the_call_run_again(stores, store_url: str, clock) -> None:
     """When another process starts queued jobs after a transaction's first read, walking the queue raises
     StoreConflict rather than yielding a queue shorter than the count it read (which broke slot filling)."""
