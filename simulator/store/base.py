@@ -15,8 +15,9 @@ trip), keeps the engine's changes, and commits them at the end in one atomic ste
 that nothing it read has changed since; if something did, leaving the transaction raises
 `StoreConflict` and the engine runs the call again. Changes (`record_change`) and runtime settings
 (`record_settings`) go to the other processes with the commit. Reads that serve only to describe a job
-(`queue_position`, `running_ends`, one lane's `queued_count(priority)`) and the job `count` never cause a
-conflict: the engine must not decide a change on them.
+(`queue_position`, `running_ends`, one lane's `queued_count(priority)`) never cause a conflict, so the
+engine must not decide a change on them; nor does the job `count`, so MAX_JOBS may be passed by one job per
+process.
 """
 
 from __future__ import annotations
