@@ -115,8 +115,14 @@ class RedisFollower:
             connection.close()
 
     def _deliver(self, fields: dict[str, str]) -> None:
-        """Publish another process's changes here, apply its settings, and wake the ticker if the schedule moved."""
+        """Publish another process's changes here, apply its settings, and wake the ticker if the schedule moved.
+
+        After a reset (`r`), this process's start-up settings come back before any setting in the same entry.
+        """
         wake = False
+        if fields.get("r"):
+            self._engine.config.restore()
+            wake = True
         if fields.get("c"):
             for kind, job_id, user_id, version, at in orjson.loads(fields["c"]):
                 self._engine.feed.publish(kind, job_id, user_id, version, at)

@@ -14,6 +14,9 @@ import socket
 import sys
 
 from simulator.http import create_app
+from simulator.http.aio import async_routes, full_listing
+from simulator.http.bodies import body_limits
+from simulator.jobfiles import DataDirError, ResultWorker
 from simulator.serve import serve
 from simulator.settings import KEYS, ConfigError, Settings, load
 from simulator.store import StoreError, open_store
@@ -82,6 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app = create_app(settings, store=store)
     simulator = app.extensions["simulator"]
+    files = app.extensions["job_files"]
+    if settings.DATA_DIR:
+        try:
+            files.open()  # a configured folder is checked now; this run's own one is made on first use
+        except DataDirError as e:
+            print(f"Cannot use the data directory: {e}", file=sys.stderr)
+            store.close()
+            return 2
     engine = simulator.engine
     held = engine.total()
     if held:
@@ -92,20 +103,29 @@ def main(argv: list[str] | None = None) -> int:
         from simulator.workers import watch_parent
 
         follower = RedisFollower(store, engine).start()  # type: ignore[arg-type]
-        lease = LeaderLease(store, on_gain=engine.wake).start()  # type: ignore[arg-type]
+        if not engine.manual_clock:
+            lease = LeaderLease(store, on_gain=engine.wake).start()  # type: ignore[arg-type]
         watch_parent()
-    ticker = Ticker(engine, leader=None if lease is None else (lambda: lease.held)).start()
+    # A manual clock moves only when told (POST /admin/clock/advance): the ticker would have nothing to do.
+    ticker = None
+    if not engine.manual_clock:
+        ticker = Ticker(engine, leader=None if lease is None else (lambda: lease.held)).start()
+    worker = ResultWorker(files).start()
     if settings.admin_token_generated:
         # Printed once, never logged: the operator needs it for admin calls.
         print(f"ADMIN_TOKEN (generated for this run): {settings.ADMIN_TOKEN}", flush=True)
     try:
-        code = serve(app, settings, simulator.release_waiters, reuse_port=reuse_port)
+        code = serve(app, settings, simulator.release_waiters, routes=lambda loop: async_routes(app, loop),
+                     heavy=full_listing, body_limit=body_limits(app), reuse_port=reuse_port)
     finally:
-        ticker.stop()
+        if ticker is not None:
+            ticker.stop()
         if lease is not None:
             lease.stop()
         if follower is not None:
             follower.stop()
+        worker.stop()
+        files.close()
         store.close()
     if code == 0:
         log.info("stopped")

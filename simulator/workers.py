@@ -1,11 +1,14 @@
 """`python server.py --workers N`: N independent server processes sharing one port and one Redis store.
 
-Each worker is an ordinary `python server.py --reuse-port` (SO_REUSEPORT: the kernel spreads new
-connections over the processes listening on the port) with the same settings, the same admin token
-and PROCESSES=1. They share nothing but the port and the store: jobs, lanes, the rate limit, runtime
-settings and the ticker's lease are in Redis. This process only starts them, relays their output,
-prints one `Serving on` line once all listen, restarts a worker that dies, and on SIGTERM or Ctrl-C
-stops them all. A worker whose parent disappears stops itself.
+Each worker is an ordinary `python server.py --reuse-port` (granian embedded, as one process serves;
+SO_REUSEPORT: the kernel spreads new connections over the processes listening on the port) with the
+same settings, the same admin token and PROCESSES=1. This process holds the port first, as one server
+does (a placeholder bound with SO_REUSEPORT, never listening: a port in use is refused, PORT=0 picks
+one), so that the workers join it and nobody else can take it meanwhile. The workers share nothing but
+the port and the store: jobs, lanes, the rate limit, runtime settings and the ticker's lease are in
+Redis; uploads and results stay in a folder of each worker's own (see the README's Videos). This process
+only starts them, relays their output, prints one `Serving on` line once all of them serve, restarts a
+worker that dies, and on SIGTERM or Ctrl-C stops them all. A worker whose parent disappears stops itself.
 
 Elsewhere (another machine, a container per process) run `python server.py --reuse-port` or plain
 `python server.py` behind a load balancer, each with the same STORE and ADMIN_TOKEN: that is all
@@ -19,29 +22,19 @@ import logging
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+from simulator.serve import PortBusy, hold_port
 from simulator.settings import Settings
 
 log = logging.getLogger("server")
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 #: A worker that exits this soon after starting is not restarted: the settings or the store are wrong.
 _STARTUP_GRACE = 10.0
-
-
-def _reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
-    """Bind (without listening) a SO_REUSEPORT socket on the port, to learn a free port and keep it ours."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    return sock, int(sock.getsockname()[1])
 
 
 class Workers:
@@ -100,10 +93,11 @@ class Workers:
 def run_workers(settings: Settings) -> int:
     """Run `settings.PROCESSES` workers until SIGTERM or Ctrl-C; return 0, or 2 when they cannot start."""
     try:
-        reserved, port = _reserve_port(settings.HOST, settings.PORT)
-    except OSError as e:
-        print(f"Cannot listen on {settings.HOST}:{settings.PORT}: {e.strerror or e}", file=sys.stderr, flush=True)
+        reserved = hold_port(settings.HOST, settings.PORT)
+    except PortBusy as e:
+        print(e, file=sys.stderr, flush=True)
         return 2
+    port = int(reserved.getsockname()[1])
     workers = Workers(settings, port)
     stop = threading.Event()
 

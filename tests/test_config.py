@@ -105,9 +105,9 @@ def test_integral_floats_are_accepted_for_integer_keys() -> None:
 
 
 def test_only_documented_keys_are_runtime() -> None:
-    """The process settings (ADMIN_TOKEN, RANDOM_SEED, STORE, HOST, PORT, THREADS, PROCESSES) are read-only."""
-    assert set(KEYS) - set(RUNTIME_KEYS) == {"ADMIN_TOKEN", "RANDOM_SEED", "STORE", "HOST", "PORT", "THREADS",
-                                             "PROCESSES"}
+    """The process settings (secrets, seed, store, clock, data folder, address, threads, processes) stay fixed."""
+    assert set(KEYS) - set(RUNTIME_KEYS) == {"ADMIN_TOKEN", "RANDOM_SEED", "STORE", "CLOCK", "DATA_DIR", "HOST", "PORT",
+                                             "THREADS", "PROCESSES"}
 
 
 def test_concurrent_updates_never_mix() -> None:

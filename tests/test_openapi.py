@@ -24,7 +24,7 @@ from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_openapi
 
 import config
-from jobs import Status
+from jobs import Scenario, Status
 from server import create_app
 from simulator.http.views.docs import DOCS_ASSETS, OPENAPI_PATH, REDOC_DIR, swagger_ui_path
 from tests.conftest import ADMIN_TOKEN, FAST, FakeClock
@@ -233,7 +233,7 @@ class Target:
 
     app: Flask
     clock: FakeClock
-    guarded: dict[str, float]
+    guarded: dict[str, float | str | None]
 
 
 def seed_jobs(app: Flask, clock: FakeClock) -> None:
@@ -253,12 +253,22 @@ def seed_jobs(app: Flask, clock: FakeClock) -> None:
 
 
 def make_target(fault_rate: float = 0.0) -> Target:
-    """Build a fresh app on a fake clock, with jobs in every status, failures, retries and short long-polls."""
+    """Build a fresh app on a fake clock, with jobs in every status, failures, retries and short long-polls.
+
+    Scripted outcomes are on only with injected faults: a generated `simulate.status_faults` makes status
+    reads answer 5xx on purpose, which the run that refuses every server error would take for a bug.
+    """
     clock = FakeClock()
-    # Long-polls and slow faults hold real seconds even on the fake clock: keep them short.
-    guarded = {"MAX_WAIT": FUZZ_MAX_WAIT, "FAULT_RATE": fault_rate, "FAULT_DELAY": 0.0}
+    # Long-polls, slow faults and response delays hold real seconds even on the fake clock: keep them short.
+    guarded: dict[str, float | str | None] = {"MAX_WAIT": FUZZ_MAX_WAIT, "FAULT_RATE": fault_rate, "FAULT_DELAY": 0.0,
+                                              "SCENARIOS": "on" if fault_rate else "off", "RESPONSE_DELAY": None}
     app = create_app({**FAST, "ERROR_RATE": 0.5, "MAX_RETRIES": 1, "WORKERS": 1, **guarded}, clock=clock)
     seed_jobs(app, clock)
+    if guarded["SCENARIOS"] == "on":
+        # The newest job (GET /status without X-User-Id) answers each scripted fault status a few times.
+        faults = [{"status": status, "retry_after": 1, "times": 3} for status in (429, 500, 502, 503, 504)]
+        app.extensions["simulator"].engine.submit("free", "scripted", simulate=Scenario.parse(
+            {"outcomes": ["fail", "succeed"], "status_faults": faults}))
     return Target(app, clock, guarded)
 
 
@@ -284,6 +294,9 @@ def load_schema(*checks: str) -> schemathesis.BaseSchema:
         ),
     )
 
+
+# A raw upload's body is bytes whatever its video/* type: send it as schemathesis sends octet streams.
+schemathesis.serializer.alias("video/mp4", "application/octet-stream")
 
 CONFORMANCE = (
     "status_code_conformance",

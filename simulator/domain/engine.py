@@ -24,21 +24,24 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from simulator.clock import Clock, system_clock
+from simulator.clock import Clock, ManualClock, system_clock
 from simulator.domain.errors import (
     CapacityExceeded,
+    ClockNotManual,
     IdempotencyMismatch,
     InvalidArgument,
     JobNotFound,
+    ScenariosDisabled,
     StoreConflict,
     StoreUnavailable,
     TransitionRefused,
 )
 from simulator.domain.invariants import check_invariants
-from simulator.domain.job import Job, iso
-from simulator.domain.planning import StartPlan, attempt_seconds, progress, running_eta
+from simulator.domain.job import Job, copy_job, iso
+from simulator.domain.planning import StartPlan, job_attempt_seconds, progress, running_eta
+from simulator.domain.scenario import ReadFault, Scenario
 from simulator.domain.status import ROLES, TERMINAL, TRANSITIONS, Event, Stage, Status
-from simulator.domain.view import job_view
+from simulator.domain.view import Places, Snapshot, job_view
 from simulator.feed import ChangeFeed
 from simulator.settings import RuntimeConfig, Settings
 
@@ -59,7 +62,8 @@ CHANGE_KINDS = {
     Event.CANCEL: "cancelled",
 }
 
-Places = dict[str, tuple[int, float | None]]
+#: The longest a manual clock may be moved in one step: ten years, in seconds.
+MAX_CLOCK_STEP = 315_360_000
 T = TypeVar("T")
 #: How often a call is run again after commit conflicts before it answers StoreUnavailable.
 MAX_CONFLICTS = 100
@@ -152,6 +156,8 @@ class JobEngine:
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Return views of the stored jobs, oldest first, filtered by user, status and role, optionally one page."""
+        if status is None and role is None:
+            return self.snapshot(user_id=user_id, offset=offset, limit=limit).views()
 
         def read() -> list[dict[str, Any]]:
             now = self._advance()
@@ -161,14 +167,40 @@ class JobEngine:
                 if (status is None or job.status is status) and (role is None or job.role == role)
             )
             page = list(itertools.islice(selected, offset, _page_end(offset, limit)))
-            # A page needs the queue walked only as deep as its deepest queued job (not at all without one).
-            depth = None if limit is None else max(
-                (self.store.queue_position(job) for job in page if job.stage is Stage.QUEUED), default=0
-            )
-            places = self._queued_places(now, depth)
+            places = self._queued_places(now, self._depth(page, limit))
             return [self._view(job, now, places) for job in page]
 
         return self._atomic(read)
+
+    def snapshot(self, *, user_id: str | None = None, offset: int = 0, limit: int | None = None) -> Snapshot:
+        """Return copies of the stored jobs (one user's, one page), oldest first, as they are now (see Snapshot)."""
+
+        def read() -> Snapshot:
+            now = self._advance()
+            page = list(itertools.islice(self.store.jobs(user_id), offset, _page_end(offset, limit)))
+            places = self._queued_places(now, self._depth(page, limit))
+            return Snapshot(now, [copy_job(job) for job in page], places, self.store.count(user_id))
+
+        return self._atomic(read)
+
+    def queue_snapshot(self, *, offset: int = 0, limit: int | None = None) -> tuple[Snapshot, Snapshot]:
+        """Return copies of the queued jobs in start order (one page; `total`: all queued) and of the running ones."""
+
+        def read() -> tuple[Snapshot, Snapshot]:
+            now = self._advance()
+            end = _page_end(offset, limit)
+            places = self._queued_places(now, end)
+            queued = [copy_job(job) for job in itertools.islice(self.store.queued(), offset, end)]
+            running = [copy_job(job) for job in self.store.running()]
+            return Snapshot(now, queued, places, self.store.queued_count()), Snapshot(now, running, {}, len(running))
+
+        return self._atomic(read)
+
+    def _depth(self, page: list[Job], limit: int | None) -> int | None:
+        """Return how deep the queue must be walked for a page: to its deepest queued job (all without a limit)."""
+        if limit is None:
+            return None
+        return max((self.store.queue_position(job) for job in page if job.stage is Stage.QUEUED), default=0)
 
     def total(self, user_id: str | None = None) -> int:
         """Return how many jobs are stored (of one user, if given)."""
@@ -192,22 +224,15 @@ class JobEngine:
 
     def queue(self, *, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
         """Return the queued jobs in start order (optionally a page), their total, the running ones, workers, mode."""
-
-        def read() -> dict[str, Any]:
-            now = self._advance()
-            settings = self.settings
-            end = _page_end(offset, limit)
-            places = self._queued_places(now, end)
-            queued = itertools.islice(self.store.queued(), offset, end)
-            return {
-                "mode": settings.PROCESSING_MODE,
-                "workers": settings.WORKERS,
-                "queued": [self._view(job, now, places) for job in queued],
-                "queued_total": self.store.queued_count(),
-                "running": [self._view(job, now) for job in self.store.running()],
-            }
-
-        return self._atomic(read)
+        queued, running = self.queue_snapshot(offset=offset, limit=limit)
+        settings = self.settings
+        return {
+            "mode": settings.PROCESSING_MODE,
+            "workers": settings.WORKERS,
+            "queued": queued.views(),
+            "queued_total": queued.total,
+            "running": running.views(),
+        }
 
     def counts(self) -> dict[str, int]:
         """Return how many jobs are stored, queued and running."""
@@ -243,6 +268,27 @@ class JobEngine:
 
         return self._atomic(read, idempotency=None if key is None else (user_id, key))
 
+    def take_read_fault(self, job_id: str) -> ReadFault | None:
+        """Count one status read of the job; return the HTTP fault its script says this read answers, if any.
+
+        None for a job without status_faults, and for no job at all (the read itself answers that). Reads are
+        counted only for jobs scripted with status_faults, by the store (so every process of a shared store
+        counts the same reads). It does not advance time: the read that follows does (this keeps an
+        unscripted read as cheap as before).
+        """
+
+        def read() -> ReadFault | None:
+            job = self.store.get(job_id)
+            if job is None:
+                return None
+            if not job.simulate or "status_faults" not in job.simulate:
+                return None
+            script = Scenario.parse(job.simulate)
+            read = self.store.take_read(job_id, sum(times for _, times in script.status_faults))
+            return None if read is None else script.read_fault(read)
+
+        return self._atomic(read, job_id=job_id)
+
     # ---------------------------------------------------------------- changing
 
     def submit(
@@ -253,10 +299,24 @@ class JobEngine:
         video_url: str | None = None,
         target_language: str | None = None,
         idempotency_key: str | None = None,
+        simulate: Scenario | None = None,
+        upload_id: str | None = None,
+        media_seconds: float | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Queue a new job and return (its view, False); a known Idempotency-Key returns (that job, True)."""
+        """Queue a new job and return (its view, False); a known Idempotency-Key returns (that job, True).
+
+        `simulate` scripts the job's outcomes (see `simulator.domain.scenario`); refused with
+        ScenariosDisabled while SCENARIOS is off. `upload_id` names the uploaded video the job translates and
+        `media_seconds` its duration, which times the job's attempts when DELAY_PER_MEDIA_SECOND is set.
+        """
         if role not in ROLES:
             raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
+        if media_seconds is not None and not (media_seconds >= 0 and math.isfinite(media_seconds)):
+            raise InvalidArgument(f"media_seconds must be a finite number ≥ 0, got {media_seconds!r}.")
+        if simulate is not None and self.settings.SCENARIOS != "on":
+            raise ScenariosDisabled("Scripted outcomes (simulate, X-Simulate) are switched off on this server "
+                                    "(SCENARIOS=off).")
+        script = None if simulate is None else simulate.to_json()
         store = self.store
 
         def change() -> tuple[dict[str, Any], bool]:
@@ -264,7 +324,7 @@ class JobEngine:
             if idempotency_key is not None:
                 known = store.find_idempotent(user_id, idempotency_key)
                 if known is not None:
-                    if known.fingerprint != (role, video_url, target_language):
+                    if known.fingerprint != (role, video_url, target_language, script, upload_id):
                         raise IdempotencyMismatch(
                             "This Idempotency-Key was already used with a different request body.", job_id=known.job_id
                         )
@@ -290,6 +350,9 @@ class JobEngine:
                 max_retries=settings.MAX_RETRIES,
                 submitted_seq=seq,
                 enqueued_seq=seq,
+                simulate=script,
+                upload_id=upload_id,
+                media_seconds=media_seconds,
             )
             store.add(job)
             self._publish("submitted", job, now)
@@ -388,6 +451,40 @@ class JobEngine:
 
         return self._atomic(change)
 
+    def reset(self, *, restore_config: bool = True, also: Callable[[], None] | None = None) -> int:
+        """Remove every job and idempotency key and, unless told not to, restore the start-up settings: in one step.
+
+        The engine is left as freshly started on its store: with RANDOM_SEED the generator starts again as
+        a new process's would (on a durable or shared store, whose counter never goes back, as a restarted
+        one's); without, it stays as random as it was. The clock is not touched. Every removal is published;
+        a shared store also restores the settings of every other process. `also` runs before anything else
+        reads the engine (the service's own state: rate-limit windows, the journal). Return how many jobs
+        were removed.
+        """
+
+        def change() -> int:
+            now = self._clock()
+            removed = list(self.store.jobs())
+            self.store.clear()
+            for job in removed:
+                self._publish("removed", job, now)
+            if restore_config:
+                self.store.record_settings({}, restore=True)
+            self._schedule_moved()
+            return len(removed)
+
+        # In-process stores: their lock is the transaction's, so no request sees half of a reset. A shared
+        # store's generator is seeded after the commit, from the counter as it is in the store.
+        with self.store.lock:
+            count = self._atomic(change)
+            if restore_config:
+                self.config.restore()
+            if self.settings.RANDOM_SEED is not None:
+                self._rng = self._seeded_rng(self.settings.RANDOM_SEED)
+            if also is not None:
+                also()
+        return count
+
     # ---------------------------------------------------------------- waiting
 
     def wait_for_change(self, job_id: str, since: int | None = None, timeout: float = 0.0) -> dict[str, Any]:
@@ -407,7 +504,8 @@ class JobEngine:
                 remaining = deadline - time.monotonic()
                 if job.status.terminal or job.version > seen or remaining <= 0 or self.feed.closed:
                     return self._view(job, now), seen, 0.0
-                if job.stage is Stage.TRANSLATING:
+                if job.stage is Stage.TRANSLATING and not self.manual_clock:
+                    # A manual clock moves only through advance_clock, which publishes what it makes happen.
                     remaining = min(remaining, running_eta(job, now))
                 return None, seen, remaining
 
@@ -454,6 +552,55 @@ class JobEngine:
             return self._next_due()
 
         return self._atomic(step)
+
+    # ---------------------------------------------------------------- the clock
+
+    @property
+    def manual_clock(self) -> bool:
+        """Tell whether time moves only when `advance_clock` moves it (CLOCK=manual)."""
+        return isinstance(self._clock, ManualClock)
+
+    def clock_state(self) -> dict[str, Any]:
+        """Return the clock's kind, the simulated now, and when the next event is due (None: nothing scheduled)."""
+
+        def read() -> dict[str, Any]:
+            now = self._advance()
+            due = self._next_due()
+            return {
+                "clock": "manual" if self.manual_clock else "system",
+                "now": iso(now),
+                "epoch_seconds": now,
+                "next_event_at": iso(due),
+                "next_event_in_seconds": None if due is None else max(0.0, due - now),
+            }
+
+        return self._atomic(read)
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move a manual clock `seconds` forward, running every event due meanwhile at its own instant, in order.
+
+        Attempt ends, the retries and next jobs they start, and TTL expiries all happen at the instants
+        they were due, as they would have in real time; long-polls wake on what changed. Return the
+        clock's state, how far it moved and how many job changes it made. ClockNotManual unless CLOCK=manual.
+        """
+        if not self.manual_clock:
+            raise ClockNotManual("The clock is the system clock (CLOCK=system); start the server with CLOCK=manual "
+                                 "to move simulated time yourself.")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_CLOCK_STEP:
+            raise InvalidArgument(f"seconds must be a number in [0, {MAX_CLOCK_STEP}], got {seconds!r}.")
+        clock: ManualClock = self._clock  # type: ignore[assignment]
+        moved: list[float] = []  # the clock moves once, even when a conflict runs the body again
+
+        def change() -> tuple[dict[str, Any], int]:
+            self._advance()
+            if not moved:
+                moved.append(clock.advance(seconds))
+            self._advance()
+            self._schedule_moved()
+            return self.clock_state(), len(self._local.changes)
+
+        state, changes = self._atomic(change)
+        return {**state, "advanced_seconds": float(seconds), "changes": changes}
 
     # ---------------------------------------------------------------- transactions
 
@@ -555,18 +702,28 @@ class JobEngine:
         job = next(self.store.queued())
         settings = self.settings
         rng = self._rng
-        base = attempt_seconds(job.role, settings)
-        jitter = settings.DELAY_JITTER
-        duration = base * rng.uniform(1.0 - jitter, 1.0 + jitter) if jitter else base
-        fails = rng.random() < settings.ERROR_RATE
-        job.attempts += 1
+        script = Scenario.parse(job.simulate) if job.simulate else Scenario()
+        attempt = job.attempts + 1
+        # What the script says is taken as it is and draws nothing; the rest is drawn as configured.
+        duration = script.seconds(attempt)
+        if duration is None:
+            base = job_attempt_seconds(job, settings)
+            jitter = settings.DELAY_JITTER
+            duration = base * rng.uniform(1.0 - jitter, 1.0 + jitter) if jitter else base
+        outcome = script.outcome(attempt)
+        fails = rng.random() < settings.ERROR_RATE if outcome is None else outcome == "fail"
+        job.attempts = attempt
         # A new MAX_RETRIES applies from this attempt on, but cannot take back a retry already granted.
         job.max_retries = max(settings.MAX_RETRIES, job.attempts - 1)
         job.attempt_started_at = at
         job.attempt_duration = duration
-        if fails:
+        if fails and outcome is not None:
+            job.attempt_ends_at = at + duration  # a scripted failure comes when the attempt's time is up
+            job.attempt_error = script.fail_code or "internal_error"
+        elif fails:
             job.attempt_ends_at = at + duration * rng.random()
-            job.attempt_error = rng.choice(ERROR_CODES)
+            code = rng.choice(ERROR_CODES)
+            job.attempt_error = script.fail_code or code
         else:
             job.attempt_ends_at = at + duration
             job.attempt_error = None
@@ -584,9 +741,10 @@ class JobEngine:
             self._move(job, Event.COMPLETE, at)
             return
         job.progress_at_stop = progress(job, at)
+        message = (job.simulate or {}).get("fail_message") or ERROR_MESSAGES[job.attempt_error]
         job.error = {
             "code": job.attempt_error,
-            "message": ERROR_MESSAGES[job.attempt_error],
+            "message": message,
             "attempt": job.attempts,
             "at": iso(at),
         }
@@ -602,24 +760,35 @@ class JobEngine:
             self._start_next(at)
 
     def _advance(self) -> float:
-        """Replay every attempt end due by now, each at its own instant; expire old jobs; return now."""
+        """Replay every event due by now in time order, each at its own instant; return now.
+
+        The events are attempt ends (each may free a slot that starts the next job at that instant)
+        and TTL expiries of finished jobs; at the same instant an attempt end goes first.
+        """
         now = self._clock()
         store = self.store
-        while (job := store.next_attempt_end(until=now)) is not None and job.attempt_ends_at <= now:
-            due = job.attempt_ends_at
-            self._end_attempt(job, due)
-            self._fill_slots(due)
-        self._expire(now)
-        return now
+        expiry = self._next_expiry()
+        while True:
+            # `until`: a shared store loads no job when no attempt is due.
+            job = store.next_attempt_end(until=min(now, expiry[0]))
+            ends = job.attempt_ends_at if job is not None else math.inf
+            if min(ends, expiry[0]) > now:
+                return now
+            if job is not None and ends <= expiry[0]:
+                self._end_attempt(job, ends)
+                self._fill_slots(ends)
+                if expiry[1] is None:  # the first finished job: later ones expire after the oldest
+                    expiry = self._next_expiry()
+            else:
+                self._remove(expiry[1], expiry[0])  # type: ignore[arg-type]
+                expiry = self._next_expiry()
 
-    def _expire(self, now: float) -> None:
-        """Remove finished jobs older than JOB_TTL."""
-        ttl = self.settings.JOB_TTL
-        finished = self.store.finished
-        while (oldest := next(finished(), None)) is not None:
-            if oldest.finished_at is None or oldest.finished_at + ttl > now:
-                break
-            self._remove(oldest, now)
+    def _next_expiry(self) -> tuple[float, Job | None]:
+        """Return when the oldest finished job expires (JOB_TTL after it finished) and that job; (inf, None): none."""
+        oldest = next(self.store.finished(), None)
+        if oldest is None or oldest.finished_at is None:
+            return math.inf, None
+        return oldest.finished_at + self.settings.JOB_TTL, oldest
 
     def _remove(self, job: Job, now: float) -> None:
         """Forget a finished job and its idempotency key."""
@@ -661,7 +830,7 @@ class JobEngine:
             premium = self.store.queued_count(1)
             plan.skip("premium", premium)
             plan.skip("free", position - premium - 1)
-        return plan.start() + attempt_seconds(job.role, settings)
+        return plan.start() + job_attempt_seconds(job, settings)
 
     def _queued_places(self, now: float, depth: int | None = None) -> Places:
         """Return (queue_position, eta) of the first `depth` queued jobs (None: all) in one pass.
@@ -672,14 +841,14 @@ class JobEngine:
             return {}
         settings = self.settings
         plan = self._plan(now) if settings.PROCESSING_MODE == "auto" else None
-        seconds = {role: attempt_seconds(role, settings) for role in ROLES}
         places: Places = {}
         for position, job in enumerate(itertools.islice(self.store.queued(), depth), 1):
             if plan is None:
                 places[job.job_id] = (position, None)
                 continue
-            places[job.job_id] = (position, plan.start() + seconds[job.role])
-            plan.skip(job.role, 1)
+            seconds = job_attempt_seconds(job, settings)
+            places[job.job_id] = (position, plan.start() + seconds)
+            plan.skip(job.role, 1, seconds)
         return places
 
     def _view(self, job: Job, now: float, places: Places | None = None) -> dict[str, Any]:

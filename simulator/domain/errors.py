@@ -52,6 +52,18 @@ class StoreUnavailable(JobError):
     code = "store_unavailable"
 
 
+class ClockNotManual(JobError):
+    """Only a manual clock (CLOCK=manual) can be moved by hand."""
+
+    code = "clock_not_manual"
+
+
+class ScenariosDisabled(JobError):
+    """A submission scripted its outcomes while SCENARIOS is off."""
+
+    code = "scenarios_disabled"
+
+
 class StoreConflict(Exception):
     """A shared store refused a transaction's commit: another process changed what it read. Run it again.
 

@@ -7,18 +7,20 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 
 from simulator import settings as settings_module
-from simulator.clock import Clock
+from simulator.clock import Clock, make_clock
 from simulator.domain import JobEngine
-from simulator.http import errors, faults
-from simulator.http.context import Simulator, sim
+from simulator.http import bodies, cors, delays, errors, faults, journal
+from simulator.http.accesslog import log_access
+from simulator.http.context import Simulator, derived_seed
 from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
-from simulator.http.limits import make_limiter
+from simulator.http.limits import HourlyLimit
 from simulator.http.parsing import user_id
-from simulator.http.views import admin, docs, jobs, ops, submissions
+from simulator.http.views import admin, control, docs, jobs, media, ops, submissions
+from simulator.jobfiles import JobFiles
 from simulator.settings import RuntimeConfig, Settings
 from simulator.store import Store, open_store
 
@@ -31,34 +33,40 @@ def create_app(
     """Build an app: settings (None: environment and .env; a mapping: defaults plus it), store, engine, routes.
 
     Nothing is shared between apps and no thread is started: whoever serves the app runs the ticker
-    (`simulator.ticker.Ticker`) that makes jobs finish when nobody asks; without one, every request
-    catches up on what fell due. `store` defaults to the one the STORE setting names.
+    (`simulator.ticker.Ticker`) that makes jobs finish when nobody asks, and the result worker
+    (`simulator.jobfiles.ResultWorker`) that makes results as jobs complete; without them, every request
+    catches up on what fell due, and a result is made when it is first downloaded. `store` defaults to the
+    one the STORE setting names.
     """
     settings = _settings_from(config)
     app = Flask(__name__, static_folder=None)  # no static files: without this Flask routes /static/<path>
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     store = store or open_store(settings.STORE)
-    engine = JobEngine(RuntimeConfig(settings), store=store, clock=clock)
-    faults.init_app(app)  # before the limiter's own hook: a fault "before the work" costs no rate-limit hit
-    limiter = make_limiter(app, user_id, **_limiter_storage(engine))
-    seed = None if settings.RANDOM_SEED is None else settings.RANDOM_SEED + 1
-    app.extensions["simulator"] = Simulator(settings, engine, limiter, FaultInjector(seed))
+    engine = JobEngine(RuntimeConfig(settings), store=store, clock=clock or make_clock(settings.CLOCK))
+    app.extensions["job_files"] = JobFiles(engine, settings.DATA_DIR)  # the folder is opened on first use
+    journal.init_app(app)  # first: it sees every request arrive and records it after every other hook
+    bodies.init_app(app)  # next: a route's own body limit is set before anything reads the body
+    faults.init_app(app)
+    hourly_limit = HourlyLimit(user_id, submissions.hourly_limit, engine.now, **_shared_limit_storage(engine))
+    app.extensions["simulator"] = Simulator(settings, engine, hourly_limit,
+                                            FaultInjector(derived_seed(settings.RANDOM_SEED, 1)))
     app.before_request(_start_timer)
     app.after_request(_finish)
-    app.after_request(faults.inject_after)  # registered after `_finish`, so it runs before it
+    delays.init_app(app)  # RESPONSE_DELAY: runs before `_finish`, so the access log's time includes it
+    cors.init_app(app)  # CORS_ORIGINS: on every answer, errors and injected faults included
     errors.init_app(app)
-    for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp):
+    for blueprint in (submissions.bp, jobs.bp, admin.bp, control.bp, ops.bp, docs.bp, media.bp):
         app.register_blueprint(blueprint)
-    limiter.limit(submissions.hourly_limit, exempt_when=submissions.not_counted, scope="free-submissions")(
-        submissions.bp
-    )
     return app
 
 
-def _limiter_storage(engine: JobEngine) -> dict[str, str]:
-    """Return where the hourly limit is counted: beside the jobs when several processes share them, else in memory.
+def _shared_limit_storage(engine: JobEngine) -> dict[str, str]:
+    """Return where the hourly limit is counted: beside the jobs when several processes share them ({}: in memory).
 
-    With a shared store, the runtime settings other processes changed apply from the start too.
+    A shared store (Redis) keeps the windows in the same Redis, so the limit is one count for every process;
+    they are then timed by the real clock, so with CLOCK=manual (one process only: see Storage) the windows
+    stay in memory on the simulated clock. With a shared store, the runtime settings other processes changed
+    apply from the start too.
     """
     store = engine.store
     if not store.shared:
@@ -66,6 +74,8 @@ def _limiter_storage(engine: JobEngine) -> dict[str, str]:
     from simulator.cluster import apply_stored_settings
 
     apply_stored_settings(engine, store.stored_settings())  # type: ignore[attr-defined]
+    if engine.manual_clock:
+        return {}
     return {"storage_uri": store.url, "key_prefix": f"{{{store.prefix}}}:limits"}  # type: ignore[attr-defined]
 
 
@@ -79,29 +89,27 @@ def _settings_from(config: Settings | Mapping[str, Any] | None) -> Settings:
     return settings.with_admin_token()
 
 
+STARTED = "simulator.started"  # the environ key of the time a request reached the app
+
+
 def _start_timer() -> None:
-    g.started = time.perf_counter()
+    request.environ[STARTED] = time.perf_counter()
 
 
 def _finish(response: Response) -> Response:
-    """Add the rate-limit and safety headers, and write the access log line."""
-    if request.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
-        response.status_code = 204  # Flask's automatic OPTIONS answer: only the Allow header matters
-        response.headers.pop("Content-Type", None)
-    current = sim().limiter.current_limit
-    if current is not None:
-        response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
-        response.headers["X-RateLimit-Remaining"] = str(current.remaining)
-        response.headers["X-RateLimit-Reset"] = str(current.reset_at)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers.setdefault("Cache-Control", "no-store")
-    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    log.info(
-        '%s "%s %s" %s %.1fms',
-        request.remote_addr,
-        request.method,
-        request.full_path.rstrip("?"),
-        response.status_code,
-        elapsed_ms,
-    )
+    """Add the safety headers, and write the access log line (secrets in the query string redacted)."""
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not one per use
+    method = req.method
+    status = response.status_code
+    headers = response.headers
+    if method == "OPTIONS" and status == 200 and not response.get_data():
+        status = response.status_code = 204  # Flask's automatic OPTIONS answer: only the Allow header matters
+        headers.pop("Content-Type", None)
+    headers["X-Content-Type-Options"] = "nosniff"
+    if "Cache-Control" not in headers:
+        headers["Cache-Control"] = "no-store"
+    if log.isEnabledFor(logging.INFO):
+        environ = req.environ
+        elapsed = time.perf_counter() - environ.get(STARTED, time.perf_counter())
+        log_access(environ.get("REMOTE_ADDR"), method, req.path, environ.get("QUERY_STRING", ""), status, elapsed)
     return response

@@ -59,6 +59,13 @@ class Store(Protocol):
     def close(self) -> None:
         """Flush and release the store."""
 
+    def clear(self) -> None:
+        """Remove every job, index entry and idempotency key, leaving the store as it would open empty.
+
+        Whether the counter starts again is the store's: a durable or shared store keeps it (see `next_seq`).
+        Scripted status reads (`take_read`) are forgotten too. A shared store clears what every process sees.
+        """
+
     # ---------------------------------------------------------------- jobs
 
     def get(self, job_id: str) -> Job | None:
@@ -94,8 +101,21 @@ class Store(Protocol):
     def record_change(self, kind: str, job: Job, at: float) -> None:
         """Send a change to the other processes with this transaction's commit (in-process: nothing)."""
 
-    def record_settings(self, changes: dict[str, object]) -> None:
-        """Send runtime setting changes to the other processes with this transaction's commit (in-process: nothing)."""
+    def record_settings(self, changes: dict[str, object], *, restore: bool = False) -> None:
+        """Send runtime setting changes to the other processes with this transaction's commit (in-process: nothing).
+
+        `restore`: every process first goes back to its start-up settings (a reset), and none is kept in the store.
+        """
+
+    def take_read(self, job_id: str, limit: int) -> int | None:
+        """Count one scripted status read of a job while fewer than `limit` were counted; return its 0-based number.
+
+        None once `limit` reads were counted (or the job is gone). Counted at once, outside the transaction's
+        commit (every process of a shared store counts the same reads); forgotten when the job is removed.
+        """
+
+    def reads_counted(self, job_id: str) -> int:
+        """Return how many scripted status reads of a job are counted (0 for a job removed or never read)."""
 
     # ---------------------------------------------------------------- indexes
 

@@ -70,6 +70,10 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        self._empty()
+
+    def _empty(self) -> None:
+        """Start with no job, no index and the counter at 0."""
         self._jobs: dict[str, Job] = {}  # insertion order is submission order
         self._by_user: dict[str, dict[str, None]] = {}
         self._idempotency: dict[tuple[str, str], str] = {}
@@ -77,6 +81,7 @@ class MemoryStore:
         self._running: dict[str, Job] = {}
         self._ends: list[tuple[float, int, str, int]] = []  # (ends_at, started_seq, job_id, attempt); stale kept
         self._finished: dict[str, None] = {}  # in finishing order
+        self._reads: dict[str, int] = {}  # job id -> scripted status reads counted (jobs with status_faults only)
         self._next_seq = 0
 
     def transaction(self) -> threading.RLock:
@@ -85,6 +90,10 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def clear(self) -> None:
+        """Forget every job, index and idempotency key, and start the counter again, as a new store would."""
+        self._empty()
 
     def prefetch(
         self,
@@ -99,8 +108,22 @@ class MemoryStore:
     def record_change(self, kind: str, job: Job, at: float) -> None:
         """No other process to tell."""
 
-    def record_settings(self, changes: dict[str, object]) -> None:
+    def record_settings(self, changes: dict[str, object], *, restore: bool = False) -> None:
         """No other process to tell (runtime settings are not stored)."""
+
+    def take_read(self, job_id: str, limit: int) -> int | None:
+        """Count one scripted status read of a stored job while fewer than `limit` were; return its 0-based number."""
+        if job_id not in self._jobs:
+            return None
+        read = self._reads.get(job_id, 0)
+        if read >= limit:
+            return None
+        self._reads[job_id] = read + 1
+        return read
+
+    def reads_counted(self, job_id: str) -> int:
+        """Return how many scripted status reads of a job are counted."""
+        return self._reads.get(job_id, 0)
 
     # ---------------------------------------------------------------- jobs
 
@@ -125,6 +148,7 @@ class MemoryStore:
         """Forget a finished job and its idempotency key."""
         del self._jobs[job.job_id]
         self._finished.pop(job.job_id, None)
+        self._reads.pop(job.job_id, None)
         user_jobs = self._by_user[job.user_id]
         del user_jobs[job.job_id]
         if not user_jobs:

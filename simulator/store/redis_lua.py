@@ -12,6 +12,7 @@ slot (what a Redis Cluster needs for a script that touches several keys):
     {P}:job:<id>       hash: v (version), d (the record as JSON, without the counters), s, q, t (the counters)
     {P}:user:<uid>     sorted set of one user's jobs, score = submission order
     {P}:idem:<uid>     hash: Idempotency-Key -> job id
+    {P}:reads          hash: job id -> scripted status reads counted (jobs with status_faults only)
     {P}:settings       hash: runtime setting -> JSON value (changed by POST /config)
     {P}:changes        stream of committed changes, read by every process (`RedisFollower`)
     {P}:leader         the ticker's lease (SET NX PX)
@@ -123,8 +124,10 @@ return out
 """
 
 #: ARGV: prefix, counters used, rev expected (-1: unchecked), lane 1 size, lane 0 size (-1: unchecked), origin,
-#: changes (JSON or ''), settings (JSON object of name -> the value's JSON text, or ''),
-#: #version guards, {id, version ('0': absent)}..., #idempotency guards, {user, key, id ('': none)}..., then writes:
+#: changes (JSON or ''), settings (JSON object of name -> the value's JSON text, or ''), clear (every job removed
+#: first, provided this many are stored; '': no), restore ('1': the stored settings dropped, every process back to
+#: its start-up ones; ''), #version guards, {id, version ('0': absent)}..., #idempotency guards,
+#: {user, key, id ('': none)}..., then writes:
 #:   'n'|'u', id, v, d, s, q, t, index ('1' | '0' | 'r' | 'f'), score, user, idempotency key  (new or updated job)
 #:   'x', id, user, idempotency key                                                         (removed job)
 #: Returns {1, first real counter value} or {0, what changed}.
@@ -132,12 +135,13 @@ COMMIT = f"""
 local P = ARGV[1]
 local OFFSET = {PROVISIONAL}
 local used, rev, lane1, lane0 = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local origin, changes, settings = ARGV[6], ARGV[7], ARGV[8]
+local origin, changes, settings, clear, restore = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 if rev >= 0 and tonumber(redis.call('GET', P .. ':rev') or '0') ~= rev then return {{0, 'running'}} end
 if lane1 >= 0 and redis.call('ZCARD', P .. ':lane:1') ~= lane1 then return {{0, 'premium lane'}} end
 if lane0 >= 0 and redis.call('ZCARD', P .. ':lane:0') ~= lane0 then return {{0, 'free lane'}} end
-local i = 10
-for _ = 1, tonumber(ARGV[9]) do
+if clear ~= '' and redis.call('ZCARD', P .. ':jobs') ~= tonumber(clear) then return {{0, 'jobs'}} end
+local i = 12
+for _ = 1, tonumber(ARGV[11]) do
   if (redis.call('HGET', P .. ':job:' .. ARGV[i], 'v') or '0') ~= ARGV[i + 1] then return {{0, 'job ' .. ARGV[i]}} end
   i = i + 2
 end
@@ -156,6 +160,17 @@ local function real(x)
   return n
 end
 local moved = false
+if clear ~= '' then
+  local users = {{}}
+  for _, id in ipairs(redis.call('ZRANGE', P .. ':jobs', 0, -1)) do
+    local data = redis.call('HGET', P .. ':job:' .. id, 'd')
+    if data then users[cjson.decode(data)['user_id']] = true end
+    redis.call('DEL', P .. ':job:' .. id)
+  end
+  for user in pairs(users) do redis.call('DEL', P .. ':user:' .. user, P .. ':idem:' .. user) end
+  redis.call('DEL', P .. ':jobs', P .. ':lane:1', P .. ':lane:0', P .. ':running', P .. ':finished', P .. ':reads')
+  moved = true
+end
 while i <= #ARGV do
   local op, id = ARGV[i], ARGV[i + 1]
   local key = P .. ':job:' .. id
@@ -168,6 +183,7 @@ while i <= #ARGV do
     redis.call('ZREM', P .. ':lane:1', id)
     redis.call('ZREM', P .. ':lane:0', id)
     if redis.call('ZREM', P .. ':running', id) == 1 then moved = true end
+    redis.call('HDEL', P .. ':reads', id)
     if idem ~= '' and redis.call('HGET', P .. ':idem:' .. user, idem) == id then
       redis.call('HDEL', P .. ':idem:' .. user, idem)
     end
@@ -197,15 +213,28 @@ while i <= #ARGV do
   end
 end
 if moved then redis.call('INCR', P .. ':rev') end
+if restore ~= '' then redis.call('DEL', P .. ':settings') end
 if settings ~= '' then
   for name, value in pairs(cjson.decode(settings)) do
     redis.call('HSET', P .. ':settings', name, value)
   end
 end
-if changes ~= '' or settings ~= '' then
-  redis.call('XADD', P .. ':changes', 'MAXLEN', '~', 10000, '*', 'o', origin, 'c', changes, 's', settings)
+if changes ~= '' or settings ~= '' or restore ~= '' then
+  redis.call('XADD', P .. ':changes', 'MAXLEN', '~', 10000, '*', 'o', origin, 'c', changes, 's', settings,
+             'r', restore)
 end
 return {{1, base}}
+"""
+
+#: ARGV: prefix, job id, limit. Count one scripted status read of a stored job while fewer than `limit` were
+#: counted; return its 0-based number, or -1 (the limit reached, or no such job).
+TAKE_READ = """
+local P, id, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if redis.call('EXISTS', P .. ':job:' .. id) == 0 then return -1 end
+local read = tonumber(redis.call('HGET', P .. ':reads', id) or '0')
+if read >= limit then return -1 end
+redis.call('HINCRBY', P .. ':reads', id, 1)
+return read
 """
 
 #: KEYS: the lease. ARGV: holder, milliseconds. Renew the lease only if this holder still has it.

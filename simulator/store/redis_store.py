@@ -183,6 +183,9 @@ class _Transaction:
         self.new_keys: dict[tuple[str, str], str] = {}
         self.changes: list[list[Any]] = []
         self.settings: dict[str, str] = {}
+        self.restore = False  # the stored settings are dropped and every process restores its start-up ones
+        self.cleared: int | None = None  # every job is removed by the commit, provided this many are stored
+        self.loaded_count = 0  # how many jobs Redis held at the first read
         self.seq = 0  # the counter as loaded
         self.seq_used = 0
         self.rev = -1
@@ -224,8 +227,9 @@ class RedisStore:
         self._page_script = self.redis.register_script(redis_lua.PAGE)
         self._jobs_script = self.redis.register_script(redis_lua.JOBS)
         self._commit = self.redis.register_script(redis_lua.COMMIT)
+        self._take_read = self.redis.register_script(redis_lua.TAKE_READ)
         try:  # loaded now, so that no request pays for a NOSCRIPT retry
-            for script in (self._load, self._page_script, self._jobs_script, self._commit):
+            for script in (self._load, self._page_script, self._jobs_script, self._commit, self._take_read):
                 self.redis.script_load(script.script)
         except redis.exceptions.RedisError as e:
             pool.disconnect()
@@ -252,6 +256,29 @@ class RedisStore:
     def close(self) -> None:
         """Close the connections."""
         self.redis.connection_pool.disconnect()
+
+    def clear(self) -> None:
+        """Remove every job, index entry, idempotency key and read count when the transaction commits.
+
+        For every process: the commit deletes what Redis holds, provided it holds as many jobs as this
+        transaction first read (else another process added one meanwhile, and the call runs again).
+        The counter is kept, as a durable store keeps it: it also seeds the generator of job ids.
+        """
+        tx = self._ensure_loaded()
+        tx.cleared = tx.loaded_count
+        tx.written.clear()
+        tx.added.clear()
+        tx.removed.clear()
+        tx.new_keys.clear()
+        tx.rows.clear()
+        tx.jobs = dict.fromkeys(tx.jobs)
+        tx.job_count = 0
+        tx.running = {}
+        tx.newest = {}
+        tx.lanes = {1: _Index(self, "lane:1", 0), 0: _Index(self, "lane:0", 0)}
+        tx.finished = _Index(self, "finished", 0)
+        for index in (*tx.lanes.values(), tx.finished):
+            index.exhausted = True
 
     def prefetch(
         self,
@@ -284,6 +311,7 @@ class RedisStore:
         seq, rev, job_count, lane1, lane0, running, heads, ranks, idem, newest_id, records = answer
         tx.loaded = True
         tx.seq, tx.rev, tx.job_count = int(seq), int(rev), int(job_count)
+        tx.loaded_count = tx.job_count
         tx.premium_size = int(lane1)
         tx.running = {running[i]: (float(running[i + 1]), int(running[i + 2])) for i in range(0, len(running), 3)}
         tx.lanes[1].size, tx.lanes[0].size = int(lane1), int(lane0)
@@ -339,14 +367,16 @@ class RedisStore:
 
     def _finish(self, tx: _Transaction) -> None:
         """Commit what the transaction changed (nothing to do for a read)."""
-        if not (tx.written or tx.removed or tx.changes or tx.settings or tx.seq_used):
+        if not (tx.written or tx.removed or tx.changes or tx.settings or tx.seq_used or tx.restore
+                or tx.cleared is not None):
             return
         lanes = tx.lanes_checked and tx.loaded
         args: list[Any] = [self.key_prefix, tx.seq_used, tx.rev if tx.loaded else -1,
                            tx.premium_size if tx.premium_checked or lanes else -1,
                            tx.lanes[0].size if lanes else -1, self.origin,
                            orjson.dumps(tx.changes).decode() if tx.changes else "",
-                           orjson.dumps(tx.settings).decode() if tx.settings else ""]
+                           orjson.dumps(tx.settings).decode() if tx.settings else "",
+                           "" if tx.cleared is None else tx.cleared, "1" if tx.restore else ""]
         guards = [(i, v) for i, v in tx.versions.items()]
         guards += [(i, 0) for i in tx.added if i not in tx.versions]
         args.append(len(guards))
@@ -377,6 +407,8 @@ class RedisStore:
         """Return the job with this id, or None."""
         tx = self._ensure_loaded()
         job = self._cached(tx, job_id)
+        if job is False and tx.cleared is not None:
+            return None  # everything in Redis is deleted by this transaction
         if job is False:
             self._load_jobs([job_id])
             job = self._cached(tx, job_id)
@@ -426,6 +458,8 @@ class RedisStore:
         tx = self._ensure_loaded()
         if user_id is None:
             return tx.job_count
+        if tx.cleared is not None:
+            return sum(1 for i in tx.added if tx.written[i].user_id == user_id)
         try:
             stored = int(self.redis.zcard(self.key(f"user:{user_id}")))
         except _ERRORS as e:
@@ -438,6 +472,8 @@ class RedisStore:
         """Yield the stored jobs (of one user, if given) in submission order, a page at a time."""
         tx = self._ensure_loaded()
         index = _Index(self, "jobs" if user_id is None else f"user:{user_id}")
+        if tx.cleared is not None:
+            index.size, index.exhausted = 0, True
         for job_id in index:
             job = self._cached(tx, job_id)
             if job:
@@ -450,6 +486,8 @@ class RedisStore:
     def newest(self, user_id: str | None = None) -> Job | None:
         """Return the newest job (of one user, if given), or None."""
         tx = self._ensure_loaded()
+        if user_id not in tx.newest and tx.cleared is not None:
+            return None
         if user_id not in tx.newest:
             key = self.key("jobs" if user_id is None else f"user:{user_id}")
             try:
@@ -465,6 +503,8 @@ class RedisStore:
         tx = self._ensure_loaded()
         if (user_id, key) in tx.new_keys:
             return tx.jobs[tx.new_keys[(user_id, key)]]
+        if tx.cleared is not None:
+            return None
         if (user_id, key) not in tx.idempotency:
             try:
                 tx.idempotency[(user_id, key)] = self.redis.hget(self.key(f"idem:{user_id}"), key) or ""
@@ -492,9 +532,28 @@ class RedisStore:
         """Send the change to the other processes with the commit."""
         self._tx.changes.append([kind, job.job_id, job.user_id, job.version, at])
 
-    def record_settings(self, changes: dict[str, object]) -> None:
-        """Store the changed runtime settings with the commit; the other processes apply them."""
-        self._tx.settings.update({name: orjson.dumps(value).decode() for name, value in changes.items()})
+    def record_settings(self, changes: dict[str, object], *, restore: bool = False) -> None:
+        """Store the changed runtime settings with the commit; the other processes apply them.
+
+        `restore`: the stored settings are dropped first and every process goes back to its start-up ones.
+        """
+        tx = self._tx
+        if restore:
+            tx.restore = True
+            tx.settings.clear()
+        tx.settings.update({name: orjson.dumps(value).decode() for name, value in changes.items()})
+
+    def take_read(self, job_id: str, limit: int) -> int | None:
+        """Count one scripted status read of a stored job while fewer than `limit` were (in Redis, at once)."""
+        read = int(self._call(self._take_read, [self.key_prefix, job_id, limit]))
+        return None if read < 0 else read
+
+    def reads_counted(self, job_id: str) -> int:
+        """Return how many scripted status reads of a job are counted (in Redis, every process's)."""
+        try:
+            return int(self.redis.hget(self.key("reads"), job_id) or 0)
+        except _ERRORS as e:
+            raise StoreUnavailable(f"The job store (Redis) cannot be reached: {e}", retry_after=1) from e
 
     def stored_settings(self) -> dict[str, Any]:
         """Return the runtime settings changed at runtime by any process (empty when none were)."""

@@ -15,6 +15,7 @@ process per file (several processes share the Redis store instead).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -38,7 +39,8 @@ _SELECT = f"SELECT {_COLUMNS} FROM jobs ORDER BY submitted_seq"  # noqa: S608
 _SCHEMA = "CREATE TABLE jobs ({}) WITHOUT ROWID".format(
     ", ".join(name + (" TEXT PRIMARY KEY" if name == "job_id" else "") for name in RECORD_FIELDS)
 )
-_ERROR_COLUMN = RECORD_FIELDS.index("error")
+#: Fields holding JSON objects, kept as text.
+_JSON_FIELDS = ("error", "simulate")
 
 
 class _Transaction:
@@ -81,6 +83,7 @@ class SqliteStore(MemoryStore):
         self._transaction = _Transaction(self)
         self._dirty: dict[str, None] = {}
         self._gone: dict[str, None] = {}
+        self._wipe = False  # every row is to be deleted (clear), before the changes made since
         self._saved_seq = 0
         try:
             self._load()
@@ -97,6 +100,15 @@ class SqliteStore(MemoryStore):
         with self.lock:
             self.flush()
             self.db.close()
+
+    def clear(self) -> None:
+        """Forget every job; its rows are deleted when the transaction ends. The counter is kept, as on reopening."""
+        seq = self._next_seq
+        super().clear()
+        self._next_seq = seq  # it never goes back: it also seeds the generator of job ids
+        self._dirty.clear()
+        self._gone.clear()
+        self._wipe = True
 
     def size_bytes(self) -> int:
         """Return the database's size on disk, its WAL included."""
@@ -126,11 +138,13 @@ class SqliteStore(MemoryStore):
         If the write fails, nothing is forgotten: the next transaction tries again, and the caller
         gets StoreUnavailable instead of an acknowledgement.
         """
-        if not self._dirty and not self._gone and self._next_seq == self._saved_seq:
+        if not self._dirty and not self._gone and not self._wipe and self._next_seq == self._saved_seq:
             return
         rows = [_row(self._jobs[job_id]) for job_id in self._dirty]
         try:
             with self.db:
+                if self._wipe:
+                    self.db.execute("DELETE FROM jobs")
                 if rows:
                     self.db.executemany(_UPSERT, rows)
                 if self._gone:
@@ -142,6 +156,7 @@ class SqliteStore(MemoryStore):
                                    retry_after=1) from e
         self._dirty.clear()
         self._gone.clear()
+        self._wipe = False
         self._saved_seq = self._next_seq
 
     # ---------------------------------------------------------------- loading
@@ -166,15 +181,17 @@ class SqliteStore(MemoryStore):
 
 def _row(job: Job) -> tuple[Any, ...]:
     record = to_record(job)
-    if record["error"] is not None:
-        record["error"] = json.dumps(record["error"])
+    for name in _JSON_FIELDS:
+        if record[name] is not None:
+            record[name] = json.dumps(record[name])
     return tuple(record[name] for name in RECORD_FIELDS)
 
 
 def _job(row: tuple[Any, ...]) -> Job:
     record = dict(zip(RECORD_FIELDS, row, strict=True))
-    if record["error"] is not None:
-        record["error"] = json.loads(record["error"])
+    for name in _JSON_FIELDS:
+        if record[name] is not None:
+            record[name] = json.loads(record[name])
     return from_record(record)
 
 
@@ -203,6 +220,14 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     return db
 
 
+def _add_new_columns(db: sqlite3.Connection) -> None:
+    """Add the columns of Job fields newer than the database (they read as NULL, the fields' default: None)."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    for name in RECORD_FIELDS:
+        if name not in present:
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {name}")  # a field name of this program, not input
+
+
 def _prepare(db: sqlite3.Connection, path: str, synchronous: str) -> None:
     db.execute("PRAGMA locking_mode = EXCLUSIVE")
     app_id = db.execute("PRAGMA application_id").fetchone()[0]
@@ -224,6 +249,7 @@ def _prepare(db: sqlite3.Connection, path: str, synchronous: str) -> None:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version != SCHEMA_VERSION:
                 raise StoreError(f"{path} has job store schema {version}; this server reads {SCHEMA_VERSION}")
+            _add_new_columns(db)
         check = db.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
             raise StoreError(f"the database {path} is damaged: {check}")
@@ -231,3 +257,25 @@ def _prepare(db: sqlite3.Connection, path: str, synchronous: str) -> None:
     except BaseException:
         db.execute("ROLLBACK")
         raise
+
+
+def _add_new_columns(db: sqlite3.Connection) -> None:
+    """Add a column for each field the Job record gained since the database was made, holding its default.
+
+    The columns follow the record's fields; a field added later (with a default) gets its column here, so
+    a database made by an earlier version opens without a migration of its own.
+    """
+    columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    defaults = {f.name: f.default for f in dataclasses.fields(Job)}
+    for name in RECORD_FIELDS:
+        if name in columns:
+            continue
+        default = defaults.get(name)
+        if isinstance(default, bool) or not isinstance(default, (int, float, str)):
+            literal = "NULL"  # None (or a default the column cannot hold: the field's value is None then)
+        elif isinstance(default, str):
+            literal = "'" + default.replace("'", "''") + "'"
+        else:
+            literal = repr(default)
+        # The name and the literal come from the Job record's declaration, constants of this program.
+        db.execute(f"ALTER TABLE jobs ADD COLUMN {name} DEFAULT {literal}")

@@ -1,13 +1,18 @@
-"""POST /translate: submit a job (the hourly limit on free submissions applies to this blueprint)."""
+"""POST /translate: submit a job; a free one that is new counts against its user's hourly limit."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response
 
+from simulator.domain import Scenario
 from simulator.http.context import sim
 from simulator.http.encoding import job_headers, json_response
 from simulator.http.errors import ApiError
-from simulator.http.parsing import choice, idempotency_key, parse_fields, text, user_id
+from simulator.http.parsing import choice, idempotency_key, parse_fields, simulate_header, text, user_id
+from simulator.http.views.media import job_files
+from simulator.media import MediaNotFound, Upload
 
 bp = Blueprint("submissions", __name__)
 
@@ -15,38 +20,73 @@ TRANSLATE_FIELDS = {
     "role": choice("free", "premium"),
     "video_url": text(2048),
     "target_language": text(35),
+    "simulate": Scenario.parse,
+    "upload_id": text(64),
 }
+
+
+def submitted_script(fields: dict[str, Any]) -> Scenario | None:
+    """Return the job's script from the body's `simulate` or the X-Simulate header (not both: 400)."""
+    header = simulate_header()
+    if header is not None and "simulate" in fields:
+        raise ApiError(400, "invalid_header", "Both X-Simulate and the body's simulate member script this job; "
+                       "send one of them.")
+    return fields.get("simulate", header)
 
 
 @bp.post("/translate")
 def translate() -> Response:
-    """Queue a job; answer 202 with it, Location and Retry-After (a replayed Idempotency-Key answers the original)."""
+    """Queue a job; answer 202 with it, Location and Retry-After (a replayed Idempotency-Key answers the original).
+
+    Submissions under one user's Idempotency-Key run one at a time: the first decides whether the key
+    is new (and only then counts against the hourly limit), the others find it and replay it, however
+    many arrive at once. Premium submissions, replays, refused ones and those refused for capacity
+    never count.
+    """
     fields = parse_fields(TRANSLATE_FIELDS)
-    job, replayed = sim().engine.submit(
-        fields.get("role", "free"),
-        user_id(),
-        video_url=fields.get("video_url"),
-        target_language=fields.get("target_language"),
-        idempotency_key=idempotency_key(),
-    )
-    headers = {"Location": f"/status/{job['job_id']}", **job_headers(job)}
+    role = fields.get("role", "free")
+    user, key = user_id(), idempotency_key()
+    script = submitted_script(fields)
+    upload = named_upload(fields.get("upload_id"))  # 422 for an unknown upload, before anything counts
+    simulator = sim()
+    engine = simulator.engine
+    with simulator.submissions.hold((user, key) if key is not None else None):
+        counted = (
+            role == "free"
+            and (script is None or engine.settings.SCENARIOS == "on")  # refused with 403 anyway
+            # Neither refused with 503 for MAX_JOBS nor a replay: one read of the store (one round trip on Redis).
+            and engine.would_create(user, key)
+        )
+        if counted:
+            simulator.hourly_limit.check()
+        job, replayed = engine.submit(
+            role,
+            user,
+            video_url=fields.get("video_url"),
+            target_language=fields.get("target_language"),
+            idempotency_key=key,
+            simulate=script,
+            upload_id=fields.get("upload_id"),
+            media_seconds=upload.info.duration_seconds if upload else None,
+        )
+    if upload is not None:
+        job_files().attach(upload.upload_id, job["job_id"])
+    headers = {"Location": f"/status/{job['job_id']}", **job_headers(job), **simulator.hourly_limit.headers()}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return json_response(job, 202, headers)
 
 
-def not_counted() -> bool:
-    """Tell whether this submission is exempt from the hourly limit: premium, refused anyway, or a replay."""
+def named_upload(upload_id: str | None) -> Upload | None:
+    """Return the upload a submission names (kept for the job from now on), or 422 naming upload_id if none."""
+    if upload_id is None:
+        return None
     try:
-        fields = parse_fields(TRANSLATE_FIELDS)
-        key = idempotency_key()
-        user = user_id()
-    except ApiError:
-        return True  # refused with 400/422: a refusal must not use up the user's hour
-    if fields.get("role", "free") == "premium":
-        return True
-    # Refused with 503 when MAX_JOBS are stored, or a replay of a job already made: neither counts.
-    return not sim().engine.would_create(user, key)
+        return job_files().use(upload_id)
+    except MediaNotFound:
+        message = "no upload has this id (POST /uploads first; unused uploads are deleted after JOB_TTL)"
+        raise ApiError(422, "validation_error", f"The request body is invalid: upload_id: {message}.",
+                       errors=[{"field": "upload_id", "message": message}]) from None
 
 
 def hourly_limit() -> str:
