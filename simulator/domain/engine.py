@@ -30,6 +30,7 @@ from simulator.domain.errors import (
     ClockNotManual,
     IdempotencyMismatch,
     InvalidArgument,
+    JobError,
     JobNotFound,
     ScenariosDisabled,
     StoreConflict,
@@ -619,6 +620,10 @@ class JobEngine:
         another process loads it with the indexes in one round trip. Changes are published, and the
         ticker told of a new schedule, only once the transaction has committed: a change that was
         refused is never seen.
+
+        A call that answers a domain error (JobNotFound, CapacityExceeded, …) still commits and publishes what
+        it changed before (the events that fell due: an expired job's removal), as an in-process store keeps
+        them anyway; then the error is raised. Any other exception commits nothing on a shared store.
         """
         local = self._local
         if getattr(local, "changes", None) is not None:
@@ -626,10 +631,14 @@ class JobEngine:
         attempt = 0
         while True:
             local.changes, local.schedule_moved = [], False
+            failure: JobError | None = None
             try:
                 with self.store.transaction():
                     self.store.prefetch(job_id=job_id, idempotency=idempotency, newest=newest, user_id=user_id)
-                    result = body()
+                    try:
+                        result = body()
+                    except JobError as e:
+                        failure = e  # the call's answer; what it changed before that still holds
             except StoreConflict:
                 attempt += 1
                 if attempt >= MAX_CONFLICTS:
@@ -646,6 +655,8 @@ class JobEngine:
             self.feed.publish(*change)
         if moved:
             self.wake()
+        if failure is not None:
+            raise failure
         return result
 
     # ---------------------------------------------------------------- internals (in a transaction)
