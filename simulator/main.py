@@ -20,7 +20,7 @@ from simulator.jobfiles import DataDirError, ResultWorker
 from simulator.serve import serve
 from simulator.settings import KEYS, ConfigError, Settings, load
 from simulator.store import StoreError, open_store
-from simulator.ticker import Ticker
+from simulator.ticker import Clockwork
 
 log = logging.getLogger("server")
 
@@ -97,19 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     held = engine.total()
     if held:
         log.info("the store holds %d job(s); the simulation resumes", held)
-    follower = lease = None
     if store.shared:
-        from simulator.cluster import LeaderLease, RedisFollower
         from simulator.workers import watch_parent
 
-        follower = RedisFollower(store, engine).start()  # type: ignore[arg-type]
-        if not engine.manual_clock:
-            lease = LeaderLease(store, on_gain=engine.wake).start()  # type: ignore[arg-type]
         watch_parent()
-    # A manual clock moves only when told (POST /admin/clock/advance): the ticker would have nothing to do.
-    ticker = None
-    if not engine.manual_clock:
-        ticker = Ticker(engine, leader=None if lease is None else (lambda: lease.held)).start()
+    clockwork = Clockwork(engine).start()
     worker = ResultWorker(files).start()
     if settings.admin_token_generated:
         # Printed once, never logged: the operator needs it for admin calls.
@@ -118,12 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         code = serve(app, settings, simulator.release_waiters, routes=lambda loop: async_routes(app, loop),
                      heavy=full_listing, body_limit=body_limits(app), reuse_port=reuse_port)
     finally:
-        if ticker is not None:
-            ticker.stop()
-        if lease is not None:
-            lease.stop()
-        if follower is not None:
-            follower.stop()
+        clockwork.stop()
         worker.stop()
         files.close()
         store.close()

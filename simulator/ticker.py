@@ -1,4 +1,6 @@
-"""The ticker: a background thread that drives the simulation clock, so jobs finish when nobody asks."""
+"""The ticker: a background thread that drives the simulation clock, so jobs finish when nobody asks; and
+`Clockwork`, what a serving process starts to drive its engine (the ticker, and on a shared store the stream
+follower and the ticker's lease)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from simulator.domain import JobEngine
 
@@ -48,3 +51,39 @@ class Ticker:
             except Exception:  # pragma: no cover - the clock must keep running whatever happens
                 log.exception("simulation clock step failed")
                 time.sleep(0.1)
+
+
+class Clockwork:
+    """What drives one process's engine: the ticker and, on a store shared by several processes, the follower of
+    the store's change stream and the ticker's lease (`simulator.cluster`), the ticker running only while this
+    process holds the lease. With a manual clock there is no ticker: only `advance_clock` moves time."""
+
+    def __init__(self, engine: JobEngine) -> None:
+        self.engine = engine
+        self.follower: Any = None
+        self.lease: Any = None
+        self.ticker: Ticker | None = None
+
+    def start(self) -> Clockwork:
+        """Start the threads; return self."""
+        engine = self.engine
+        store = engine.store
+        if store.shared:
+            from simulator.cluster import LeaderLease, RedisFollower
+
+            self.follower = RedisFollower(store, engine).start()  # type: ignore[arg-type]
+            if not engine.manual_clock:
+                self.lease = LeaderLease(store, on_gain=engine.wake).start()  # type: ignore[arg-type]
+        if not engine.manual_clock:
+            lease = self.lease
+            self.ticker = Ticker(engine, leader=None if lease is None else (lambda: lease.held)).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the ticker, give the lease up (another process takes it at once) and stop following the stream."""
+        if self.ticker is not None:
+            self.ticker.stop()
+        if self.lease is not None:
+            self.lease.stop()
+        if self.follower is not None:
+            self.follower.stop()
