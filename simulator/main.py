@@ -56,6 +56,13 @@ def _refuse_workers(settings: Settings) -> str | None:
         return (f"--workers {settings.PROCESSES} needs a store the processes share: set STORE=redis://host:port/db. "
                 f"STORE={settings.STORE.split('?')[0]} lives inside one process (each worker would run a simulation "
                 "of its own).")
+    if settings.PROCESSES > 1 and settings.CLOCK == "manual":
+        return (f"--workers {settings.PROCESSES} cannot run with CLOCK=manual: each process would keep simulated time "
+                "of its own. Run one process to move the clock yourself.")
+    if settings.PROCESSES > 1 and settings.DATA_DIR:
+        return (f"--workers {settings.PROCESSES} cannot share DATA_DIR: the data folder is one process's (a lock "
+                "refuses the others). Unset DATA_DIR: each worker then keeps its uploads and results in a folder of "
+                "its own (see Videos).")
     return None
 
 

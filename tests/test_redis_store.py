@@ -120,6 +120,21 @@ def test_several_workers_are_refused_on_a_store_of_one_process(store: str, tmp_p
     assert not (tmp_path / "jobs.db").exists()
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [({"CLOCK": "manual"}, "--workers 2 cannot run with CLOCK=manual"),
+     ({"DATA_DIR": "files"}, "--workers 2 cannot share DATA_DIR")],
+)
+def test_several_workers_are_refused_with_a_manual_clock_or_one_data_folder(
+        setting: dict[str, str], message: str, store_url: str, tmp_path) -> None:
+    """`--workers 2` on Redis exits 2 with a manual clock (each process would keep its own time) or with DATA_DIR."""
+    env = {"PATH": "", "STORE": store_url, **setting}
+    done = subprocess.run([sys.executable, str(ROOT / "server.py"), "--workers", "2", "--port", "0"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=30, env=env, check=False)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
 # -------------------------------------------------------------------------------------- several processes
 
 
