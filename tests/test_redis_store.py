@@ -360,6 +360,20 @@ def test_a_settings_change_in_one_process_reaches_the_others_within_a_second(sto
         follower.stop()
 
 
+def test_a_status_read_over_http_is_one_round_trip(stores, store_url: str, clock) -> None:
+    """GET /status/<id> of a job without status_faults costs one request to Redis, also in a process that did not
+    submit it (after its first read there: a job's script never changes, so it is not loaded again to learn it)."""
+    submitting = create_app(FAST, clock=clock, store=open_on(stores, store_url, connection_class=CountingConnection))
+    reading = create_app(FAST, clock=clock, store=open_on(stores, store_url, connection_class=CountingConnection))
+    job_id = submitting.test_client().post("/translate", json={"role": "premium"}).get_json()["job_id"]
+    for app, first in ((submitting, 1), (reading, 2)):
+        client = app.test_client()
+        for expected in (first, 1, 1):
+            before = CountingConnection.sent
+            assert client.get(f"/status/{job_id}").status_code == 200
+            assert CountingConnection.sent - before == expected
+
+
 def test_the_hourly_limit_is_one_count_for_every_process(stores, store_url: str) -> None:
     """Free submissions of one user through two apps on the same Redis pass RATE_LIMIT in total, not per app."""
     apps = [create_app({**FAST, "RATE_LIMIT": 3}, store=open_on(stores, store_url)) for _ in range(2)]

@@ -65,6 +65,8 @@ CHANGE_KINDS = {
 
 #: The longest a manual clock may be moved in one step: ten years, in seconds.
 MAX_CLOCK_STEP = 315_360_000
+#: How many ids of jobs without status_faults a process remembers (a shared store's reads skip a load for them).
+MAX_UNSCRIPTED = 100_000
 T = TypeVar("T")
 #: How often a call is run again after commit conflicts before it answers StoreUnavailable.
 MAX_CONFLICTS = 100
@@ -102,6 +104,7 @@ class JobEngine:
         self._schedule_changed = threading.Condition(self.store.lock)
         self._schedule_generation = 0  # moves on every change of the schedule, so no wake-up is missed
         self._local = threading.local()  # the changes of the thread's open transaction, published at commit
+        self._unscripted: dict[str, None] = {}  # shared stores: ids of jobs seen without status_faults (bounded)
 
     def _seeded_rng(self, seed: int | None) -> random.Random:
         """Return the generator: RANDOM_SEED alone for a new store, mixed with the store's counter otherwise.
@@ -275,20 +278,32 @@ class JobEngine:
         None for a job without status_faults, and for no job at all (the read itself answers that). Reads are
         counted only for jobs scripted with status_faults, by the store (so every process of a shared store
         counts the same reads). It does not advance time: the read that follows does (this keeps an
-        unscripted read as cheap as before).
+        unscripted read as cheap as before; on a shared store, a job this process has seen without
+        status_faults costs no round trip at all: a job's script never changes).
         """
+        if job_id in self._unscripted:
+            return None
 
         def read() -> ReadFault | None:
             job = self.store.get(job_id)
             if job is None:
                 return None
             if not job.simulate or "status_faults" not in job.simulate:
+                self._remember_unscripted(job_id)
                 return None
             script = Scenario.parse(job.simulate)
             read = self.store.take_read(job_id, sum(times for _, times in script.status_faults))
             return None if read is None else script.read_fault(read)
 
         return self._atomic(read, job_id=job_id)
+
+    def _remember_unscripted(self, job_id: str) -> None:
+        """Remember (shared stores only) that a job has no status_faults, so its reads skip `take_read_fault`'s load."""
+        if not self.store.shared:
+            return
+        if len(self._unscripted) >= MAX_UNSCRIPTED:
+            self._unscripted.clear()  # one assignment at a time: safe without a lock; the ids come back as seen
+        self._unscripted[job_id] = None
 
     # ---------------------------------------------------------------- changing
 
@@ -363,7 +378,10 @@ class JobEngine:
             return self._view(job, now), False
 
         known = None if idempotency_key is None else (user_id, idempotency_key)
-        return self._atomic(change, idempotency=known)
+        view, replayed = self._atomic(change, idempotency=known)
+        if not replayed and not (script and "status_faults" in script):
+            self._remember_unscripted(view["job_id"])
+        return view, replayed
 
     def cancel(self, job_id: str, reason: str | None = None) -> tuple[dict[str, Any], bool]:
         """Cancel a queued or running job; return (its view, whether it was already cancelled)."""
@@ -478,6 +496,7 @@ class JobEngine:
         # store's generator is seeded after the commit, from the counter as it is in the store.
         with self.store.lock:
             count = self._atomic(change)
+            self._unscripted.clear()
             if restore_config:
                 self.config.restore()
             if self.settings.RANDOM_SEED is not None:
