@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -98,3 +99,27 @@ def test_workers_keep_serving_and_lose_nothing_when_the_ticker_holder_is_killed(
         assert final["status"] in ("completed", "pending")  # the new holder drives time: the job moved on
         assert final["version"] > late["version"]
         assert now != holder
+
+
+def test_workers_share_one_port_and_each_ones_long_polls_wake_on_the_others_changes(redis_url: str) -> None:
+    """`--workers 3` prints one Serving line; long-polls on 12 connections (spread over the workers by the kernel)
+    are held in the workers' event loops and all answer within moments when another connection cancels the job."""
+    settings = {**SETTINGS, "STORE": redis_store_url(redis_url), "PROCESSES": 3, "PROCESSING_MODE": "manual"}
+    with ServerProcess(settings, cwd=ROOT) as server:
+        assert [line for line in server.stdout_lines if "Serving on" in line] == [f"Serving on {server.url}"]
+        job = requests.post(f"{server.url}/translate", json={"role": "premium"}, timeout=5).json()
+
+        def hold(_: int) -> tuple[float, dict]:
+            answer = requests.get(f"{server.url}/status/{job['job_id']}",
+                                  params={"wait": 10, "since": job["version"]}, timeout=20)
+            return time.monotonic(), answer.json()
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            held = [pool.submit(hold, i) for i in range(12)]
+            threading.Event().wait(1.5)  # the long-polls reach their workers and are held
+            assert not any(future.done() for future in held)
+            cancelled = time.monotonic()
+            assert requests.post(f"{server.url}/cancel/{job['job_id']}", headers=ADMIN, timeout=5).status_code == 200
+            answers = [future.result() for future in held]
+        assert {view["status"] for _, view in answers} == {"cancelled"}
+        assert max(at for at, _ in answers) - cancelled < 2.0

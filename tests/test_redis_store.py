@@ -16,7 +16,7 @@ import pytest
 import redis
 
 import config
-from jobs import ChangeFeed, FeedGap, JobEngine, Status
+from jobs import ChangeFeed, FeedGap, JobEngine, JobNotFound, ReadFault, Scenario, Status
 from server import create_app
 from simulator.cluster import LeaderLease, RedisFollower
 from simulator.domain.errors import StoreConflict
@@ -358,6 +358,86 @@ def test_a_settings_change_in_one_process_reaches_the_others_within_a_second(sto
         assert third.test_client().get("/config").get_json()["WORKERS"] == 7
     finally:
         follower.stop()
+
+
+def test_a_reset_in_one_process_empties_the_store_and_restores_the_settings_of_every_process(
+        stores, store_url: str) -> None:
+    """POST /admin/reset to one app removes every job for all (no key of a job is left in Redis), tells the other
+    app's long-polls, brings back every app's start-up settings and clears the shared rate-limit windows."""
+    token = {"Authorization": f"Bearer {FAST['ADMIN_TOKEN']}"}
+    first_store = open_on(stores, store_url)
+    first = create_app({**FAST, "RATE_LIMIT": 1, "PROCESSING_MODE": "manual"}, store=first_store)
+    second_store = open_on(stores, store_url)
+    second = create_app({**FAST, "RATE_LIMIT": 1, "PROCESSING_MODE": "manual"}, store=second_store)
+    engine = second.extensions["simulator"].engine
+    follower = RedisFollower(second_store, engine, block_ms=200).start()
+    try:
+        client = first.test_client()
+        ids = [client.post("/translate", headers={"X-User-Id": f"u{i}", "Idempotency-Key": "k"}).get_json()["job_id"]
+               for i in range(3)]
+        assert client.post("/translate", headers={"X-User-Id": "u0"}).status_code == 429
+        assert client.post("/config", json={"WORKERS": 7}, headers=token).status_code == 200
+        deadline = time.monotonic() + 2
+        while engine.settings.WORKERS != 7:
+            assert time.monotonic() < deadline
+            threading.Event().wait(0.01)
+        cursor = engine.feed.cursor()
+        answer = client.post("/admin/reset", headers=token)
+        assert (answer.status_code, answer.get_json()["removed"]) == (200, 3)
+        assert second.test_client().get("/jobs").headers["X-Total-Count"] == "0"
+        deadline = time.monotonic() + 2
+        while engine.settings.WORKERS != 2:  # the other process restores its start-up settings too
+            assert time.monotonic() < deadline
+            threading.Event().wait(0.01)
+        assert sorted(c.job_id for c in engine.feed.since(cursor) if c.kind == "removed") == sorted(ids)
+        left = {key.split(":", 1)[1] for key in first_store.redis.keys(first_store.key("*"))}
+        assert left <= {"seq", "rev", "changes", "leader"}, left
+        assert client.post("/translate", headers={"X-User-Id": "u0", "Idempotency-Key": "k"}).status_code == 202
+    finally:
+        follower.stop()
+
+
+def test_a_reset_is_refused_when_another_process_submitted_after_its_first_read(stores, store_url: str,
+                                                                             clock) -> None:
+    """A clear() whose store gained a job from another process since it read them commits nothing (StoreConflict),
+    so the engine's reset runs again and removes, and announces, that job too."""
+    other = engine_on(open_on(stores, store_url), clock, seed=2, PROCESSING_MODE="manual")
+    other.submit("free", "u")
+    store = open_on(stores, store_url)
+    with pytest.raises(StoreConflict), store.transaction():
+        assert len(list(store.jobs())) == 1
+        other.submit("free", "v")
+        store.clear()
+    assert other.total() == 2
+    engine = engine_on(store, clock, seed=1, PROCESSING_MODE="manual")
+    cursor = engine.feed.cursor()
+    assert engine.reset() == 2
+    assert [c.kind for c in engine.feed.since(cursor)] == ["removed", "removed"]
+    assert other.total() == 0
+
+
+def test_a_scripted_jobs_status_faults_are_counted_for_every_process(stores, store_url: str, clock) -> None:
+    """Reads of a job scripted with two 503s, alternating between two processes, take the two faults, then none."""
+    a = engine_on(open_on(stores, store_url), clock, seed=1)
+    b = engine_on(open_on(stores, store_url), clock, seed=2)
+    script = Scenario.parse({"status_faults": [{"status": 503, "retry_after": 2, "times": 2}]})
+    job_id = a.submit("free", "u", simulate=script)[0]["job_id"]
+    taken = [engine.take_read_fault(job_id) for engine in (b, a, b, a)]
+    assert taken == [ReadFault(503, 2), ReadFault(503, 2), None, None]
+    assert a.store.reads_counted(job_id) == 2
+
+
+def test_a_read_that_finds_its_job_expired_removes_it_for_every_process(stores, store_url: str, clock) -> None:
+    """A status read answering 404 for a job past JOB_TTL still commits and announces the removal it made."""
+    store = open_on(stores, store_url)
+    engine = engine_on(store, clock, JOB_TTL=5.0)
+    job_id = engine.submit("premium", "u")[0]["job_id"]
+    clock.advance(FAST["TRANSLATION_DELAY"] * FAST["PREMIUM_DELAY_FACTOR"] + 6)
+    cursor = engine.feed.cursor()
+    with pytest.raises(JobNotFound):
+        engine.get(job_id)
+    assert [(c.kind, c.job_id) for c in engine.feed.since(cursor)][-1] == ("removed", job_id)
+    assert not store.redis.exists(store.key(f"job:{job_id}"))
 
 
 def test_a_status_read_over_http_is_one_round_trip(stores, store_url: str, clock) -> None:
