@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import socket
+import uuid
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from importlib.metadata import entry_points
@@ -17,8 +18,10 @@ from jobs import JobEngine
 from server import create_app
 from simulator.domain.job import to_record
 from simulator.store import MemoryStore, Store
+from simulator.store.redis_store import RedisStore
 from simulator.store.sqlite import SqliteStore
 from simulator.testing import ServerProcess
+from simulator.testing.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,8 +69,20 @@ def clock() -> FakeClock:
 
 
 #: Every store implementation; the engine tests (the store contract) run once per store.
-STORE_KINDS = ("memory", "sqlite")
+STORE_KINDS = ("memory", "sqlite", "redis")
 _new_store: ContextVar[Callable[[], Store]] = ContextVar("new_store", default=MemoryStore)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """Yield the URL of a real redis-server started for this test session on a free port."""
+    with RedisServer() as server:
+        yield server.url
+
+
+def redis_store_url(redis_url: str) -> str:
+    """Return a STORE URL on the session's Redis with a prefix of its own (nothing shared between tests)."""
+    return f"{redis_url}?prefix=t{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture(params=STORE_KINDS)
@@ -76,12 +91,18 @@ def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
     After a test on SQLite, each database is closed and read back, and must hold exactly the jobs
     that were in memory: every test of the engine is also a test of what the SQLite store saves.
+    After a test on Redis, a second store opened on the same keys must read exactly the same jobs.
     """
     opened: list[SqliteStore] = []
+    shared: list[RedisStore] = []
 
     def new_store() -> Store:
         if request.param == "memory":
             return MemoryStore()
+        if request.param == "redis":
+            store = RedisStore(redis_store_url(request.getfixturevalue("redis_url")))
+            shared.append(store)
+            return store
         store = SqliteStore(str(tmp_path / f"jobs-{len(opened)}.db"))
         opened.append(store)
         return store
@@ -91,6 +112,8 @@ def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield request.param
     finally:
         _new_store.reset(token)
+    for redis_store in shared:
+        check_redis_reads_back(redis_store)
     for store in opened:
         in_memory = {job.job_id: to_record(job) for job in store.jobs()}
         store.close()
@@ -100,6 +123,21 @@ def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             assert [j.job_id for j in reopened.queued()] == [j.job_id for j in store.queued()]
         finally:
             reopened.close()
+
+
+def check_redis_reads_back(store: RedisStore) -> None:
+    """Assert that another store on the same Redis keys reads the same jobs, lanes and running set, then close both."""
+    other = RedisStore(f"{store.url}?prefix={store.prefix}")
+    try:
+        records = {}
+        for reader in (store, other):
+            with reader.transaction():
+                records[reader] = ({job.job_id: to_record(job) for job in reader.jobs()},
+                                   [j.job_id for j in reader.queued()], sorted(j.job_id for j in reader.running()))
+        assert records[store] == records[other]
+    finally:
+        other.close()
+        store.close()
 
 
 def make_engine(clock: FakeClock, **overrides: Any) -> JobEngine:

@@ -105,8 +105,9 @@ def test_integral_floats_are_accepted_for_integer_keys() -> None:
 
 
 def test_only_documented_keys_are_runtime() -> None:
-    """The process settings (the tokens, RANDOM_SEED, STORE, CLOCK, DATA_DIR, HOST, PORT, THREADS) stay fixed."""
-    fixed = {"ADMIN_TOKEN", "METRICS_TOKEN", "RANDOM_SEED", "STORE", "CLOCK", "DATA_DIR", "HOST", "PORT", "THREADS"}
+    """The process settings (secrets, seed, store, clock, data folder, address, threads, processes) stay fixed."""
+    fixed = {"ADMIN_TOKEN", "METRICS_TOKEN", "RANDOM_SEED", "STORE", "CLOCK", "DATA_DIR", "HOST", "PORT", "THREADS",
+             "PROCESSES"}
     assert set(KEYS) - set(RUNTIME_KEYS) == fixed
 
 

@@ -70,7 +70,7 @@ def test_reset_leaves_the_clock_where_it_is_and_forgets_scripted_reads() -> None
     assert engine.take_read_fault(job_id) == ReadFault(503, None)
     engine.reset()
     assert clock() == START + 10
-    assert engine._reads == {}
+    assert engine.store.reads_counted(job_id) == 0
 
 
 def test_a_reset_seeded_engine_draws_what_a_fresh_one_draws() -> None:

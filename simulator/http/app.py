@@ -42,13 +42,13 @@ def create_app(
     settings = _settings_from(config)
     app = Flask(__name__, static_folder=None)  # no static files: without this Flask routes /static/<path>
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    engine = JobEngine(RuntimeConfig(settings), store=store or open_store(settings.STORE),
-                       clock=clock or make_clock(settings.CLOCK))
+    store = store or open_store(settings.STORE)
+    engine = JobEngine(RuntimeConfig(settings), store=store, clock=clock or make_clock(settings.CLOCK))
     app.extensions["job_files"] = JobFiles(engine, settings.DATA_DIR)  # the folder is opened on first use
     journal.init_app(app)  # first: it sees every request arrive and records it after every other hook
     bodies.init_app(app)  # next: a route's own body limit is set before anything reads the body
     faults.init_app(app)
-    hourly_limit = HourlyLimit(user_id, submissions.hourly_limit, engine.now)
+    hourly_limit = HourlyLimit(user_id, submissions.hourly_limit, engine.now, **_shared_limit_storage(engine))
     app.extensions["simulator"] = Simulator(settings, engine, hourly_limit,
                                             FaultInjector(derived_seed(settings.RANDOM_SEED, 1)))
     app.before_request(_start_timer)
@@ -60,6 +60,25 @@ def create_app(
                       dashboard.bp):
         app.register_blueprint(blueprint)
     return app
+
+
+def _shared_limit_storage(engine: JobEngine) -> dict[str, str]:
+    """Return where the hourly limit is counted: beside the jobs when several processes share them ({}: in memory).
+
+    A shared store (Redis) keeps the windows in the same Redis, so the limit is one count for every process;
+    they are then timed by the real clock, so with CLOCK=manual (one process only: see Storage) the windows
+    stay in memory on the simulated clock. With a shared store, the runtime settings other processes changed
+    apply from the start too.
+    """
+    store = engine.store
+    if not store.shared:
+        return {}
+    from simulator.cluster import apply_stored_settings
+
+    apply_stored_settings(engine, store.stored_settings())  # type: ignore[attr-defined]
+    if engine.manual_clock:
+        return {}
+    return {"storage_uri": store.url, "key_prefix": f"{{{store.prefix}}}:limits"}  # type: ignore[attr-defined]
 
 
 def _settings_from(config: Settings | Mapping[str, Any] | None) -> Settings:

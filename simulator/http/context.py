@@ -108,16 +108,19 @@ class Simulator:
         start-up settings back unless `keep_config`; the fault and delay generators seeded anew. Return how many
         jobs were removed.
 
-        Done while holding the store, so no request of the engine sees half of it.
+        Done in one step of the engine, so no request of the engine sees half of it. With a shared store
+        the jobs, the settings and the rate-limit windows are reset for every process; the journal and the
+        fault and delay generators are this process's own.
         """
         engine = self.engine
-        with engine.store.transaction():
-            removed = engine.reset(restore_config=not keep_config)
+
+        def service() -> None:
             self.hourly_limit.limiter.reset()
             self.journal.clear()
             self.faults = FaultInjector(derived_seed(engine.settings.RANDOM_SEED, 1))
             self.delays = ResponseDelayer(derived_seed(engine.settings.RANDOM_SEED, 2))
-            return removed
+
+        return engine.reset(restore_config=not keep_config, also=service)
 
     def release_waiters(self) -> None:
         """Answer every held long-poll at once, end every event stream, hold no new one (the server is stopping)."""

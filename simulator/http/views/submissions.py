@@ -54,8 +54,8 @@ def translate() -> Response:
         counted = (
             role == "free"
             and (script is None or engine.settings.SCENARIOS == "on")  # refused with 403 anyway
-            and engine.total() < engine.settings.MAX_JOBS  # refused with 503 anyway
-            and (key is None or engine.find_idempotent(user, key) is None)
+            # Neither refused with 503 for MAX_JOBS nor a replay: one read of the store (one round trip on Redis).
+            and engine.would_create(user, key)
         )
         if counted:
             simulator.hourly_limit.check()
