@@ -21,9 +21,12 @@ import math
 import os
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
+
+from simulator.webhooks.hosts import DEFAULT_ALLOWED_HOSTS, check_allowed_hosts
 
 
 class ConfigError(ValueError):
@@ -50,6 +53,7 @@ class Key:
     choices: tuple[str, ...] = ()
     secret: bool = False
     optional: bool = False  # None is allowed (unset)
+    validator: Callable[[Any], Any] | None = None  # a further check of a string: returns it or raises ValueError
 
     @property
     def runtime(self) -> bool:
@@ -78,7 +82,7 @@ class Key:
         if self.kind is str:
             if not isinstance(value, str) or not value or (self.choices and value not in self.choices):
                 raise ValueError(f"must be {self.allowed()}, got {value!r}")
-            return value
+            return self.validator(value) if self.validator else value
         # bool is an int in Python, but `true` is never a number of seconds.
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"must be {self.allowed()}, got {value!r}")
@@ -108,6 +112,14 @@ class Key:
         except ValueError:
             raise ValueError(f"must be {self.allowed()}, got {text!r}") from None
         return self.check(number)
+
+
+def _check_public_url(value: str) -> str:
+    """Accept an http(s) URL with a host and no query or fragment."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"must be an http(s):// base URL such as http://127.0.0.1:4777, got {value!r}")
+    return value.rstrip("/")
 
 
 def _num(value: float) -> str:
@@ -146,6 +158,17 @@ class Service:
     FAULT_RATE: float = setting(0.0, "probability that a non-admin request gets an injected fault", low=0, high=1)
     FAULT_DELAY: float = setting(15.0, "seconds a `slow` injected fault holds its answer (past a typical client "
                                  "timeout)", low=0, high=300)
+    AUTH_MODE: str = setting("open", "`open`: X-User-Id and a declared role are trusted (an X-Api-Key, when sent, "
+                             "wins); `keys`: every non-admin route needs X-Api-Key", choices=("open", "keys"))
+    AUTH_FAILURE_LIMIT: int = setting(20, "requests with a wrong X-Api-Key one client may send per minute; more "
+                                      "get 429", low=1, high=1_000_000)
+    WEBHOOK_ALLOWED_HOSTS: str = setting(DEFAULT_ALLOWED_HOSTS, "where webhooks may go: host names, `*.domain`, IP "
+                                         "addresses or networks, comma-separated, or `*` (default: loopback only)",
+                                         validator=check_allowed_hosts)
+    WEBHOOK_TIMEOUT: float = setting(10.0, "seconds one webhook delivery may take, connecting and answering",
+                                     low=0, high=60, low_open=True)
+    WEBHOOK_RETRY_SCALE: float = setting(0.1, "factor on the Standard Webhooks retry schedule (5 s, 5 min, 30 min, "
+                                         "2 h, 5 h, 10 h, 10 h; 1: as written)", low=0, high=1)
 
 
 @dataclass(frozen=True)
@@ -161,6 +184,13 @@ class Process:
     HOST: str = setting("127.0.0.1", "address `python server.py` listens on")
     PORT: int = setting(4777, "port `python server.py` listens on (0: any free port)", low=0, high=65535)
     THREADS: int = setting(512, "request threads of the server (each held long-poll uses one)", low=4, high=4096)
+    API_KEYS_FILE: str | None = setting(None, "JSON file of API keys to create at start-up: "
+                                        '`[{"api_key", "user_id", "role"}]`', optional=True)
+    WEBHOOK_SECRET: str | None = setting(None, "secret that signs deliveries to a job's `callback_url`; unset: one is "
+                                         "made, kept in the store and printed at start-up", secret=True, optional=True)
+    WEBHOOK_WORKERS: int = setting(8, "webhook deliveries sent at once", low=1, high=256)
+    PUBLIC_URL: str | None = setting(None, "base URL of this server in webhook payloads (unset: the URL the job was "
+                                     "submitted to)", optional=True, validator=lambda v: _check_public_url(v))
 
 
 _GROUPS = {Simulation: "simulation", Service: "service", Process: "process"}
