@@ -17,6 +17,7 @@ from jobs import JobEngine
 from server import create_app
 from simulator.domain.job import to_record
 from simulator.store import MemoryStore, Store
+from simulator.store.records import as_dict
 from simulator.store.sqlite import SqliteStore
 from simulator.testing import ServerProcess
 
@@ -75,7 +76,8 @@ def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Run the test once per store: engines made by `make_engine` use it.
 
     After a test on SQLite, each database is closed and read back, and must hold exactly the jobs
-    that were in memory: every test of the engine is also a test of what the SQLite store saves.
+    and other records that were in memory: every test of the engine is also a test of what the SQLite
+    store saves.
     """
     opened: list[SqliteStore] = []
 
@@ -93,13 +95,32 @@ def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         _new_store.reset(token)
     for store in opened:
         in_memory = {job.job_id: to_record(job) for job in store.jobs()}
+        records = stored_records(store)
         store.close()
         reopened = SqliteStore(store.path)
         try:
             assert {job.job_id: to_record(job) for job in reopened.jobs()} == in_memory
             assert [j.job_id for j in reopened.queued()] == [j.job_id for j in store.queued()]
+            assert stored_records(reopened) == records
         finally:
             reopened.close()
+
+
+def stored_records(store: MemoryStore) -> dict[str, Any]:
+    """Return every record besides jobs that a store holds, as plain values (for comparing two stores)."""
+    return {
+        "api_keys": [as_dict(k) for k in store.api_keys()],
+        "endpoints": [as_dict(e) for e in store.endpoints()],
+        "deliveries": [as_dict(d) for d in store.deliveries()],
+        "replays": sorted((r.replay_key, r.body, r.expires_at) for r in store._replays.values()),
+        "secrets": dict(store._secrets),
+        "next_delivery_due": store.next_delivery_due(),
+    }
+
+
+def make_store() -> Store:
+    """Return a new store of the kind `each_store` is running (a memory store outside it)."""
+    return _new_store.get()()
 
 
 def make_engine(clock: FakeClock, **overrides: Any) -> JobEngine:

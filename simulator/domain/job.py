@@ -46,6 +46,9 @@ class Job:
     started_seq: int = -1  # when its current attempt started, on the same counter
     error: dict[str, Any] | None = None
     cancel_reason: str | None = None
+    # What the submission asked for beyond the translation, which the engine carries but never reads:
+    # api (native, v2, v3), callback_url, callback_id, title, base_url. JSON-able; None when nothing.
+    meta: dict[str, Any] | None = None
     # The timestamps as the API shows them, formatted once: formatting them on every view was over
     # half the time of GET /jobs at 100k jobs (bench/load.py). Derived, never stored.
     created_iso: str | None = None
