@@ -19,7 +19,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from simulator.clock import Clock, system_clock
@@ -56,6 +56,8 @@ CHANGE_KINDS = {
 }
 
 Places = dict[str, tuple[int, float | None]]
+#: Called with (change kind, job, time) for every change, inside the store transaction that made it.
+Observer = Callable[[str, Job, float], None]
 
 
 def _page_end(offset: int, limit: int | None) -> int | None:
@@ -88,6 +90,8 @@ class JobEngine:
         self._rng = rng or self._seeded_rng(config.current.RANDOM_SEED)
         self._schedule_changed = threading.Condition(self.store.lock)
         self._schedule_generation = 0  # moves on every change of the schedule, so no wake-up is missed
+        # Whatever must be written with a change (the webhook outbox) observes it inside its transaction.
+        self.observers: list[Observer] = []
 
     def _seeded_rng(self, seed: int | None) -> random.Random:
         """Return the generator: RANDOM_SEED alone for a new store, mixed with the store's counter otherwise.
@@ -169,20 +173,30 @@ class JobEngine:
             groups[view["status"]][view["role"]][view["job_id"]] = view
         return groups
 
-    def queue(self, *, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
-        """Return the queued jobs in start order (optionally a page), their total, the running ones, workers, mode."""
+    def queue(self, *, offset: int = 0, limit: int | None = None, user_id: str | None = None) -> dict[str, Any]:
+        """Return the queued jobs in start order (optionally a page), their total, the running ones, workers, mode.
+
+        With `user_id`, only that user's jobs are listed (and counted); their queue positions stay global.
+        """
         with self.store.transaction():
             now = self._advance()
             settings = self.settings
             end = _page_end(offset, limit)
-            places = self._queued_places(now, end)
-            queued = itertools.islice(self.store.queued(), offset, end)
+            if user_id is None:
+                places = self._queued_places(now, end)
+                queued = list(itertools.islice(self.store.queued(), offset, end))
+                total, running = self.store.queued_count(), list(self.store.running())
+            else:
+                mine = [job for job in self.store.queued() if job.user_id == user_id]
+                queued, total = mine[offset:end], len(mine)
+                places = self._queued_places(now, max((self.store.queue_position(j) for j in queued), default=0))
+                running = [job for job in self.store.running() if job.user_id == user_id]
             return {
                 "mode": settings.PROCESSING_MODE,
                 "workers": settings.WORKERS,
                 "queued": [self._view(job, now, places) for job in queued],
-                "queued_total": self.store.queued_count(),
-                "running": [self._view(job, now) for job in self.store.running()],
+                "queued_total": total,
+                "running": [self._view(job, now) for job in running],
             }
 
     def counts(self) -> dict[str, int]:
@@ -212,8 +226,12 @@ class JobEngine:
         video_url: str | None = None,
         target_language: str | None = None,
         idempotency_key: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Queue a new job and return (its view, False); a known Idempotency-Key returns (that job, True)."""
+        """Queue a new job and return (its view, False); a known Idempotency-Key returns (that job, True).
+
+        `meta` is carried with the job, unread by the engine (callback URL, title, …: see `Job.meta`).
+        """
         if role not in ROLES:
             raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
         store = self.store
@@ -227,34 +245,72 @@ class JobEngine:
                             "This Idempotency-Key was already used with a different request body.", job_id=known.job_id
                         )
                     return self._view(known, now), True
-            settings = self.settings
-            if store.count() >= settings.MAX_JOBS:
-                raise CapacityExceeded(
-                    f"The server holds {store.count()} jobs (MAX_JOBS); retry later or clean up.",
-                    retry_after=self._room_expected_in(now),
-                )
-            seq = store.next_seq()
-            job = Job(
-                job_id=self._new_id(),
-                role=role,
-                user_id=user_id,
-                created_at=now,
-                updated_at=now,
-                created_iso=(stamp := iso(now)),
-                updated_iso=stamp,  # one string for both until the job first moves
-                video_url=video_url,
-                target_language=target_language,
-                idempotency_key=idempotency_key,
-                max_retries=settings.MAX_RETRIES,
-                submitted_seq=seq,
-                enqueued_seq=seq,
-            )
-            store.add(job)
-            self._publish("submitted", job, now)
-            self._fill_slots(now)
+            self._ensure_room(now, 1)
+            job = self._add(now, role, user_id, video_url, target_language, idempotency_key, meta)
             # A job may end the instant it starts (TRANSLATION_DELAY=0): let that happen now.
             now = self._advance()
             return self._view(job, now), False
+
+    def submit_many(
+        self, role: str, user_id: str, requests: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Queue one job per request (`video_url`, `target_language`, `meta`), all or none; return their views.
+
+        For a submission that asks for several jobs at once (one per output language): if MAX_JOBS leaves
+        no room for all of them, none is made.
+        """
+        if role not in ROLES:
+            raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
+        with self.store.transaction():
+            now = self._advance()
+            self._ensure_room(now, len(requests))
+            jobs = [self._add(now, role, user_id, r.get("video_url"), r.get("target_language"), None, r.get("meta"))
+                    for r in requests]
+            now = self._advance()
+            return [self._view(job, now) for job in jobs]
+
+    def _ensure_room(self, now: float, count: int) -> None:
+        """Raise CapacityExceeded unless `count` more jobs fit under MAX_JOBS."""
+        store = self.store
+        if store.count() + count > self.settings.MAX_JOBS:
+            raise CapacityExceeded(
+                f"The server holds {store.count()} jobs (MAX_JOBS); retry later or clean up.",
+                retry_after=self._room_expected_in(now),
+            )
+
+    def _add(
+        self,
+        now: float,
+        role: str,
+        user_id: str,
+        video_url: str | None,
+        target_language: str | None,
+        idempotency_key: str | None,
+        meta: dict[str, Any] | None,
+    ) -> Job:
+        """Make, store and announce a new queued job at `now`, and fill free slots."""
+        store = self.store
+        seq = store.next_seq()
+        job = Job(
+            job_id=self._new_id(),
+            role=role,
+            user_id=user_id,
+            created_at=now,
+            updated_at=now,
+            created_iso=(stamp := iso(now)),
+            updated_iso=stamp,  # one string for both until the job first moves
+            video_url=video_url,
+            target_language=target_language,
+            idempotency_key=idempotency_key,
+            max_retries=self.settings.MAX_RETRIES,
+            submitted_seq=seq,
+            enqueued_seq=seq,
+            meta=meta or None,
+        )
+        store.add(job)
+        self._publish("submitted", job, now)
+        self._fill_slots(now)
+        return job
 
     def cancel(self, job_id: str, reason: str | None = None) -> tuple[dict[str, Any], bool]:
         """Cancel a queued or running job; return (its view, whether it was already cancelled)."""
@@ -403,6 +459,8 @@ class JobEngine:
         self._schedule_changed.notify_all()
 
     def _publish(self, kind: str, job: Job, at: float) -> None:
+        for observe in self.observers:
+            observe(kind, job, at)
         self.feed.publish(kind, job.job_id, job.user_id, job.version, at)
 
     def _move(self, job: Job, event: Event, at: float) -> None:
