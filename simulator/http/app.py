@@ -10,16 +10,18 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from simulator import settings as settings_module
-from simulator.clock import Clock
+from simulator.auth.keys import KeyRing, load_keys_file
+from simulator.auth.throttle import FailureThrottle
+from simulator.clock import Clock, system_clock
 from simulator.domain import JobEngine
-from simulator.http import errors, faults
+from simulator.http import errors, faults, identity
 from simulator.http.context import Simulator, sim
 from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
 from simulator.http.limits import make_limiter
 from simulator.http.parsing import user_id
-from simulator.http.views import admin, docs, jobs, ops, submissions
-from simulator.settings import RuntimeConfig, Settings
+from simulator.http.views import admin, apikeys, docs, jobs, ops, submissions
+from simulator.settings import ConfigError, RuntimeConfig, Settings
 from simulator.store import Store, open_store
 
 log = logging.getLogger("server")
@@ -37,21 +39,36 @@ def create_app(
     settings = _settings_from(config)
     app = Flask(__name__, static_folder=None)  # no static files: without this Flask routes /static/<path>
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    clock = clock or system_clock()
     engine = JobEngine(RuntimeConfig(settings), store=store or open_store(settings.STORE), clock=clock)
     faults.init_app(app)  # before the limiter's own hook: a fault "before the work" costs no rate-limit hit
+    identity.init_app(app)  # before the limiter too: the hourly limit is keyed on the key's user
     limiter = make_limiter(app, user_id)
     seed = None if settings.RANDOM_SEED is None else settings.RANDOM_SEED + 1
-    app.extensions["simulator"] = Simulator(settings, engine, limiter, FaultInjector(seed))
+    keys = _key_ring(settings, engine, clock)
+    app.extensions["simulator"] = Simulator(settings, engine, limiter, FaultInjector(seed), keys=keys,
+                                            auth_failures=FailureThrottle(clock))
     app.before_request(_start_timer)
     app.after_request(_finish)
     app.after_request(faults.inject_after)  # registered after `_finish`, so it runs before it
     errors.init_app(app)
-    for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp):
+    for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp, apikeys.bp):
         app.register_blueprint(blueprint)
     limiter.limit(submissions.hourly_limit, exempt_when=submissions.not_counted, scope="free-submissions")(
         submissions.bp
     )
     return app
+
+
+def _key_ring(settings: Settings, engine: JobEngine, clock: Clock) -> KeyRing:
+    """Return the app's API keys, with those of API_KEYS_FILE created (ConfigError when the file is wrong)."""
+    keys = KeyRing(engine.store, clock)
+    if settings.API_KEYS_FILE:
+        try:
+            keys.seed(load_keys_file(settings.API_KEYS_FILE))
+        except ValueError as e:
+            raise ConfigError({"API_KEYS_FILE": str(e)}) from None
+    return keys
 
 
 def _settings_from(config: Settings | Mapping[str, Any] | None) -> Settings:

@@ -13,6 +13,13 @@ from simulator.http.context import sim
 from simulator.http.errors import ApiError
 
 
+def has_admin_token() -> bool:
+    """Tell whether the request carries the admin token (compared in constant time)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and bool(token.strip()) and hmac.compare_digest(token.strip().encode(),
+                                                                                      sim().admin_token)
+
+
 def admin_only(view: Callable[..., Any]) -> Callable[..., Any]:
     """Let the view run only for a request carrying the admin token (401 otherwise)."""
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from flask import current_app
 from flask_limiter import Limiter
 
+from simulator.auth.keys import KeyRing
+from simulator.auth.throttle import FailureThrottle
 from simulator.domain import JobEngine
 from simulator.http.faults import FaultInjector
 from simulator.settings import Settings
@@ -46,6 +48,8 @@ class Simulator:
     faults: FaultInjector
     long_polls: LongPollGate = field(default_factory=LongPollGate)
     started: float = field(default_factory=time.monotonic)
+    keys: KeyRing | None = None  # set by create_app (API keys in the store)
+    auth_failures: FailureThrottle = field(default_factory=FailureThrottle)
 
     @property
     def admin_token(self) -> bytes:

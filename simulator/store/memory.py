@@ -223,8 +223,8 @@ class MemoryStore:
         return None if key_id is None else self._api_keys[key_id]
 
     def api_keys(self) -> Iterator[ApiKey]:
-        """Yield every key, oldest first."""
-        return iter(list(self._api_keys.values()))
+        """Yield every key, oldest first (ties by id, as the SQLite store reads them back)."""
+        return iter(sorted(self._api_keys.values(), key=lambda k: (k.created_at, k.key_id)))
 
     def remove_api_key(self, key_id: str) -> None:
         """Forget a key."""
@@ -243,8 +243,9 @@ class MemoryStore:
         return self._endpoints.get(endpoint_id)
 
     def endpoints(self, user_id: str | None = None) -> Iterator[Endpoint]:
-        """Yield the endpoints (of one user, if given), oldest first."""
-        return iter([e for e in self._endpoints.values() if user_id is None or e.user_id == user_id])
+        """Yield the endpoints (of one user, if given), oldest first (ties by id)."""
+        chosen = (e for e in self._endpoints.values() if user_id is None or e.user_id == user_id)
+        return iter(sorted(chosen, key=lambda e: (e.created_at, e.endpoint_id)))
 
     def remove_endpoint(self, endpoint_id: str) -> None:
         """Forget an endpoint."""

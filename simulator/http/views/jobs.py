@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request
 from simulator.http.context import sim
 from simulator.http.encoding import job_headers, json_response, listing_response, page_headers
 from simulator.http.errors import ApiError
+from simulator.http.identity import caller
 from simulator.http.parsing import (
     MAX_USER_ID_LENGTH,
     header_token,
@@ -28,6 +29,9 @@ def answer_status(find_job_id: Callable[[], str]) -> Response:
     job_id = find_job_id()
     simulator = sim()
     engine = simulator.engine
+    who = caller()
+    if who.scope is not None:
+        who.require_visible(engine.get(job_id))  # another user's job is not found, before any wait
     settings = engine.settings
     applied = None
     if wait is not None and wait > 0 and settings.MAX_WAIT > 0 and simulator.long_polls.enter(settings.MAX_LONG_POLLS):
@@ -53,8 +57,12 @@ def status(job_id: str) -> Response:
 @bp.get("/status")
 def newest_status() -> Response:
     """Answer the newest job of the caller's X-User-Id (of anyone without one)."""
-    who = header_token("X-User-Id", MAX_USER_ID_LENGTH)
-    return answer_status(lambda: sim().engine.newest(who)["job_id"])
+    who = caller()
+    declared = header_token("X-User-Id", MAX_USER_ID_LENGTH)
+    if declared is None and who.principal is not None:
+        declared = who.principal.user_id  # with a key, "my newest job"
+    user = who.reading_scope(declared)
+    return answer_status(lambda: sim().engine.newest(user)["job_id"])
 
 
 @bp.get("/jobs")
@@ -63,6 +71,7 @@ def list_jobs() -> Response:
     who = request.args.get("user_id")
     if who is not None and not 0 < len(who) <= MAX_USER_ID_LENGTH:
         raise ApiError(400, "invalid_parameter", f"user_id must be 1–{MAX_USER_ID_LENGTH} characters.")
+    who = caller().reading_scope(who)
     offset, limit = page_args()
     engine = sim().engine
     body = engine.grouped(user_id=who, offset=offset, limit=limit)
@@ -75,7 +84,7 @@ def list_jobs() -> Response:
 def queue() -> Response:
     """Answer the queued jobs in start order (or a page), the running ones, workers and mode."""
     offset, limit = page_args()
-    body = sim().engine.queue(offset=offset, limit=limit)
+    body = sim().engine.queue(offset=offset, limit=limit, user_id=caller().scope)
     listed = len(body["queued"]) + len(body["running"])
     # levels 1: {"queued": [job, …], "running": [job, …], …}
     return listing_response(body, listed, 1, page_headers(offset, limit, body["queued_total"]))
