@@ -121,6 +121,13 @@ class JobEngine:
             now = self._advance()
             return self._view(self._require(job_id), now)
 
+    def get_with_meta(self, job_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Return the job's current view and what it carries in `meta` (a copy), or raise JobNotFound."""
+        with self.store.transaction():
+            now = self._advance()
+            job = self._require(job_id)
+            return self._view(job, now), dict(job.meta) if job.meta else None
+
     def newest(self, user_id: str | None = None) -> dict[str, Any]:
         """Return the newest job of `user_id` (of anyone if None), or raise JobNotFound."""
         with self.store.transaction():

@@ -14,13 +14,16 @@ from simulator.auth.keys import KeyRing, load_keys_file
 from simulator.auth.throttle import FailureThrottle
 from simulator.clock import Clock, system_clock
 from simulator.domain import JobEngine
+from simulator.heygen.replays import ReplayGate
+from simulator.heygen.results import ResultLinks
+from simulator.heygen.service import HeyGenService
 from simulator.http import errors, faults, identity
 from simulator.http.context import Simulator, sim
 from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
 from simulator.http.limits import make_limiter
 from simulator.http.parsing import user_id
-from simulator.http.views import admin, apikeys, docs, jobs, ops, submissions
+from simulator.http.views import admin, apikeys, docs, files, heygen, jobs, ops, submissions
 from simulator.settings import ConfigError, RuntimeConfig, Settings
 from simulator.store import Store, open_store
 
@@ -46,17 +49,23 @@ def create_app(
     limiter = make_limiter(app, user_id)
     seed = None if settings.RANDOM_SEED is None else settings.RANDOM_SEED + 1
     keys = _key_ring(settings, engine, clock)
+    with engine.store.transaction():
+        links = ResultLinks(engine.store.secret("result-links"), clock)
+    service = HeyGenService(engine, links, ReplayGate(engine.store, clock))
     app.extensions["simulator"] = Simulator(settings, engine, limiter, FaultInjector(seed), keys=keys,
-                                            auth_failures=FailureThrottle(clock))
+                                            auth_failures=FailureThrottle(clock), heygen=service)
     app.before_request(_start_timer)
     app.after_request(_finish)
     app.after_request(faults.inject_after)  # registered after `_finish`, so it runs before it
     errors.init_app(app)
-    for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp, apikeys.bp):
+    for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp, apikeys.bp, heygen.bp, files.bp):
         app.register_blueprint(blueprint)
-    limiter.limit(submissions.hourly_limit, exempt_when=submissions.not_counted, scope="free-submissions")(
+    # One hourly window of free submissions per user, whichever route they come by.
+    limiter.shared_limit(submissions.hourly_limit, exempt_when=submissions.not_counted, scope="free-submissions")(
         submissions.bp
     )
+    limiter.shared_limit(submissions.hourly_limit, exempt_when=heygen.not_counted, scope="free-submissions",
+                         cost=heygen.submission_cost)(heygen.bp)
     return app
 
 

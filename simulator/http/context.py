@@ -12,6 +12,8 @@ from flask_limiter import Limiter
 from simulator.auth.keys import KeyRing
 from simulator.auth.throttle import FailureThrottle
 from simulator.domain import JobEngine
+from simulator.heygen.results import ResultFiles
+from simulator.heygen.service import HeyGenService
 from simulator.http.faults import FaultInjector
 from simulator.settings import Settings
 
@@ -48,8 +50,10 @@ class Simulator:
     faults: FaultInjector
     long_polls: LongPollGate = field(default_factory=LongPollGate)
     started: float = field(default_factory=time.monotonic)
-    keys: KeyRing | None = None  # set by create_app (API keys in the store)
+    keys: KeyRing = field(default=None)  # type: ignore[assignment]  # API keys in the store (create_app)
     auth_failures: FailureThrottle = field(default_factory=FailureThrottle)
+    heygen: HeyGenService = field(default=None)  # type: ignore[assignment]  # HeyGen's routes (create_app)
+    results: ResultFiles = field(default_factory=ResultFiles)
 
     @property
     def admin_token(self) -> bytes:

@@ -1,0 +1,54 @@
+"""HeyGen's routes over the engine: submissions as the key's user and role, one job per language; statuses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from simulator.auth.keys import Principal
+from simulator.domain import JobEngine, JobNotFound
+from simulator.heygen import views
+from simulator.heygen.replays import ReplayGate
+from simulator.heygen.requests import TranslationRequest
+from simulator.heygen.results import ResultLinks
+
+
+class HeyGenService:
+    """Submits and reads HeyGen-route jobs; the same jobs, queue, priorities and faults as the native routes."""
+
+    def __init__(self, engine: JobEngine, links: ResultLinks, replays: ReplayGate) -> None:
+        self.engine = engine
+        self.links = links
+        self.replays = replays
+
+    def submit(
+        self,
+        principal: Principal,
+        request: TranslationRequest,
+        api: str,
+        base_url: str,
+        replay: tuple[str, Callable[[list[str]], str]] | None = None,
+    ) -> list[str]:
+        """Queue one job per output language as the key's user and role; return their ids, in the request's order.
+
+        With `replay` (a key's scope, and how to render the answer from the ids), the answer is kept in the
+        same store transaction as the jobs, so a crash can never keep one without the other.
+        """
+        meta = request.meta(api, base_url)
+        wanted = [{"video_url": request.video_url, "target_language": language, "meta": meta}
+                  for language in request.output_languages]
+        with self.engine.store.transaction():
+            made = self.engine.submit_many(principal.role, principal.user_id, wanted)
+            ids = [job["job_id"] for job in made]
+            if replay is not None:
+                scope, render = replay
+                self.replays.remember(scope, render(ids), 200)
+        return ids
+
+    def status(self, principal: Principal, job_id: str, base_url: str, version: str) -> dict[str, Any]:
+        """Return a job of the key's user as HeyGen's v2 or v3 status route shows it (another's is not found)."""
+        job, meta = self.engine.get_with_meta(job_id)
+        if job["user_id"] != principal.user_id:
+            raise JobNotFound(f"No video translation with id {job_id!r}.", job_id=job_id)
+        url = self.links.url(base_url, job_id) if job["status"] == "completed" else None
+        return views.v2_status(job, meta, url) if version == "v2" else views.v3_status(job, meta, url)

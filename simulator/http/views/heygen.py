@@ -1,0 +1,154 @@
+"""HeyGen's video-translation routes, v2 and v3, in HeyGen's envelopes (see simulator.heygen for the rules).
+
+- `GET /v2/video_translate/target_languages`, `GET /v3/video-translations/languages`: the language names.
+- `POST /v2/video_translate`, `POST /v3/video-translations`: submit, as the API key's user and role.
+- `GET /v2/video_translate/<id>`, `GET /v3/video-translations/<id>`: HeyGen's status of a job.
+
+Every route needs X-Api-Key (`simulator.http.identity`). Free keys' submissions count against the same
+hourly limit as `POST /translate` (one per output language); the limiter is applied in create_app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, g, request
+
+from simulator.auth.keys import Principal
+from simulator.domain import JobNotFound
+from simulator.heygen.languages import language_names
+from simulator.heygen.replays import KEY_PATTERN, ReplayGate, RequestInProgress
+from simulator.heygen.requests import InvalidParameter, TranslationRequest, parse_v2, parse_v3
+from simulator.http.context import sim
+from simulator.http.encoding import dumps
+from simulator.http.envelopes import heygen_ok
+from simulator.http.errors import ApiError
+from simulator.http.identity import caller
+from simulator.http.parsing import MAX_ID_LENGTH, json_object
+from simulator.webhooks.hosts import parse_allowed_hosts
+
+bp = Blueprint("heygen", __name__)
+V3_SUBMIT = "POST /v3/video-translations"
+
+
+def _principal() -> Principal:
+    principal = caller().principal
+    if principal is None:  # identity refuses HeyGen routes without a key before they run; never reached
+        raise ApiError(401, "missing_api_key", "This endpoint needs an API key: X-Api-Key: <key>.")
+    return principal
+
+
+def _base_url() -> str:
+    return request.host_url.rstrip("/")
+
+
+def _parsed(version: str) -> TranslationRequest:
+    """Return the request body as a TranslationRequest (cached for the limiter's hooks), or raise a 400."""
+    if "heygen_request" not in g:
+        allowed = parse_allowed_hosts(sim().engine.settings.WEBHOOK_ALLOWED_HOSTS)
+        try:
+            body = json_object()
+            g.heygen_request = parse_v2(body, allowed) if version == "v2" else parse_v3(body, allowed)
+        except InvalidParameter as e:
+            raise ApiError(400, "invalid_parameter", e.message, param=e.param) from None
+    return g.heygen_request
+
+
+def _idempotency_scope() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not KEY_PATTERN.fullmatch(key):
+        raise ApiError(400, "invalid_parameter", "Idempotency-Key must be 1–255 characters of A-Z, a-z, 0-9, "
+                       "'_', ':', '.' and '-'.", param="Idempotency-Key")
+    return ReplayGate.scope(_principal().user_id, V3_SUBMIT, key)
+
+
+@bp.get("/v2/video_translate/target_languages")
+def v2_languages() -> Response:
+    """List the supported target languages (HeyGen's names)."""
+    return heygen_ok({"languages": language_names()})
+
+
+@bp.get("/v3/video-translations/languages")
+def v3_languages() -> Response:
+    """List the supported target languages (HeyGen's names)."""
+    return heygen_ok({"languages": language_names()})
+
+
+@bp.post("/v2/video_translate")
+def v2_submit() -> Response:
+    """Queue a translation (one job per language); answer its id, or ids for `output_languages`."""
+    translation = _parsed("v2")
+    ids = sim().heygen.submit(_principal(), translation, "v2", _base_url())
+    return heygen_ok({"video_translate_ids": ids} if translation.batch else {"video_translate_id": ids[0]})
+
+
+@bp.post("/v3/video-translations")
+def v3_submit() -> Response:
+    """Queue one job per output language; answer their ids. An Idempotency-Key replays the first answer (24 h)."""
+    scope = _idempotency_scope()
+    service = sim().heygen
+    if scope is None:
+        ids = service.submit(_principal(), _parsed("v3"), "v3", _base_url())
+        return heygen_ok({"video_translation_ids": ids})
+    try:
+        with service.replays.hold(scope):
+            kept = service.replays.find(scope)
+            if kept is not None:
+                response = Response(kept.body, status=kept.status, mimetype="application/json")
+                response.headers["Idempotent-Replayed"] = "true"
+                return response
+
+            def render(ids: list[str]) -> str:
+                return dumps({"data": {"video_translation_ids": ids}}).decode()
+
+            ids = service.submit(_principal(), _parsed("v3"), "v3", _base_url(), replay=(scope, render))
+            return Response(render(ids), status=200, mimetype="application/json")
+    except RequestInProgress:
+        raise ApiError(409, "request_in_progress", "A request with this Idempotency-Key is still in flight; "
+                       "retry once it has been answered.", headers={"Retry-After": "1"}) from None
+
+
+@bp.get("/v2/video_translate/<video_translate_id>")
+def v2_status(video_translate_id: str) -> Response:
+    """Answer a translation's status: pending, running, success or failed (with `url` on success)."""
+    return heygen_ok(_status(video_translate_id, "v2"))
+
+
+@bp.get("/v3/video-translations/<video_translation_id>")
+def v3_status(video_translation_id: str) -> Response:
+    """Answer a translation's details: pending, running, completed or failed (with `video_url` when completed)."""
+    return heygen_ok(_status(video_translation_id, "v3"))
+
+
+def _status(job_id: str, version: str) -> dict[str, Any]:
+    if len(job_id) > MAX_ID_LENGTH:
+        raise JobNotFound("No video translation with this id (ids are UUIDs).", job_id=job_id[:MAX_ID_LENGTH])
+    return sim().heygen.status(_principal(), job_id, _base_url(), version)
+
+
+# ---------------------------------------------------------------- the hourly limit's hooks (see create_app)
+
+
+def submission_cost() -> int:
+    """Return how many free submissions this request is: one per output language."""
+    try:
+        return len(_parsed(request.path.split("/")[1]).output_languages)
+    except ApiError:
+        return 1
+
+
+def not_counted() -> bool:
+    """Tell whether this request is exempt from the hourly limit: a read, premium, refused anyway, or a replay."""
+    if request.method != "POST":
+        return True
+    principal = caller().principal
+    if principal is None or principal.role == "premium":
+        return True
+    try:
+        _parsed(request.path.split("/")[1])
+        scope = _idempotency_scope() if request.path.startswith("/v3/") else None
+    except ApiError:
+        return True  # refused with 400: a refusal must not use up the user's hour
+    return scope is not None and sim().heygen.replays.find(scope) is not None
