@@ -12,6 +12,7 @@ from simulator.serve import serve
 from simulator.settings import KEYS, ConfigError, Settings, load
 from simulator.store import StoreError, open_store
 from simulator.ticker import Ticker
+from simulator.webhooks.deliverer import Deliverer
 
 log = logging.getLogger("server")
 
@@ -46,19 +47,32 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as e:
         print(f"Cannot open the job store: {e}", file=sys.stderr)
         return 2
-    app = create_app(settings, store=store)
+    try:
+        app = create_app(settings, store=store)
+    except ConfigError as e:
+        store.close()
+        print(f"Invalid configuration: {e}", file=sys.stderr)
+        return 2
     simulator = app.extensions["simulator"]
     held = simulator.engine.total()
     if held:
         log.info("the store holds %d job(s); the simulation resumes", held)
     ticker = Ticker(simulator.engine).start()
+    hooks = simulator.webhooks
+    deliverer = Deliverer(store, simulator.engine.config, callback_secret=hooks.callback_secret,
+                          doorbell=hooks.doorbell, workers=settings.WEBHOOK_WORKERS,
+                          clock=simulator.engine.now).start()
     if settings.admin_token_generated:
         # Printed once, never logged: the operator needs it for admin calls.
         print(f"ADMIN_TOKEN (generated for this run): {settings.ADMIN_TOKEN}", flush=True)
+    if hooks.callback_secret_generated:
+        # The same on every start with the same store: receivers of callback_url deliveries verify with it.
+        print(f"WEBHOOK_SECRET (kept in the store): {hooks.callback_secret}", flush=True)
     try:
         code = serve(app, settings, simulator.release_waiters)
     finally:
         ticker.stop()
+        deliverer.stop()
         store.close()
     log.info("stopped")
     return code

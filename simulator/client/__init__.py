@@ -33,6 +33,7 @@ from simulator.client.errors import (
 from simulator.client.job import TERMINAL_STATUSES, Job
 from simulator.client.pacing import Pacing, backoff_delay, floor_delay, hint_delay, retry_delay
 from simulator.client.sync import DEFAULT_URL, TranslationClient
+from simulator.client.webhooks import ReceivedEvent, WebhookReceiver, WebhookVerificationError, verify_webhook
 
 if TYPE_CHECKING:
     from simulator.client.aio import AsyncTranslationClient
@@ -51,16 +52,20 @@ __all__ = [
     "Pacing",
     "ProtocolError",
     "RateLimitError",
+    "ReceivedEvent",
     "ServerError",
     "ServerUnreachableError",
     "TranslationClient",
     "TranslationError",
     "TransportError",
     "WaitTimeoutError",
+    "WebhookReceiver",
+    "WebhookVerificationError",
     "backoff_delay",
     "floor_delay",
     "hint_delay",
     "retry_delay",
+    "verify_webhook",
 ]
 
 

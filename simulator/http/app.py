@@ -23,9 +23,12 @@ from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
 from simulator.http.limits import make_limiter
 from simulator.http.parsing import user_id
-from simulator.http.views import admin, apikeys, docs, files, heygen, jobs, ops, submissions
+from simulator.http.views import admin, apikeys, docs, files, heygen, jobs, ops, submissions, webhooks
 from simulator.settings import ConfigError, RuntimeConfig, Settings
 from simulator.store import Store, open_store
+from simulator.webhooks.events import Doorbell, Outbox
+from simulator.webhooks.service import WebhookService
+from simulator.webhooks.signing import derived_secret
 
 log = logging.getLogger("server")
 
@@ -52,13 +55,15 @@ def create_app(
     with engine.store.transaction():
         links = ResultLinks(engine.store.secret("result-links"), clock)
     service = HeyGenService(engine, links, ReplayGate(engine.store, clock))
+    hooks = _webhooks(settings, engine, links, clock)
     app.extensions["simulator"] = Simulator(settings, engine, limiter, FaultInjector(seed), keys=keys,
-                                            auth_failures=FailureThrottle(clock), heygen=service)
+                                            auth_failures=FailureThrottle(clock), heygen=service, webhooks=hooks)
     app.before_request(_start_timer)
     app.after_request(_finish)
     app.after_request(faults.inject_after)  # registered after `_finish`, so it runs before it
     errors.init_app(app)
-    for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp, apikeys.bp, heygen.bp, files.bp):
+    for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp, apikeys.bp, heygen.bp, files.bp,
+                      webhooks.bp):
         app.register_blueprint(blueprint)
     # One hourly window of free submissions per user, whichever route they come by.
     limiter.shared_limit(submissions.hourly_limit, exempt_when=submissions.not_counted, scope="free-submissions")(
@@ -78,6 +83,28 @@ def _key_ring(settings: Settings, engine: JobEngine, clock: Clock) -> KeyRing:
         except ValueError as e:
             raise ConfigError({"API_KEYS_FILE": str(e)}) from None
     return keys
+
+
+def _webhooks(settings: Settings, engine: JobEngine, links: ResultLinks, clock: Clock) -> WebhookService:
+    """Return the webhook service, its outbox observing the engine (deliveries are written with the transition).
+
+    No thread is started: `python server.py` runs the deliverer (`simulator.webhooks.deliverer.Deliverer`).
+    """
+    doorbell = Doorbell()
+    fallback = settings.PUBLIC_URL or f"http://{settings.HOST}:{settings.PORT}"
+
+    def result_url(job: Any) -> str:
+        return links.url(settings.PUBLIC_URL or (job.meta or {}).get("base_url") or fallback, job.job_id)
+
+    engine.observers.append(Outbox(engine.store, result_url, doorbell))
+    service = WebhookService(engine.store, engine.config, clock, doorbell, engine.advance)
+    if settings.WEBHOOK_SECRET:
+        service.callback_secret, service.callback_secret_generated = settings.WEBHOOK_SECRET, False
+    else:
+        with engine.store.transaction():
+            service.callback_secret = derived_secret(engine.store.secret("webhook-callbacks"))
+        service.callback_secret_generated = True
+    return service
 
 
 def _settings_from(config: Settings | Mapping[str, Any] | None) -> Settings:

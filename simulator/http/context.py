@@ -16,6 +16,7 @@ from simulator.heygen.results import ResultFiles
 from simulator.heygen.service import HeyGenService
 from simulator.http.faults import FaultInjector
 from simulator.settings import Settings
+from simulator.webhooks.service import WebhookService
 
 
 class LongPollGate:
@@ -54,6 +55,7 @@ class Simulator:
     auth_failures: FailureThrottle = field(default_factory=FailureThrottle)
     heygen: HeyGenService = field(default=None)  # type: ignore[assignment]  # HeyGen's routes (create_app)
     results: ResultFiles = field(default_factory=ResultFiles)
+    webhooks: WebhookService = field(default=None)  # type: ignore[assignment]  # endpoints, the log (create_app)
 
     @property
     def admin_token(self) -> bytes:
