@@ -130,11 +130,12 @@ class WebhookReceiver:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the port."""
-        self._server.shutdown()
-        self._server.server_close()
+        """Stop serving (if it was started) and close the port."""
         if self._thread is not None:
+            self._server.shutdown()
             self._thread.join(5)
+            self._thread = None
+        self._server.server_close()
 
     def __enter__(self) -> WebhookReceiver:
         return self.start()
