@@ -188,7 +188,7 @@ class Process:
                                         '`[{"api_key", "user_id", "role"}]`', optional=True)
     WEBHOOK_SECRET: str | None = setting(None, "secret that signs deliveries to a job's `callback_url`; unset: one is "
                                          "made, kept in the store and printed at start-up", secret=True, optional=True)
-    WEBHOOK_WORKERS: int = setting(8, "webhook deliveries sent at once", low=1, high=256)
+    WEBHOOK_WORKERS: int = setting(16, "webhook deliveries sent at once (threads of the deliverer)", low=1, high=256)
     PUBLIC_URL: str | None = setting(None, "base URL of this server in webhook payloads (unset: the URL the job was "
                                      "submitted to)", optional=True, validator=lambda v: _check_public_url(v))
 

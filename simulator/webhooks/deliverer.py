@@ -1,8 +1,10 @@
-"""The deliverer: a thread that sends due deliveries from the outbox, on a pool of workers, and logs each try.
+"""The deliverer: threads that send due deliveries from the outbox and log each try.
 
 Started by `python server.py` (like the ticker), never by a request: a request thread never waits for a
-webhook. The dispatcher claims due deliveries (at most one per free worker), the workers send them
-(`Sender`: a timeout, no redirects, a bounded read) and record what happened in the store:
+webhook. Each of WEBHOOK_WORKERS threads claims the earliest due delivery (taking it off the due index, so
+no other thread sends it), sends it (`Sender`: a timeout, no redirects, a bounded read), records what
+happened, and claims the next; with nothing due it sleeps until the next delivery is due or the outbox
+rings. What an attempt gets:
 
 - 2xx: `succeeded`.
 - 410 Gone: `failed`; a registered endpoint is disabled (its other deliveries are given up when their turn
@@ -23,7 +25,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from simulator.clock import Clock, system_clock
@@ -54,7 +55,7 @@ class Deliverer:
         *,
         callback_secret: str,
         doorbell: Doorbell | None = None,
-        workers: int = 8,
+        workers: int = 16,
         clock: Clock | None = None,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
@@ -71,66 +72,51 @@ class Deliverer:
         self._rng_lock = threading.Lock()
         self._sender = Sender()
         self._send = send or self._sender.post
-        self._in_flight: set[str] = set()
-        self._in_flight_lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._threads: list[threading.Thread] = []
         self._last_prune = float("-inf")
 
-    # ---------------------------------------------------------------- the thread
+    # ---------------------------------------------------------------- the threads
 
     def start(self) -> Deliverer:
-        """Start the dispatcher thread and its workers; return self."""
-        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="webhook-worker")
-        self._thread = threading.Thread(target=self._run, name="webhook-dispatcher", daemon=True)
-        self._thread.start()
+        """Start the worker threads; return self."""
+        self._threads = [threading.Thread(target=self._work, name=f"webhook-worker-{n}", daemon=True)
+                         for n in range(self._workers)]
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop claiming deliveries, let the attempts in flight finish (up to `timeout` s), and stop."""
+        """Stop claiming deliveries and let the attempts in flight finish (up to `timeout` s in all)."""
         self._stop.set()
         self.doorbell.ring()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
-    def _run(self) -> None:
+    def _work(self) -> None:
+        """Claim, send and record deliveries one at a time; sleep while none is due."""
         while not self._stop.is_set():
             try:
-                wait = self._dispatch()
-            except Exception:  # pragma: no cover - the deliverer must keep going whatever happens
-                log.exception("webhook dispatch failed")
+                claimed = self._claim(1)
+                if claimed:
+                    self._deliver_safely(claimed[0])
+                    continue
+                with self._store.transaction():
+                    due = self._store.next_delivery_due()
+                wait = 1.0 if due is None else min(1.0, max(0.0, due - self._clock()))
+            except Exception:  # pragma: no cover - a worker must keep going whatever happens
+                log.exception("webhook worker step failed")
                 wait = 1.0
             self.doorbell.wait(wait)
 
-    def _dispatch(self) -> float:
-        """Hand due deliveries to free workers; return how long to wait before looking again."""
-        assert self._pool is not None  # noqa: S101 - start() made it
-        with self._in_flight_lock:
-            free = self._workers - len(self._in_flight)
-        claimed = self._claim(free) if free > 0 else []
-        for delivery in claimed:
-            self._pool.submit(self._deliver_and_ring, delivery)
-        with self._store.transaction():
-            due = self._store.next_delivery_due()
-        if claimed and len(claimed) == free:
-            return 0.5  # every worker is busy; a finishing one rings
-        now = self._clock()
-        return 1.0 if due is None else min(1.0, max(0.0, due - now))
-
-    def _deliver_and_ring(self, delivery: Delivery) -> None:
+    def _deliver_safely(self, delivery: Delivery) -> None:
         try:
             self.deliver(delivery)
-        except Exception:  # pragma: no cover - a worker must never die silently
+        except Exception:  # pragma: no cover - a delivery must never be dropped by a bug
             log.exception("webhook delivery %s failed", delivery.delivery_id)
             with self._store.transaction():
                 self._store.put_delivery(delivery)  # back on the due index, to be tried again
-        finally:
-            with self._in_flight_lock:
-                self._in_flight.discard(delivery.delivery_id)
-            self.doorbell.ring()
 
     # ---------------------------------------------------------------- one round, and one delivery
 
@@ -138,22 +124,17 @@ class Deliverer:
         """Deliver every delivery due now, one after the other, in this thread; return how many were tried."""
         claimed = self._claim(1_000_000)
         for delivery in claimed:
-            try:
-                self.deliver(delivery)
-            finally:
-                with self._in_flight_lock:
-                    self._in_flight.discard(delivery.delivery_id)
+            self.deliver(delivery)
         return len(claimed)
 
     def _claim(self, limit: int) -> list[Delivery]:
+        """Take up to `limit` due deliveries off the due index (now and then, forget old finished ones)."""
         now = self._clock()
         with self._store.transaction():
             claimed = self._store.claim_due_deliveries(now, limit)
             if now - self._last_prune >= PRUNE_EVERY:
                 self._last_prune = now
                 self._store.prune_deliveries(now - self._config.current.JOB_TTL)
-        with self._in_flight_lock:
-            self._in_flight.update(d.delivery_id for d in claimed)
         return claimed
 
     def deliver(self, delivery: Delivery) -> None:
