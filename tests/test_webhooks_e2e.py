@@ -217,3 +217,46 @@ def test_the_listen_command_prints_verified_events():
     assert process.returncode == 0
     assert out.split() == ["msg_cli", "video_translate.success", "job-7"]
     assert verify_webhook(body, signed_headers(SECRET, "x", time.time(), body), SECRET)
+
+
+# ------------------------------------------------------------------------------------ the receiver
+
+
+def raw_exchange(port: int, request: bytes) -> bytes:
+    """Send raw bytes to 127.0.0.1:port and return everything answered until the connection closes or idles."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+        conn.sendall(request)
+        answer = b""
+        try:
+            while chunk := conn.recv(65536):
+                answer += chunk
+                if b"\r\n\r\n{}" in answer:
+                    break
+        except TimeoutError:
+            pass
+    return answer
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (b"OPTIONS /webhooks HTTP/1.1\r\nHost: x\r\n\r\n", b"200"),
+    (b"GET /webhooks HTTP/1.1\r\nHost: x\r\n\r\n", b"405"),
+    (b"POST /webhooks HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", b"401"),
+    (b"POST /webhooks HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", b"413"),
+    (b"POST /webhooks HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", b"411"),
+    (b"garbage\r\n\r\n", b"400"),
+])
+def test_the_receiver_answers_every_request_sensibly(request_bytes, status):
+    """OPTIONS is 200, other methods 405, unsigned 401, too big 413, chunked 411, garbage 400."""
+    with WebhookReceiver(SECRET) as receiver:
+        answer = raw_exchange(receiver.port, request_bytes)
+    assert answer.split(b" ")[1] == status
+
+
+def test_the_receiver_counts_a_duplicate_once():
+    """The same webhook-id twice is accepted twice (200) but kept once."""
+    body = b'{"type": "job.completed"}'
+    headers = signed_headers(SECRET, "msg_dup", time.time(), body)
+    with WebhookReceiver(SECRET) as receiver:
+        for _ in range(2):
+            assert requests.post(receiver.url, data=body, headers=headers, timeout=5).status_code == 200
+    assert (len(receiver.events), receiver.duplicates) == (1, 1)

@@ -122,7 +122,8 @@ def listen(args: argparse.Namespace, out: Any, err: Any) -> int:
 
     def show(received: ReceivedEvent) -> None:
         if args.json:
-            line = json.dumps({"webhook_id": received.webhook_id, **received.event})
+            line = json.dumps({"webhook_id": received.webhook_id, "received_at": received.received_at,
+                               **received.event})
         else:
             data = received.event.get("event_data") or received.event.get("data") or {}
             job = data.get("video_translate_id") or data.get("job_id") or "?"
@@ -135,6 +136,7 @@ def listen(args: argparse.Namespace, out: Any, err: Any) -> int:
     except OSError as e:
         err.write(f"error: cannot listen on {args.host}:{args.port}: {e.strerror or e}\n")
         return EXIT_USAGE
+    code = EXIT_OK
     with receiver:
         err.write(f"Listening on {receiver.url}\n")
         err.flush()
@@ -142,8 +144,10 @@ def listen(args: argparse.Namespace, out: Any, err: Any) -> int:
             while args.count is None or len(receiver.events) < args.count:
                 receiver.wait_for(len(receiver.events) + 1, timeout=1.0)
         except KeyboardInterrupt:
-            return EXIT_INTERRUPTED
-    return EXIT_OK
+            code = EXIT_INTERRUPTED
+    err.write(f"received {len(receiver.events)} event(s); {receiver.duplicates} duplicate(s) dropped, "
+              f"{receiver.rejected} refused (bad signature)\n")
+    return code
 
 
 def describe(job: Job) -> str:
