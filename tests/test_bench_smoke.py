@@ -71,3 +71,10 @@ def test_client_robustness_benchmark_prints_its_tables() -> None:
     for server in ("trickle-body", "trickle-headers", "silent"):
         assert out.count(f"| {server} ") == 5
     assert "| NO" not in out and " NO |" not in out
+
+
+def test_webhooks_benchmark_prints_its_tables() -> None:
+    """bench/webhooks.py --quick runs the burst, the outage and the kill -9 scenarios and prints the targets."""
+    out = run_script("bench/webhooks.py", "--quick")
+    assert "## 1. Burst" in out and "## 2. Receiver down" in out and "## 3. SQLite store, kill -9" in out
+    assert "lag p95, job end → receipt" in out
