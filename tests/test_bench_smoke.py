@@ -77,4 +77,4 @@ def test_webhooks_benchmark_prints_its_tables() -> None:
     """bench/webhooks.py --quick runs the burst, the outage and the kill -9 scenarios and prints the targets."""
     out = run_script("bench/webhooks.py", "--quick")
     assert "## 1. Burst" in out and "## 2. Receiver down" in out and "## 3. SQLite store, kill -9" in out
-    assert "lag p95, job end → receipt" in out
+    assert "lag p95, job end → receipt" in out and "WEBHOOK_WORKERS" in out
