@@ -157,11 +157,11 @@ class Deliverer:
     def record(self, delivery: Delivery, outcome: Outcome) -> None:
         """Write what an attempt got: succeeded, scheduled again, or given up (and a 410 endpoint disabled)."""
         now = self._clock()
-        delivery.attempts += 1
-        delivery.last_attempt_at = now
-        delivery.last_status_code = outcome.status
-        delivery.last_error = outcome.error
-        with self._store.transaction():
+        with self._store.transaction():  # the record is the store's own object: change it only while holding it
+            delivery.attempts += 1
+            delivery.last_attempt_at = now
+            delivery.last_status_code = outcome.status
+            delivery.last_error = outcome.error
             if outcome.delivered:
                 self._finish(delivery, "succeeded", now)
             elif outcome.status == 410:

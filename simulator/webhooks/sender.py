@@ -13,10 +13,12 @@ import socket
 import ssl
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 MAX_ANSWER_BYTES = 64 * 1024
+MAX_CONNECTIONS = 32  # kept-alive connections per thread; the one used longest ago is closed first
 
 Destination = tuple[str, str, int | None]  # scheme, host, port
 
@@ -83,11 +85,16 @@ class Sender:
                        response.getheader("Retry-After"))
 
     def _connection(self, key: Destination, timeout: float, *, fresh: bool) -> http.client.HTTPConnection:
-        pool: dict[Destination, http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
+        pool: OrderedDict[Destination, http.client.HTTPConnection] = self._local.__dict__.setdefault(
+            "pool", OrderedDict())
         if fresh:
             self._drop(key)
         connection = pool.get(key)
-        if connection is None:
+        if connection is not None:
+            pool.move_to_end(key)
+        else:
+            while len(pool) >= MAX_CONNECTIONS:
+                pool.popitem(last=False)[1].close()
             scheme, host, port = key
             if scheme == "https":
                 connection = http.client.HTTPSConnection(host, port, timeout=timeout,
@@ -109,7 +116,7 @@ class Sender:
         """Close this thread's connections."""
         for connection in self._local.__dict__.get("pool", {}).values():
             connection.close()
-        self._local.__dict__["pool"] = {}
+        self._local.__dict__["pool"] = OrderedDict()
 
 
 def _describe(error: BaseException) -> str:
