@@ -80,6 +80,50 @@ def test_the_sender_posts_and_keeps_the_connection_alive():
     sender.close()
 
 
+class KeepAliveServer(socketserver.ThreadingTCPServer):
+    """Answers 200 to every request of a connection, keeping it open; counts connections and requests."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        self.connections = self.requests = 0
+        server = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                server.connections += 1
+                while True:
+                    length = 0
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    while line not in (b"\r\n", b""):
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":")[1])
+                        line = self.rfile.readline()
+                    self.rfile.read(length)
+                    server.requests += 1
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+def test_the_sender_reuses_one_connection_for_successive_deliveries():
+    """Three deliveries to one receiver from one thread go over a single kept-alive connection."""
+    with KeepAliveServer() as server:
+        sender = Sender()
+        for _ in range(3):
+            assert sender.post(f"http://127.0.0.1:{server.server_address[1]}/hook", b"{}", {}, 5).delivered
+        sender.close()
+    assert (server.connections, server.requests) == (1, 3)
+
+
 def test_the_sender_never_follows_a_redirect():
     """A 302 is an outcome (a failed attempt), and its Location is never visited."""
     with RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") as target:

@@ -78,9 +78,10 @@ class Sender:
             if not chunk:
                 break
             read += len(chunk)
-        if not response.isclosed():
-            response.close()  # more than we read: the rest is not worth reading, nor the connection reusing
-            connection.close()
+        finished = response.isclosed() or response.length == 0
+        response.close()  # the answer, not the connection: that stays open for the next delivery
+        if not finished:
+            connection.close()  # more than we read: the rest is not worth reading, nor the connection reusing
         return Outcome(response.status, None if 200 <= response.status < 300 else f"HTTP {response.status}",
                        response.getheader("Retry-After"))
 
