@@ -70,14 +70,12 @@ class RawServer(socketserver.ThreadingTCPServer):
 
 def test_the_sender_posts_and_keeps_the_connection_alive():
     """Two posts to a keep-alive receiver both succeed and the receiver verifies them."""
-    sender = Sender()
-    with WebhookReceiver(SECRET) as receiver:
+    with Sender() as sender, WebhookReceiver(SECRET) as receiver:
         for n in range(2):
             body = f'{{"type": "job.completed", "n": {n}}}'.encode()
             outcome = sender.post(receiver.url, body, signed_headers(SECRET, f"msg_{n}", time.time(), body), 5)
             assert outcome.delivered
         assert [e.event["n"] for e in receiver.wait_for(2, 5)] == [0, 1]
-    sender.close()
 
 
 class KeepAliveServer(socketserver.ThreadingTCPServer):
@@ -116,11 +114,9 @@ class KeepAliveServer(socketserver.ThreadingTCPServer):
 
 def test_the_sender_reuses_one_connection_for_successive_deliveries():
     """Three deliveries to one receiver from one thread go over a single kept-alive connection."""
-    with KeepAliveServer() as server:
-        sender = Sender()
+    with KeepAliveServer() as server, Sender() as sender:
         for _ in range(3):
             assert sender.post(f"http://127.0.0.1:{server.server_address[1]}/hook", b"{}", {}, 5).delivered
-        sender.close()
     assert (server.connections, server.requests) == (1, 3)
 
 
@@ -128,8 +124,8 @@ def test_the_sender_never_follows_a_redirect():
     """A 302 is an outcome (a failed attempt), and its Location is never visited."""
     with RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") as target:
         answer = f"HTTP/1.1 302 Found\r\nLocation: {target.url}\r\nContent-Length: 0\r\n\r\n".encode()
-        with RawServer(answer) as redirecting:
-            outcome = Sender().post(redirecting.url, b"{}", {}, 5)
+        with RawServer(answer) as redirecting, Sender() as sender:
+            outcome = sender.post(redirecting.url, b"{}", {}, 5)
         assert (outcome.status, outcome.delivered, target.hits) == (302, False, 0)
 
 
@@ -138,7 +134,8 @@ def test_the_sender_reads_at_most_64_kib_of_an_answer():
     big = b"x" * (20 * 1024 * 1024)
     with RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big) as server:
         started = time.monotonic()
-        outcome = Sender().post(server.url, b"{}", {}, 5)
+        with Sender() as sender:
+            outcome = sender.post(server.url, b"{}", {}, 5)
     assert outcome.delivered and time.monotonic() - started < 2
     assert MAX_ANSWER_BYTES == 64 * 1024
 
@@ -148,7 +145,8 @@ def test_the_sender_gives_up_at_the_timeout(mode):
     """A receiver that never answers, or trickles its answer, is cut off after the timeout."""
     with MisbehavingServer(mode, interval=0.1) as server:
         started = time.monotonic()
-        outcome = Sender().post(f"{server.url}/hook", b"{}", {}, 0.5)
+        with Sender() as sender:
+            outcome = sender.post(f"{server.url}/hook", b"{}", {}, 0.5)
     assert outcome.status in (None, 200) and not (outcome.status == 200 and outcome.error is None)
     assert time.monotonic() - started < 2.0
     assert "timed out" in (outcome.error or "")
@@ -156,7 +154,8 @@ def test_the_sender_gives_up_at_the_timeout(mode):
 
 def test_a_refused_connection_is_an_outcome_not_an_exception(closed_port):
     """Nobody listening is a failed attempt with the reason."""
-    outcome = Sender().post(f"http://127.0.0.1:{closed_port}/hook", b"{}", {}, 1)
+    with Sender() as sender:
+        outcome = sender.post(f"http://127.0.0.1:{closed_port}/hook", b"{}", {}, 1)
     assert outcome.status is None and "Refused" in (outcome.error or "")
 
 

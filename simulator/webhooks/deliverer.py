@@ -96,6 +96,12 @@ class Deliverer:
 
     def _work(self) -> None:
         """Claim, send and record deliveries one at a time; sleep while none is due."""
+        try:
+            self._work_until_stopped()
+        finally:
+            self._sender.close()  # this thread's kept-alive connections
+
+    def _work_until_stopped(self) -> None:
         while not self._stop.is_set():
             try:
                 claimed = self._claim(1)

@@ -43,6 +43,12 @@ class Sender:
     def __init__(self) -> None:
         self._local = threading.local()
 
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Outcome:
         """POST `body` to `url`; never raise, never follow a redirect, give up after `timeout` seconds."""
         parts = urlsplit(url)
@@ -114,7 +120,7 @@ class Sender:
             connection.close()
 
     def close(self) -> None:
-        """Close this thread's connections."""
+        """Close the calling thread's connections (each thread that sent closes its own)."""
         for connection in self._local.__dict__.get("pool", {}).values():
             connection.close()
         self._local.__dict__["pool"] = OrderedDict()
