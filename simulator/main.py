@@ -8,6 +8,9 @@ import logging
 import sys
 
 from simulator.http import create_app
+from simulator.http.aio import async_routes, full_listing
+from simulator.http.bodies import body_limits
+from simulator.jobfiles import DataDirError, ResultWorker
 from simulator.serve import serve
 from simulator.settings import KEYS, ConfigError, Settings, load
 from simulator.store import StoreError, open_store
@@ -54,10 +57,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Invalid configuration: {e}", file=sys.stderr)
         return 2
     simulator = app.extensions["simulator"]
+    files = app.extensions["job_files"]
+    if settings.DATA_DIR:
+        try:
+            files.open()  # a configured folder is checked now; this run's own one is made on first use
+        except DataDirError as e:
+            print(f"Cannot use the data directory: {e}", file=sys.stderr)
+            store.close()
+            return 2
     held = simulator.engine.total()
     if held:
         log.info("the store holds %d job(s); the simulation resumes", held)
-    ticker = Ticker(simulator.engine).start()
+    # A manual clock moves only when told (POST /admin/clock/advance): the ticker would have nothing to do.
+    ticker = Ticker(simulator.engine).start() if not simulator.engine.manual_clock else None
+    worker = ResultWorker(files).start()
     hooks = simulator.webhooks
     deliverer = Deliverer(store, simulator.engine.config, callback_secret=hooks.callback_secret,
                           doorbell=hooks.doorbell, workers=settings.WEBHOOK_WORKERS,
@@ -69,10 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         # The same on every start with the same store: receivers of callback_url deliveries verify with it.
         print(f"WEBHOOK_SECRET (kept in the store): {hooks.callback_secret}", flush=True)
     try:
-        code = serve(app, settings, simulator.release_waiters)
+        code = serve(app, settings, simulator.release_waiters, routes=lambda loop: async_routes(app, loop),
+                     heavy=full_listing, body_limit=body_limits(app))
     finally:
-        ticker.stop()
+        if ticker is not None:
+            ticker.stop()
+        worker.stop()
         deliverer.stop()
+        files.close()
         store.close()
-    log.info("stopped")
+    if code == 0:
+        log.info("stopped")
     return code

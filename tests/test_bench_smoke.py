@@ -7,8 +7,11 @@ developer's machine), the Python load generator where it is not (CI).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -78,3 +81,22 @@ def test_webhooks_benchmark_prints_its_tables() -> None:
     out = run_script("bench/webhooks.py", "--quick")
     assert "## 1. Burst" in out and "## 2. Receiver down" in out and "## 3. SQLite store, kill -9" in out
     assert "lag p95, job end → receipt" in out and "WEBHOOK_WORKERS" in out
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="bench/serving.py measures with wrk (apt-get install wrk)")
+def test_serving_benchmark_prints_its_tables() -> None:
+    """bench/serving.py --quick measures the seed stand-in and the chosen server, the request path and the targets."""
+    out = run_script("bench/serving.py", "--quick")
+    assert "| server" in out and "| part of GET /status/<id>" in out and "| target (python server.py)" in out
+    for row in ("seed 003 stand-in", "hybrid", "idle TCP connections held", "long-polls held",
+                "long-polls on one job", "concurrent full GET /jobs"):
+        assert row in out, row
+    assert "Exit codes after SIGTERM: 0, 0, 0." in out
+
+
+def test_media_http_benchmark_prints_its_tables() -> None:
+    """bench/media_http.py --quick uploads, makes a result, downloads and resumes over HTTP, and prints the targets."""
+    out = run_script("bench/media_http.py", "--quick")
+    for row in ("TranslationClient.upload (raw body)", "GET /results/<id>, read as it arrives", "Range: bytes=<half>-",
+                "through a proxy that cuts", "| target", "resuming from the middle transfers only the rest"):
+        assert row in out, row

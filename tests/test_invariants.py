@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import config
-from jobs import ROLES, InvalidArgument, JobEngine, Stage, Status, TransitionRefused
+from jobs import ROLES, InvalidArgument, JobEngine, Scenario, Stage, Status, TransitionRefused
 from simulator.store import MemoryStore, Store
 from simulator.store.sqlite import SqliteStore
 from tests.conftest import FakeClock
@@ -45,6 +45,26 @@ class EngineMachine(RuleBasedStateMachine):
     def submit(self, role: str, user: str) -> None:
         view, _ = self.engine.submit(role, user)
         self.ids.append(view["job_id"])
+
+    @rule(outcomes=st.lists(st.sampled_from(["succeed", "fail"]), min_size=1, max_size=4),
+          seconds=st.lists(st.sampled_from([0.0, 0.5, 3.0]), min_size=1, max_size=3),
+          faults=st.integers(min_value=0, max_value=2))
+    def submit_scripted(self, outcomes: list[str], seconds: list[float], faults: int) -> None:
+        script = {"outcomes": outcomes, "attempt_seconds": seconds}
+        if faults:
+            script["status_faults"] = [{"status": 503, "times": faults}]
+        view, _ = self.engine.submit("free", "dee", simulate=Scenario.parse(script))
+        self.ids.append(view["job_id"])
+        assert [self.engine.take_read_fault(view["job_id"]) is not None for _ in range(faults + 1)] == (
+            [True] * faults + [False])
+
+    @rule(keep_config=st.booleans())
+    def reset(self, keep_config: bool) -> None:
+        settings = self.engine.settings
+        self.engine.reset(restore_config=not keep_config)
+        assert self.engine.counts() == {"jobs": 0, "queued": 0, "running": 0}
+        assert self.engine.settings == (settings if keep_config else self.engine.config.initial)
+        self.ids, self.terminal, self.progress, self.grandfathered = [], {}, {}, 0
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data())

@@ -1338,3 +1338,34 @@ def test_listed_etas_equal_single_etas_in_a_deep_queue(clock) -> None:
     assert listed == {job_id: engine.get(job_id)["eta_seconds"] for job_id in listed}
     etas = list(listed.values())
     assert etas == sorted(etas), "etas grow along the queue"
+
+
+# ------------------------------------------------------------------------------------ listing snapshots
+
+
+def test_copy_job_copies_every_field(engine):
+    """copy_job makes a separate Job equal in every field, so a snapshot never shares a record with the store."""
+    import dataclasses
+
+    from simulator.domain.job import copy_job
+
+    view, _ = engine.submit("premium", "alice", video_url="https://e.x/v.mp4", target_language="de")
+    job = engine.store.get(view["job_id"])
+    copy = copy_job(job)
+    assert copy is not job
+    assert all(getattr(copy, f.name) == getattr(job, f.name) for f in dataclasses.fields(job))
+
+
+def test_a_snapshot_shows_the_jobs_as_they_were_when_it_was_taken(engine, clock):
+    """Views built from a snapshot after the jobs moved on are the views of the snapshot's instant."""
+    engine.configure({"WORKERS": 1})
+    ids = [engine.submit("free", f"u{n}")[0]["job_id"] for n in range(3)]
+    expected = engine.jobs()
+    snapshot = engine.snapshot()
+    clock.advance(5)
+    engine.cancel(ids[0])
+    engine.cancel(ids[2])
+    assert snapshot.views() == expected
+    assert [v["queue_position"] for v in snapshot.views()] == [None, 1, 2]
+    queued, running = engine.queue_snapshot()
+    assert snapshot.total == 3 and queued.total == 0 and [j.job_id for j in running.jobs] == [ids[1]]

@@ -24,9 +24,9 @@ from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_openapi
 
 import config
-from jobs import Status
+from jobs import Scenario, Status
 from server import create_app
-from simulator.http.views.docs import DOCS_ASSETS, OPENAPI_PATH, swagger_ui_path
+from simulator.http.views.docs import DOCS_ASSETS, OPENAPI_PATH, REDOC_DIR, swagger_ui_path
 from tests.conftest import ADMIN_TOKEN, FAST, FakeClock
 
 DOCUMENT = OPENAPI_PATH
@@ -186,6 +186,30 @@ def test_docs_page_loads_swagger_ui_from_this_server_only(client):
         assert asset.get_data() == (swagger_ui_path / link.removeprefix("/docs/")).read_bytes()
 
 
+def test_redoc_page_loads_redoc_from_this_server_only(client):
+    """/redoc is an HTML page that loads the vendored ReDoc script from this server and reads /openapi.yaml."""
+    response = client.get("/redoc")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert 'spec-url="/openapi.yaml"' in page
+    assert not re.search(r"https?:|//[a-z]", page, re.IGNORECASE)
+    (script,) = re.findall(r'src="([^"]+)"', page)
+    answer = client.get(script)
+    assert answer.status_code == 200 and answer.mimetype == "text/javascript"
+    assert answer.get_data() == (REDOC_DIR / "redoc.standalone.js").read_bytes()
+
+
+def test_try_it_out_calls_the_server_that_serves_the_page():
+    """The document's first server is "/", so Swagger UI's Try it out sends requests to the page's own origin."""
+    assert load_document()["servers"][0]["url"] == "/"
+
+
+def test_no_fixed_idempotency_key_is_filled_in_for_try_it_out():
+    """The Idempotency-Key parameter has no example: a second Execute with an edited body is not refused."""
+    key = load_document()["components"]["parameters"]["IdempotencyKey"]
+    assert "example" not in key and "examples" not in key
+
+
 @pytest.mark.parametrize(
     ("mimetype", "asset"),
     [("text/css", "swagger-ui.css"), ("text/javascript", "swagger-ui-bundle.js"), ("image/png", "favicon-32x32.png")],
@@ -212,7 +236,7 @@ class Target:
 
     app: Flask
     clock: FakeClock
-    guarded: dict[str, float]
+    guarded: dict[str, float | str | None]
 
 
 def seed_jobs(app: Flask, clock: FakeClock) -> None:
@@ -232,14 +256,24 @@ def seed_jobs(app: Flask, clock: FakeClock) -> None:
 
 
 def make_target(fault_rate: float = 0.0) -> Target:
-    """Build a fresh app on a fake clock, with jobs in every status, failures, retries and short long-polls."""
+    """Build a fresh app on a fake clock, with jobs in every status, failures, retries and short long-polls.
+
+    Scripted outcomes are on only with injected faults: a generated `simulate.status_faults` makes status
+    reads answer 5xx on purpose, which the run that refuses every server error would take for a bug.
+    """
     clock = FakeClock()
-    # Long-polls and slow faults hold real seconds even on the fake clock: keep them short.
-    guarded = {"MAX_WAIT": FUZZ_MAX_WAIT, "FAULT_RATE": fault_rate, "FAULT_DELAY": 0.0, "AUTH_MODE": "open",
-               "AUTH_FAILURE_LIMIT": 1_000_000}
+    # Long-polls, slow faults and response delays hold real seconds even on the fake clock: keep them short.
+    guarded: dict[str, float | str | None] = {"MAX_WAIT": FUZZ_MAX_WAIT, "FAULT_RATE": fault_rate, "FAULT_DELAY": 0.0,
+                                              "SCENARIOS": "on" if fault_rate else "off", "RESPONSE_DELAY": None,
+                                              "AUTH_MODE": "open", "AUTH_FAILURE_LIMIT": 1_000_000}
     app = create_app({**FAST, "ERROR_RATE": 0.5, "MAX_RETRIES": 1, "WORKERS": 1, **guarded}, clock=clock)
     app.extensions["simulator"].keys.seed([{"api_key": FUZZ_API_KEY, "user_id": "fuzz", "role": "premium"}])
     seed_jobs(app, clock)
+    if guarded["SCENARIOS"] == "on":
+        # The newest job (GET /status without X-User-Id) answers each scripted fault status a few times.
+        faults = [{"status": status, "retry_after": 1, "times": 3} for status in (429, 500, 502, 503, 504)]
+        app.extensions["simulator"].engine.submit("free", "scripted", simulate=Scenario.parse(
+            {"outcomes": ["fail", "succeed"], "status_faults": faults}))
     return Target(app, clock, guarded)
 
 
@@ -265,6 +299,9 @@ def load_schema(*checks: str) -> schemathesis.BaseSchema:
         ),
     )
 
+
+# A raw upload's body is bytes whatever its video/* type: send it as schemathesis sends octet streams.
+schemathesis.serializer.alias("video/mp4", "application/octet-stream")
 
 CONFORMANCE = (
     "status_code_conformance",

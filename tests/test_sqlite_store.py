@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import config
-from jobs import JobEngine, StoreUnavailable
+from jobs import JobEngine, Scenario, StoreUnavailable
 from server import create_app
 from simulator.store import StoreError, open_store
 from simulator.store.sqlite import SqliteStore
@@ -50,6 +50,25 @@ def test_a_reopened_store_resumes_exactly_as_if_it_never_stopped(tmp_path, clock
     clock.advance(100)  # the server was down; everything fell due meanwhile, at its own instant
     assert reopened.jobs() == twin.jobs()
     assert {view["status"] for view in reopened.jobs()} == {"completed"}
+    reopened.store.close()
+
+
+def test_a_database_made_before_a_field_existed_gains_its_column(tmp_path, clock) -> None:
+    """A database without the `simulate` column (an earlier version's) opens: the column is added, empty."""
+    path = str(tmp_path / "jobs.db")
+    engine = engine_on(SqliteStore(path), clock)
+    old = engine.submit("free", "u")[0]["job_id"]
+    engine.store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE jobs DROP COLUMN simulate")
+    db.close()
+
+    engine = engine_on(SqliteStore(path), clock)
+    assert engine.get(old)["simulate"] is None
+    scripted = engine.submit("free", "u", simulate=Scenario.parse({"outcomes": ["succeed"]}))[0]["job_id"]
+    engine.store.close()
+    reopened = engine_on(SqliteStore(path), clock)
+    assert reopened.get(scripted)["simulate"] == {"outcomes": ["succeed"]}
     reopened.store.close()
 
 

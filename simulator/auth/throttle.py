@@ -41,6 +41,11 @@ class FailureThrottle:
             while len(self._failures) > MAX_CLIENTS:
                 self._failures.popitem(last=False)
 
+    def clear(self) -> None:
+        """Forget every failure (a reset)."""
+        with self._lock:
+            self._failures.clear()
+
     def _recent(self, client: str, now: float) -> deque[float] | None:
         times = self._failures.get(client)
         if times is None:

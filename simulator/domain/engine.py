@@ -22,19 +22,22 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from simulator.clock import Clock, system_clock
+from simulator.clock import Clock, ManualClock, system_clock
 from simulator.domain.errors import (
     CapacityExceeded,
+    ClockNotManual,
     IdempotencyMismatch,
     InvalidArgument,
     JobNotFound,
+    ScenariosDisabled,
     TransitionRefused,
 )
 from simulator.domain.invariants import check_invariants
-from simulator.domain.job import Job, iso
-from simulator.domain.planning import StartPlan, attempt_seconds, progress, running_eta
+from simulator.domain.job import Job, copy_job, iso
+from simulator.domain.planning import StartPlan, job_attempt_seconds, progress, running_eta
+from simulator.domain.scenario import ReadFault, Scenario
 from simulator.domain.status import ROLES, TERMINAL, TRANSITIONS, Event, Stage, Status
-from simulator.domain.view import job_view
+from simulator.domain.view import Places, Snapshot, job_view
 from simulator.feed import ChangeFeed
 from simulator.settings import RuntimeConfig, Settings
 
@@ -55,9 +58,10 @@ CHANGE_KINDS = {
     Event.CANCEL: "cancelled",
 }
 
-Places = dict[str, tuple[int, float | None]]
 #: Called with (change kind, job, time) for every change, inside the store transaction that made it.
 Observer = Callable[[str, Job, float], None]
+#: The longest a manual clock may be moved in one step: ten years, in seconds.
+MAX_CLOCK_STEP = 315_360_000
 
 
 def _page_end(offset: int, limit: int | None) -> int | None:
@@ -92,6 +96,7 @@ class JobEngine:
         self._schedule_generation = 0  # moves on every change of the schedule, so no wake-up is missed
         # Whatever must be written with a change (the webhook outbox) observes it inside its transaction.
         self.observers: list[Observer] = []
+        self._reads: dict[str, int] = {}  # job id -> scripted status reads used (jobs with status_faults only)
 
     def _seeded_rng(self, seed: int | None) -> random.Random:
         """Return the generator: RANDOM_SEED alone for a new store, mixed with the store's counter otherwise.
@@ -148,6 +153,8 @@ class JobEngine:
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Return views of the stored jobs, oldest first, filtered by user, status and role, optionally one page."""
+        if status is None and role is None:
+            return self.snapshot(user_id=user_id, offset=offset, limit=limit).views()
         with self.store.transaction():
             now = self._advance()
             selected = (
@@ -156,12 +163,45 @@ class JobEngine:
                 if (status is None or job.status is status) and (role is None or job.role == role)
             )
             page = list(itertools.islice(selected, offset, _page_end(offset, limit)))
-            # A page needs the queue walked only as deep as its deepest queued job (not at all without one).
-            depth = None if limit is None else max(
-                (self.store.queue_position(job) for job in page if job.stage is Stage.QUEUED), default=0
-            )
-            places = self._queued_places(now, depth)
+            places = self._queued_places(now, self._depth(page, limit))
             return [self._view(job, now, places) for job in page]
+
+    def snapshot(self, *, user_id: str | None = None, offset: int = 0, limit: int | None = None) -> Snapshot:
+        """Return copies of the stored jobs (one user's, one page), oldest first, as they are now (see Snapshot)."""
+        with self.store.transaction():
+            now = self._advance()
+            page = list(itertools.islice(self.store.jobs(user_id), offset, _page_end(offset, limit)))
+            places = self._queued_places(now, self._depth(page, limit))
+            return Snapshot(now, [copy_job(job) for job in page], places, self.store.count(user_id))
+
+    def queue_snapshot(
+        self, *, offset: int = 0, limit: int | None = None, user_id: str | None = None
+    ) -> tuple[Snapshot, Snapshot]:
+        """Return copies of the queued jobs in start order (one page; `total`: all queued) and of the running ones.
+
+        With `user_id`, only that user's jobs (and their total); their queue positions stay the global ones.
+        """
+        with self.store.transaction():
+            now = self._advance()
+            end = _page_end(offset, limit)
+            if user_id is None:
+                places = self._queued_places(now, end)
+                queued = [copy_job(job) for job in itertools.islice(self.store.queued(), offset, end)]
+                running = [copy_job(job) for job in self.store.running()]
+                total = self.store.queued_count()
+            else:
+                mine = [job for job in self.store.queued() if job.user_id == user_id]
+                page, total = mine[offset:end], len(mine)
+                places = self._queued_places(now, max((self.store.queue_position(job) for job in page), default=0))
+                queued = [copy_job(job) for job in page]
+                running = [copy_job(job) for job in self.store.running() if job.user_id == user_id]
+            return Snapshot(now, queued, places, total), Snapshot(now, running, {}, len(running))
+
+    def _depth(self, page: list[Job], limit: int | None) -> int | None:
+        """Return how deep the queue must be walked for a page: to its deepest queued job (all without a limit)."""
+        if limit is None:
+            return None
+        return max((self.store.queue_position(job) for job in page if job.stage is Stage.QUEUED), default=0)
 
     def total(self, user_id: str | None = None) -> int:
         """Return how many jobs are stored (of one user, if given)."""
@@ -185,26 +225,15 @@ class JobEngine:
 
         With `user_id`, only that user's jobs are listed (and counted); their queue positions stay global.
         """
-        with self.store.transaction():
-            now = self._advance()
-            settings = self.settings
-            end = _page_end(offset, limit)
-            if user_id is None:
-                places = self._queued_places(now, end)
-                queued = list(itertools.islice(self.store.queued(), offset, end))
-                total, running = self.store.queued_count(), list(self.store.running())
-            else:
-                mine = [job for job in self.store.queued() if job.user_id == user_id]
-                queued, total = mine[offset:end], len(mine)
-                places = self._queued_places(now, max((self.store.queue_position(j) for j in queued), default=0))
-                running = [job for job in self.store.running() if job.user_id == user_id]
-            return {
-                "mode": settings.PROCESSING_MODE,
-                "workers": settings.WORKERS,
-                "queued": [self._view(job, now, places) for job in queued],
-                "queued_total": total,
-                "running": [self._view(job, now) for job in running],
-            }
+        queued, running = self.queue_snapshot(offset=offset, limit=limit, user_id=user_id)
+        settings = self.settings
+        return {
+            "mode": settings.PROCESSING_MODE,
+            "workers": settings.WORKERS,
+            "queued": queued.views(),
+            "queued_total": queued.total,
+            "running": running.views(),
+        }
 
     def counts(self) -> dict[str, int]:
         """Return how many jobs are stored, queued and running."""
@@ -215,6 +244,23 @@ class JobEngine:
                 "queued": self.store.queued_count(),
                 "running": self.store.running_count(),
             }
+
+    def take_read_fault(self, job_id: str) -> ReadFault | None:
+        """Count one status read of the job; return the HTTP fault its script says this read answers, if any.
+
+        None for a job without status_faults, and for no job at all (the read itself answers that). Reads are
+        counted only for jobs scripted with status_faults. It does not advance time: the read that follows
+        does (this keeps an unscripted read as cheap as before).
+        """
+        with self.store.transaction():
+            job = self.store.get(job_id)
+            if job is None or not job.simulate or "status_faults" not in job.simulate:
+                return None
+            read = self._reads.get(job_id, 0)
+            fault = Scenario.parse(job.simulate).read_fault(read)
+            if fault is not None:
+                self._reads[job_id] = read + 1
+            return fault
 
     def find_idempotent(self, user_id: str, key: str) -> str | None:
         """Return the id of the job `user_id` submitted under Idempotency-Key `key`, if it is stored."""
@@ -233,48 +279,72 @@ class JobEngine:
         video_url: str | None = None,
         target_language: str | None = None,
         idempotency_key: str | None = None,
+        simulate: Scenario | None = None,
+        upload_id: str | None = None,
+        media_seconds: float | None = None,
         meta: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Queue a new job and return (its view, False); a known Idempotency-Key returns (that job, True).
 
+        `simulate` scripts the job's outcomes (see `simulator.domain.scenario`); refused with
+        ScenariosDisabled while SCENARIOS is off. `upload_id` names the uploaded video the job translates and
+        `media_seconds` its duration, which times the job's attempts when DELAY_PER_MEDIA_SECOND is set.
         `meta` is carried with the job, unread by the engine (callback URL, title, …: see `Job.meta`).
         """
         if role not in ROLES:
             raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
+        if media_seconds is not None and not (media_seconds >= 0 and math.isfinite(media_seconds)):
+            raise InvalidArgument(f"media_seconds must be a finite number ≥ 0, got {media_seconds!r}.")
+        script = self._script(simulate)
         store = self.store
         with store.transaction():
             now = self._advance()
             if idempotency_key is not None:
                 known = store.find_idempotent(user_id, idempotency_key)
                 if known is not None:
-                    if known.fingerprint != (role, video_url, target_language):
+                    if known.fingerprint != (role, video_url, target_language, script, upload_id):
                         raise IdempotencyMismatch(
                             "This Idempotency-Key was already used with a different request body.", job_id=known.job_id
                         )
                     return self._view(known, now), True
             self._ensure_room(now, 1)
-            job = self._add(now, role, user_id, video_url, target_language, idempotency_key, meta)
+            job = self._add(now, role, user_id, video_url=video_url, target_language=target_language,
+                            idempotency_key=idempotency_key, simulate=script, upload_id=upload_id,
+                            media_seconds=media_seconds, meta=meta)
             # A job may end the instant it starts (TRANSLATION_DELAY=0): let that happen now.
             now = self._advance()
             return self._view(job, now), False
 
     def submit_many(
-        self, role: str, user_id: str, requests: Sequence[dict[str, Any]]
+        self, role: str, user_id: str, requests: Sequence[dict[str, Any]], *, simulate: Scenario | None = None
     ) -> list[dict[str, Any]]:
         """Queue one job per request (`video_url`, `target_language`, `meta`), all or none; return their views.
 
         For a submission that asks for several jobs at once (one per output language): if MAX_JOBS leaves
-        no room for all of them, none is made.
+        no room for all of them, none is made. `simulate` scripts every one of them, as `submit`'s does.
         """
         if role not in ROLES:
             raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
+        script = self._script(simulate)
         with self.store.transaction():
             now = self._advance()
             self._ensure_room(now, len(requests))
-            jobs = [self._add(now, role, user_id, r.get("video_url"), r.get("target_language"), None, r.get("meta"))
-                    for r in requests]
+            jobs = [
+                self._add(now, role, user_id, video_url=r.get("video_url"), target_language=r.get("target_language"),
+                          simulate=script, meta=r.get("meta"))
+                for r in requests
+            ]
             now = self._advance()
             return [self._view(job, now) for job in jobs]
+
+    def _script(self, simulate: Scenario | None) -> dict[str, Any] | None:
+        """Return a submission's script as the job keeps it; ScenariosDisabled while SCENARIOS is off."""
+        if simulate is None:
+            return None
+        if self.settings.SCENARIOS != "on":
+            raise ScenariosDisabled("Scripted outcomes (simulate, X-Simulate) are switched off on this server "
+                                    "(SCENARIOS=off).")
+        return simulate.to_json()
 
     def _ensure_room(self, now: float, count: int) -> None:
         """Raise CapacityExceeded unless `count` more jobs fit under MAX_JOBS."""
@@ -290,10 +360,14 @@ class JobEngine:
         now: float,
         role: str,
         user_id: str,
+        *,
         video_url: str | None,
         target_language: str | None,
-        idempotency_key: str | None,
-        meta: dict[str, Any] | None,
+        idempotency_key: str | None = None,
+        simulate: dict[str, Any] | None = None,
+        upload_id: str | None = None,
+        media_seconds: float | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> Job:
         """Make, store and announce a new queued job at `now`, and fill free slots."""
         store = self.store
@@ -312,6 +386,9 @@ class JobEngine:
             max_retries=self.settings.MAX_RETRIES,
             submitted_seq=seq,
             enqueued_seq=seq,
+            simulate=simulate,
+            upload_id=upload_id,
+            media_seconds=media_seconds,
             meta=meta or None,
         )
         store.add(job)
@@ -389,6 +466,28 @@ class JobEngine:
                 self._remove(job, now)
             return len(doomed)
 
+    def reset(self, *, restore_config: bool = True) -> int:
+        """Remove every job and idempotency key and, unless told not to, restore the start-up settings: in one step.
+
+        The engine is left as freshly started on its store: with RANDOM_SEED the generator starts again as
+        a new process's would (on a durable store, whose counter never goes back, as a restarted one's);
+        without, it stays as random as it was. The clock is not touched. Return how many jobs were
+        removed; each removal is published.
+        """
+        with self.store.transaction():
+            now = self._clock()
+            removed = list(self.store.jobs())
+            self.store.clear()
+            self._reads.clear()
+            for job in removed:
+                self._publish("removed", job, now)
+            if restore_config:
+                self.config.restore()
+            if self.settings.RANDOM_SEED is not None:
+                self._rng = self._seeded_rng(self.settings.RANDOM_SEED)
+            self._schedule_moved()
+            return len(removed)
+
     # ---------------------------------------------------------------- waiting
 
     def wait_for_change(self, job_id: str, since: int | None = None, timeout: float = 0.0) -> dict[str, Any]:
@@ -408,7 +507,8 @@ class JobEngine:
                 remaining = deadline - time.monotonic()
                 if job.status.terminal or job.version > since or remaining <= 0 or self.feed.closed:
                     return self._view(job, now)
-                if job.stage is Stage.TRANSLATING:
+                if job.stage is Stage.TRANSLATING and not isinstance(self._clock, ManualClock):
+                    # A manual clock moves only through advance_clock, which publishes what it makes happen.
                     remaining = min(remaining, running_eta(job, now))
             self.feed.wait_for_job(job_id, cursor, remaining)
 
@@ -444,6 +544,47 @@ class JobEngine:
         with self.store.transaction():
             self._advance()
             return self._next_due()
+
+    # ---------------------------------------------------------------- the clock
+
+    @property
+    def manual_clock(self) -> bool:
+        """Tell whether time moves only when `advance_clock` moves it (CLOCK=manual)."""
+        return isinstance(self._clock, ManualClock)
+
+    def clock_state(self) -> dict[str, Any]:
+        """Return the clock's kind, the simulated now, and when the next event is due (None: nothing scheduled)."""
+        with self.store.transaction():
+            now = self._advance()
+            due = self._next_due()
+            return {
+                "clock": "manual" if self.manual_clock else "system",
+                "now": iso(now),
+                "epoch_seconds": now,
+                "next_event_at": iso(due),
+                "next_event_in_seconds": None if due is None else max(0.0, due - now),
+            }
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move a manual clock `seconds` forward, running every event due meanwhile at its own instant, in order.
+
+        Attempt ends, the retries and next jobs they start, and TTL expiries all happen at the instants
+        they were due, as they would have in real time; long-polls wake on what changed. Return the
+        clock's state, how far it moved and how many job changes it made. ClockNotManual unless CLOCK=manual.
+        """
+        if not self.manual_clock:
+            raise ClockNotManual("The clock is the system clock (CLOCK=system); start the server with CLOCK=manual "
+                                 "to move simulated time yourself.")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_CLOCK_STEP:
+            raise InvalidArgument(f"seconds must be a number in [0, {MAX_CLOCK_STEP}], got {seconds!r}.")
+        clock: ManualClock = self._clock  # type: ignore[assignment]
+        with self.store.transaction():
+            before = self.feed.cursor()
+            self._advance()
+            clock.advance(seconds)
+            self._advance()
+            self._schedule_moved()
+            return {**self.clock_state(), "advanced_seconds": float(seconds), "changes": self.feed.cursor() - before}
 
     # ---------------------------------------------------------------- internals (in a transaction)
 
@@ -500,18 +641,28 @@ class JobEngine:
         job = next(self.store.queued())
         settings = self.settings
         rng = self._rng
-        base = attempt_seconds(job.role, settings)
-        jitter = settings.DELAY_JITTER
-        duration = base * rng.uniform(1.0 - jitter, 1.0 + jitter) if jitter else base
-        fails = rng.random() < settings.ERROR_RATE
-        job.attempts += 1
+        script = Scenario.parse(job.simulate) if job.simulate else Scenario()
+        attempt = job.attempts + 1
+        # What the script says is taken as it is and draws nothing; the rest is drawn as configured.
+        duration = script.seconds(attempt)
+        if duration is None:
+            base = job_attempt_seconds(job, settings)
+            jitter = settings.DELAY_JITTER
+            duration = base * rng.uniform(1.0 - jitter, 1.0 + jitter) if jitter else base
+        outcome = script.outcome(attempt)
+        fails = rng.random() < settings.ERROR_RATE if outcome is None else outcome == "fail"
+        job.attempts = attempt
         # A new MAX_RETRIES applies from this attempt on, but cannot take back a retry already granted.
         job.max_retries = max(settings.MAX_RETRIES, job.attempts - 1)
         job.attempt_started_at = at
         job.attempt_duration = duration
-        if fails:
+        if fails and outcome is not None:
+            job.attempt_ends_at = at + duration  # a scripted failure comes when the attempt's time is up
+            job.attempt_error = script.fail_code or "internal_error"
+        elif fails:
             job.attempt_ends_at = at + duration * rng.random()
-            job.attempt_error = rng.choice(ERROR_CODES)
+            code = rng.choice(ERROR_CODES)
+            job.attempt_error = script.fail_code or code
         else:
             job.attempt_ends_at = at + duration
             job.attempt_error = None
@@ -529,9 +680,10 @@ class JobEngine:
             self._move(job, Event.COMPLETE, at)
             return
         job.progress_at_stop = progress(job, at)
+        message = (job.simulate or {}).get("fail_message") or ERROR_MESSAGES[job.attempt_error]
         job.error = {
             "code": job.attempt_error,
-            "message": ERROR_MESSAGES[job.attempt_error],
+            "message": message,
             "attempt": job.attempts,
             "at": iso(at),
         }
@@ -547,28 +699,39 @@ class JobEngine:
             self._start_next(at)
 
     def _advance(self) -> float:
-        """Replay every attempt end due by now, each at its own instant; expire old jobs; return now."""
+        """Replay every event due by now in time order, each at its own instant; return now.
+
+        The events are attempt ends (each may free a slot that starts the next job at that instant)
+        and TTL expiries of finished jobs; at the same instant an attempt end goes first.
+        """
         now = self._clock()
         store = self.store
-        while (job := store.next_attempt_end()) is not None and job.attempt_ends_at <= now:
-            due = job.attempt_ends_at
-            self._end_attempt(job, due)
-            self._fill_slots(due)
-        self._expire(now)
-        return now
+        expiry = self._next_expiry()
+        while True:
+            job = store.next_attempt_end()
+            ends = job.attempt_ends_at if job is not None else math.inf
+            if min(ends, expiry[0]) > now:
+                return now
+            if job is not None and ends <= expiry[0]:
+                self._end_attempt(job, ends)
+                self._fill_slots(ends)
+                if expiry[1] is None:  # the first finished job: later ones expire after the oldest
+                    expiry = self._next_expiry()
+            else:
+                self._remove(expiry[1], expiry[0])  # type: ignore[arg-type]
+                expiry = self._next_expiry()
 
-    def _expire(self, now: float) -> None:
-        """Remove finished jobs older than JOB_TTL."""
-        ttl = self.settings.JOB_TTL
-        finished = self.store.finished
-        while (oldest := next(finished(), None)) is not None:
-            if oldest.finished_at is None or oldest.finished_at + ttl > now:
-                break
-            self._remove(oldest, now)
+    def _next_expiry(self) -> tuple[float, Job | None]:
+        """Return when the oldest finished job expires (JOB_TTL after it finished) and that job; (inf, None): none."""
+        oldest = next(self.store.finished(), None)
+        if oldest is None or oldest.finished_at is None:
+            return math.inf, None
+        return oldest.finished_at + self.settings.JOB_TTL, oldest
 
     def _remove(self, job: Job, now: float) -> None:
         """Forget a finished job and its idempotency key."""
         self.store.remove(job)
+        self._reads.pop(job.job_id, None)
         self._publish("removed", job, now)
 
     def _next_due(self) -> float | None:
@@ -606,7 +769,7 @@ class JobEngine:
             premium = self.store.queued_count(1)
             plan.skip("premium", premium)
             plan.skip("free", position - premium - 1)
-        return plan.start() + attempt_seconds(job.role, settings)
+        return plan.start() + job_attempt_seconds(job, settings)
 
     def _queued_places(self, now: float, depth: int | None = None) -> Places:
         """Return (queue_position, eta) of the first `depth` queued jobs (None: all) in one pass.
@@ -617,14 +780,14 @@ class JobEngine:
             return {}
         settings = self.settings
         plan = self._plan(now) if settings.PROCESSING_MODE == "auto" else None
-        seconds = {role: attempt_seconds(role, settings) for role in ROLES}
         places: Places = {}
         for position, job in enumerate(itertools.islice(self.store.queued(), depth), 1):
             if plan is None:
                 places[job.job_id] = (position, None)
                 continue
-            places[job.job_id] = (position, plan.start() + seconds[job.role])
-            plan.skip(job.role, 1)
+            seconds = job_attempt_seconds(job, settings)
+            places[job.job_id] = (position, plan.start() + seconds)
+            plan.skip(job.role, 1, seconds)
         return places
 
     def _view(self, job: Job, now: float, places: Places | None = None) -> dict[str, Any]:

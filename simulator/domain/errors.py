@@ -50,3 +50,15 @@ class StoreUnavailable(JobError):
     """The store could not make a change durable (disk full, database gone); nothing was acknowledged."""
 
     code = "store_unavailable"
+
+
+class ClockNotManual(JobError):
+    """Only a manual clock (CLOCK=manual) can be moved by hand."""
+
+    code = "clock_not_manual"
+
+
+class ScenariosDisabled(JobError):
+    """A submission scripted its outcomes while SCENARIOS is off."""
+
+    code = "scenarios_disabled"

@@ -7,23 +7,37 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 
 from simulator import settings as settings_module
 from simulator.auth.keys import KeyRing, load_keys_file
 from simulator.auth.throttle import FailureThrottle
-from simulator.clock import Clock, system_clock
+from simulator.clock import Clock, make_clock
 from simulator.domain import JobEngine
 from simulator.heygen.replays import ReplayGate
 from simulator.heygen.results import ResultLinks
 from simulator.heygen.service import HeyGenService
-from simulator.http import errors, faults, identity
-from simulator.http.context import Simulator, sim
+from simulator.http import bodies, cors, delays, errors, faults, identity, journal
+from simulator.http.accesslog import log_access
+from simulator.http.context import Simulator, derived_seed
 from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
-from simulator.http.limits import make_limiter
+from simulator.http.limits import HourlyLimit
 from simulator.http.parsing import user_id
-from simulator.http.views import admin, apikeys, docs, files, heygen, jobs, ops, submissions, webhooks
+from simulator.http.views import (
+    admin,
+    apikeys,
+    control,
+    docs,
+    files,
+    heygen,
+    jobs,
+    media,
+    ops,
+    submissions,
+    webhooks,
+)
+from simulator.jobfiles import JobFiles
 from simulator.settings import ConfigError, RuntimeConfig, Settings
 from simulator.store import Store, open_store
 from simulator.webhooks.events import Doorbell, Outbox
@@ -39,38 +53,38 @@ def create_app(
     """Build an app: settings (None: environment and .env; a mapping: defaults plus it), store, engine, routes.
 
     Nothing is shared between apps and no thread is started: whoever serves the app runs the ticker
-    (`simulator.ticker.Ticker`) that makes jobs finish when nobody asks; without one, every request
-    catches up on what fell due. `store` defaults to the one the STORE setting names.
+    (`simulator.ticker.Ticker`) that makes jobs finish when nobody asks, and the result worker
+    (`simulator.jobfiles.ResultWorker`) that makes results as jobs complete; without them, every request
+    catches up on what fell due, and a result is made when it is first downloaded. `store` defaults to the
+    one the STORE setting names.
     """
     settings = _settings_from(config)
     app = Flask(__name__, static_folder=None)  # no static files: without this Flask routes /static/<path>
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    clock = clock or system_clock()
+    clock = clock or make_clock(settings.CLOCK)
     engine = JobEngine(RuntimeConfig(settings), store=store or open_store(settings.STORE), clock=clock)
-    faults.init_app(app)  # before the limiter's own hook: a fault "before the work" costs no rate-limit hit
-    identity.init_app(app)  # before the limiter too: the hourly limit is keyed on the key's user
-    limiter = make_limiter(app, user_id)
-    seed = None if settings.RANDOM_SEED is None else settings.RANDOM_SEED + 1
+    app.extensions["job_files"] = JobFiles(engine, settings.DATA_DIR)  # the folder is opened on first use
+    journal.init_app(app)  # first: it sees every request arrive and records it after every other hook
+    bodies.init_app(app)  # next: a route's own body limit is set before anything reads the body
+    faults.init_app(app)  # before authentication: a fault "before the work" costs no failed-key count
+    identity.init_app(app)  # X-Api-Key: who is asking, before any view (the hourly limit is keyed on them)
+    hourly_limit = HourlyLimit(user_id, submissions.hourly_limit, engine.now)
     keys = _key_ring(settings, engine, clock)
     with engine.store.transaction():
         links = ResultLinks(engine.store.secret("result-links"), clock)
     service = HeyGenService(engine, links, ReplayGate(engine.store, clock))
     hooks = _webhooks(settings, engine, links, clock)
-    app.extensions["simulator"] = Simulator(settings, engine, limiter, FaultInjector(seed), keys=keys,
+    app.extensions["simulator"] = Simulator(settings, engine, hourly_limit,
+                                            FaultInjector(derived_seed(settings.RANDOM_SEED, 1)), keys=keys,
                                             auth_failures=FailureThrottle(clock), heygen=service, webhooks=hooks)
     app.before_request(_start_timer)
     app.after_request(_finish)
-    app.after_request(faults.inject_after)  # registered after `_finish`, so it runs before it
+    delays.init_app(app)  # RESPONSE_DELAY: runs before `_finish`, so the access log's time includes it
+    cors.init_app(app)  # CORS_ORIGINS: on every answer, errors and injected faults included
     errors.init_app(app)
-    for blueprint in (submissions.bp, jobs.bp, admin.bp, ops.bp, docs.bp, apikeys.bp, heygen.bp, files.bp,
-                      webhooks.bp):
+    for blueprint in (submissions.bp, jobs.bp, admin.bp, control.bp, ops.bp, docs.bp, media.bp, apikeys.bp,
+                      heygen.bp, files.bp, webhooks.bp):
         app.register_blueprint(blueprint)
-    # One hourly window of free submissions per user, whichever route they come by.
-    limiter.shared_limit(submissions.hourly_limit, exempt_when=submissions.not_counted, scope="free-submissions")(
-        submissions.bp
-    )
-    limiter.shared_limit(submissions.hourly_limit, exempt_when=heygen.not_counted, scope="free-submissions",
-                         cost=heygen.submission_cost)(heygen.bp)
     return app
 
 
@@ -91,7 +105,7 @@ def _webhooks(settings: Settings, engine: JobEngine, links: ResultLinks, clock: 
     No thread is started: `python server.py` runs the deliverer (`simulator.webhooks.deliverer.Deliverer`).
     """
     doorbell = Doorbell()
-    fallback = settings.PUBLIC_URL or f"http://{settings.HOST}:{settings.PORT}"
+    fallback = f"http://{settings.HOST}:{settings.PORT}"
 
     def result_url(job: Any) -> str:
         return links.url(settings.PUBLIC_URL or (job.meta or {}).get("base_url") or fallback, job.job_id)
@@ -117,29 +131,27 @@ def _settings_from(config: Settings | Mapping[str, Any] | None) -> Settings:
     return settings.with_admin_token()
 
 
+STARTED = "simulator.started"  # the environ key of the time a request reached the app
+
+
 def _start_timer() -> None:
-    g.started = time.perf_counter()
+    request.environ[STARTED] = time.perf_counter()
 
 
 def _finish(response: Response) -> Response:
-    """Add the rate-limit and safety headers, and write the access log line."""
-    if request.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
-        response.status_code = 204  # Flask's automatic OPTIONS answer: only the Allow header matters
-        response.headers.pop("Content-Type", None)
-    current = sim().limiter.current_limit
-    if current is not None:
-        response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
-        response.headers["X-RateLimit-Remaining"] = str(current.remaining)
-        response.headers["X-RateLimit-Reset"] = str(current.reset_at)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers.setdefault("Cache-Control", "no-store")
-    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    log.info(
-        '%s "%s %s" %s %.1fms',
-        request.remote_addr,
-        request.method,
-        request.full_path.rstrip("?"),
-        response.status_code,
-        elapsed_ms,
-    )
+    """Add the safety headers, and write the access log line (secrets in the query string redacted)."""
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not one per use
+    method = req.method
+    status = response.status_code
+    headers = response.headers
+    if method == "OPTIONS" and status == 200 and not response.get_data():
+        status = response.status_code = 204  # Flask's automatic OPTIONS answer: only the Allow header matters
+        headers.pop("Content-Type", None)
+    headers["X-Content-Type-Options"] = "nosniff"
+    if "Cache-Control" not in headers:
+        headers["Cache-Control"] = "no-store"
+    if log.isEnabledFor(logging.INFO):
+        environ = req.environ
+        elapsed = time.perf_counter() - environ.get(STARTED, time.perf_counter())
+        log_access(environ.get("REMOTE_ADDR"), method, req.path, environ.get("QUERY_STRING", ""), status, elapsed)
     return response

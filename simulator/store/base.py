@@ -42,6 +42,12 @@ class Store(Protocol):
     def close(self) -> None:
         """Flush and release the store."""
 
+    def clear(self) -> None:
+        """Remove every job, index entry and idempotency key, leaving the store as it would open empty.
+
+        Whether the counter starts again is the store's: a durable store keeps it (see `next_seq`).
+        """
+
     # ---------------------------------------------------------------- jobs
 
     def get(self, job_id: str) -> Job | None:

@@ -70,6 +70,15 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        # Configuration a reset keeps: secrets, API keys and webhook endpoints (see `clear`).
+        self._secrets: dict[str, str] = {}
+        self._api_keys: dict[str, ApiKey] = {}
+        self._digests: dict[str, str] = {}  # digest -> key_id
+        self._endpoints: dict[str, Endpoint] = {}
+        self._empty()
+
+    def _empty(self) -> None:
+        """Start with no job, index, delivery or stored replay, and the counter at 0."""
         self._jobs: dict[str, Job] = {}  # insertion order is submission order
         self._by_user: dict[str, dict[str, None]] = {}
         self._idempotency: dict[tuple[str, str], str] = {}
@@ -78,10 +87,6 @@ class MemoryStore:
         self._ends: list[tuple[float, int, str, int]] = []  # (ends_at, started_seq, job_id, attempt); stale kept
         self._finished: dict[str, None] = {}  # in finishing order
         self._next_seq = 0
-        self._secrets: dict[str, str] = {}
-        self._api_keys: dict[str, ApiKey] = {}
-        self._digests: dict[str, str] = {}  # digest -> key_id
-        self._endpoints: dict[str, Endpoint] = {}
         self._deliveries: dict[str, Delivery] = {}  # in creation order
         self._due: list[tuple[float, int, str]] = []  # (next_attempt_at, seq, delivery_id); stale entries kept
         self._filed: dict[str, float] = {}  # delivery_id -> when its live entry in `_due` is due
@@ -94,6 +99,11 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def clear(self) -> None:
+        """Forget every job, index, idempotency key, webhook delivery and stored replay, and start the counter
+        again, as a new store would; keep the secrets, API keys and webhook endpoints (set-up, not state)."""
+        self._empty()
 
     # ---------------------------------------------------------------- jobs
 

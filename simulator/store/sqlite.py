@@ -46,7 +46,8 @@ _SELECT = f"SELECT {_COLUMNS} FROM jobs ORDER BY submitted_seq"  # noqa: S608
 _SCHEMA = "CREATE TABLE jobs ({}) WITHOUT ROWID".format(
     ", ".join(name + (" TEXT PRIMARY KEY" if name == "job_id" else "") for name in RECORD_FIELDS)
 )
-_JOB_JSON_FIELDS = ("error", "meta")
+#: Fields of a job holding JSON objects, kept as text.
+_JOB_JSON_FIELDS = ("error", "simulate", "meta")
 
 
 class _Table:
@@ -61,6 +62,7 @@ class _Table:
             name, ", ".join(f + (" TEXT PRIMARY KEY" if f == key else "") for f in self.fields))
         self.upsert = f"INSERT OR REPLACE INTO {name} ({columns}) VALUES ({', '.join('?' * len(self.fields))})"  # noqa: S608
         self.delete = f"DELETE FROM {name} WHERE {key} = ?"  # noqa: S608
+        self.delete_all = f"DELETE FROM {name}"  # noqa: S608
         self.select = f"SELECT {columns} FROM {name} ORDER BY {order}"  # noqa: S608
 
     def row(self, record: Any) -> tuple[Any, ...]:
@@ -79,6 +81,8 @@ ENDPOINTS = _Table("endpoints", Endpoint, "endpoint_id", "created_at, endpoint_i
 DELIVERIES = _Table("deliveries", Delivery, "delivery_id", "seq")
 REPLAYS = _Table("replays", Replay, "replay_key", "created_at, replay_key")
 TABLES = (API_KEYS, ENDPOINTS, DELIVERIES, REPLAYS)
+#: The tables a reset empties (`clear`), with the jobs; API keys, endpoints and secrets are set-up and stay.
+CLEARED_TABLES = (DELIVERIES, REPLAYS)
 
 
 class _Transaction:
@@ -121,6 +125,7 @@ class SqliteStore(MemoryStore):
         self._transaction = _Transaction(self)
         self._dirty: dict[str, None] = {}
         self._gone: dict[str, None] = {}
+        self._wipe = False  # every row is to be deleted (clear), before the changes made since
         self._saved_seq = 0
         self._dirty_records: dict[_Table, dict[str, None]] = {table: {} for table in TABLES}
         self._gone_records: dict[_Table, dict[str, None]] = {table: {} for table in TABLES}
@@ -143,6 +148,19 @@ class SqliteStore(MemoryStore):
         with self.lock:
             self.flush()
             self.db.close()
+
+    def clear(self) -> None:
+        """Forget every job, delivery and replay; their rows are deleted when the transaction ends. The counter,
+        the secrets, API keys and endpoints are kept, as on reopening."""
+        seq = self._next_seq
+        super().clear()
+        self._next_seq = seq  # it never goes back: it also seeds the generator of job ids
+        self._dirty.clear()
+        self._gone.clear()
+        for table in CLEARED_TABLES:
+            self._dirty_records[table].clear()
+            self._gone_records[table].clear()
+        self._wipe = True
 
     def size_bytes(self) -> int:
         """Return the database's size on disk, its WAL included."""
@@ -231,11 +249,16 @@ class SqliteStore(MemoryStore):
         gets StoreUnavailable instead of an acknowledgement.
         """
         records = any(self._dirty_records.values()) or any(self._gone_records.values()) or self._new_secrets
-        if not self._dirty and not self._gone and self._next_seq == self._saved_seq and not records:
+        if (not self._dirty and not self._gone and not self._wipe and self._next_seq == self._saved_seq
+                and not records):
             return
         rows = [_row(self._jobs[job_id]) for job_id in self._dirty]
         try:
             with self.db:
+                if self._wipe:
+                    self.db.execute("DELETE FROM jobs")
+                    for table in CLEARED_TABLES:
+                        self.db.execute(table.delete_all)
                 if rows:
                     self.db.executemany(_UPSERT, rows)
                 if self._gone:
@@ -249,6 +272,7 @@ class SqliteStore(MemoryStore):
                                    retry_after=1) from e
         self._dirty.clear()
         self._gone.clear()
+        self._wipe = False
         self._saved_seq = self._next_seq
         for marks in (*self._dirty_records.values(), *self._gone_records.values()):
             marks.clear()
@@ -366,9 +390,28 @@ def _prepare(db: sqlite3.Connection, path: str, synchronous: str) -> None:
 
 def _upgrade(db: sqlite3.Connection) -> None:
     """Bring the schema up to date in the open transaction: the jobs' new columns, the other records' tables."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-    for name in RECORD_FIELDS:
-        if name not in columns:
-            db.execute(f"ALTER TABLE jobs ADD COLUMN {name}")  # a field name, a constant of this program
+    _add_new_columns(db)
     for table in TABLES:
         db.execute(table.create)
+
+
+def _add_new_columns(db: sqlite3.Connection) -> None:
+    """Add a column for each field the Job record gained since the database was made, holding its default.
+
+    The columns follow the record's fields; a field added later (with a default) gets its column here, so
+    a database made by an earlier version opens without a migration of its own.
+    """
+    columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    defaults = {f.name: f.default for f in dataclasses.fields(Job)}
+    for name in RECORD_FIELDS:
+        if name in columns:
+            continue
+        default = defaults.get(name)
+        if isinstance(default, bool) or not isinstance(default, (int, float, str)):
+            literal = "NULL"  # None (or a default the column cannot hold: the field's value is None then)
+        elif isinstance(default, str):
+            literal = "'" + default.replace("'", "''") + "'"
+        else:
+            literal = repr(default)
+        # The name and the literal come from the Job record's declaration, constants of this program.
+        db.execute(f"ALTER TABLE jobs ADD COLUMN {name} DEFAULT {literal}")

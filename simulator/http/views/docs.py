@@ -1,4 +1,4 @@
-"""The API description: /openapi.yaml and Swagger UI at /docs, served from installed packages (no CDN)."""
+"""The API description: /openapi.yaml, Swagger UI at /docs and ReDoc at /redoc, all offline (no CDN)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,34 @@ DOCS_PAGE = """<!DOCTYPE html>
 </body>
 </html>
 """
+
+
+REDOC_DIR = Path(__file__).resolve().parent.parent / "vendor" / "redoc"
+REDOC_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Video translation job simulator — API reference</title>
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+</head>
+<body>
+  <redoc spec-url="/openapi.yaml"></redoc>
+  <script src="/redoc/redoc.standalone.js"></script>
+</body>
+</html>
+"""
+
+
+@bp.get("/redoc")
+def redoc() -> Response:
+    """Answer the ReDoc page (the API reference, read-only, offline)."""
+    return Response(REDOC_PAGE, mimetype="text/html")
+
+
+@bp.get("/redoc/redoc.standalone.js")
+def redoc_script() -> Response:
+    """Answer ReDoc's script, vendored in simulator/http/vendor/redoc."""
+    return Response((REDOC_DIR / "redoc.standalone.js").read_bytes(), mimetype="text/javascript")
 
 
 @bp.get("/openapi.yaml")

@@ -5,7 +5,8 @@
 - `GET /v2/video_translate/<id>`, `GET /v3/video-translations/<id>`: HeyGen's status of a job.
 
 Every route needs X-Api-Key (`simulator.http.identity`). Free keys' submissions count against the same
-hourly limit as `POST /translate` (one per output language); the limiter is applied in create_app.
+hourly limit as `POST /translate`, one per output language, keyed on the key's user, checked in the view
+as `POST /translate` checks it: only a submission that is new (not a replay) and not refused anyway.
 """
 
 from __future__ import annotations
@@ -80,18 +81,27 @@ def v3_languages() -> Response:
 def v2_submit() -> Response:
     """Queue a translation (one job per language); answer its id, or ids for `output_languages`."""
     translation = _parsed("v2")
+    _count(translation)
     ids = sim().heygen.submit(_principal(), translation, "v2", _base_url())
-    return heygen_ok({"video_translate_ids": ids} if translation.batch else {"video_translate_id": ids[0]})
+    data = {"video_translate_ids": ids} if translation.batch else {"video_translate_id": ids[0]}
+    return heygen_ok(data, headers=sim().hourly_limit.headers())
 
 
 @bp.post("/v3/video-translations")
 def v3_submit() -> Response:
-    """Queue one job per output language; answer their ids. An Idempotency-Key replays the first answer (24 h)."""
+    """Queue one job per output language; answer their ids. An Idempotency-Key replays the first answer (24 h).
+
+    The key is held while its request is answered (another request with it gets 409), so only the first
+    request under a key can count against the hourly limit; a replay never does.
+    """
     scope = _idempotency_scope()
-    service = sim().heygen
+    simulator = sim()
+    service = simulator.heygen
     if scope is None:
-        ids = service.submit(_principal(), _parsed("v3"), "v3", _base_url())
-        return heygen_ok({"video_translation_ids": ids})
+        translation = _parsed("v3")
+        _count(translation)
+        ids = service.submit(_principal(), translation, "v3", _base_url())
+        return heygen_ok({"video_translation_ids": ids}, headers=simulator.hourly_limit.headers())
     try:
         with service.replays.hold(scope):
             kept = service.replays.find(scope)
@@ -103,11 +113,26 @@ def v3_submit() -> Response:
             def render(ids: list[str]) -> str:
                 return dumps({"data": {"video_translation_ids": ids}}).decode()
 
-            ids = service.submit(_principal(), _parsed("v3"), "v3", _base_url(), replay=(scope, render))
-            return Response(render(ids), status=200, mimetype="application/json")
+            translation = _parsed("v3")
+            _count(translation)
+            ids = service.submit(_principal(), translation, "v3", _base_url(), replay=(scope, render))
+            return Response(render(ids), status=200, mimetype="application/json",
+                            headers=simulator.hourly_limit.headers())
     except RequestInProgress:
         raise ApiError(409, "request_in_progress", "A request with this Idempotency-Key is still in flight; "
                        "retry once it has been answered.", headers={"Retry-After": "1"}) from None
+
+
+def _count(translation: TranslationRequest) -> None:
+    """Count a free key's submission against its user's hour, one per output language (429 when it does not fit).
+
+    Premium keys never count, and neither does a submission MAX_JOBS refuses anyway (503).
+    """
+    simulator = sim()
+    engine = simulator.engine
+    wanted = len(translation.output_languages)
+    if _principal().role == "free" and engine.total() + wanted <= engine.settings.MAX_JOBS:
+        simulator.hourly_limit.check(wanted)
 
 
 @bp.get("/v2/video_translate/<video_translate_id>")
@@ -126,29 +151,3 @@ def _status(job_id: str, version: str) -> dict[str, Any]:
     if len(job_id) > MAX_ID_LENGTH:
         raise JobNotFound("No video translation with this id (ids are UUIDs).", job_id=job_id[:MAX_ID_LENGTH])
     return sim().heygen.status(_principal(), job_id, _base_url(), version)
-
-
-# ---------------------------------------------------------------- the hourly limit's hooks (see create_app)
-
-
-def submission_cost() -> int:
-    """Return how many free submissions this request is: one per output language."""
-    try:
-        return len(_parsed(request.path.split("/")[1]).output_languages)
-    except ApiError:
-        return 1
-
-
-def not_counted() -> bool:
-    """Tell whether this request is exempt from the hourly limit: a read, premium, refused anyway, or a replay."""
-    if request.method != "POST":
-        return True
-    principal = caller().principal
-    if principal is None or principal.role == "premium":
-        return True
-    try:
-        _parsed(request.path.split("/")[1])
-        scope = _idempotency_scope() if request.path.startswith("/v3/") else None
-    except ApiError:
-        return True  # refused with 400: a refusal must not use up the user's hour
-    return scope is not None and sim().heygen.replays.find(scope) is not None

@@ -1,0 +1,30 @@
+"""What `python server.py` serves in the event loop: the async routes, and which requests are heavy.
+
+`async_routes(app, loop)` is the one list of async routes (see `simulator.serve` for how a route is
+written and why); add a route here and `python server.py` serves it. Under any other WSGI server the
+Flask views answer the same requests, holding a thread each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from flask import Flask
+
+from simulator.follow import FeedFollower
+from simulator.http.context import Simulator
+from simulator.http.longpoll import LongPollRoute
+from simulator.rsgi import AsyncRoute, Request
+
+
+def async_routes(app: Flask, loop: asyncio.AbstractEventLoop) -> list[AsyncRoute]:
+    """Return the app's async routes, made in the running event loop, with the one thread that follows the feed."""
+    simulator: Simulator = app.extensions["simulator"]
+    follower = FeedFollower(simulator.engine.feed, loop).start()  # ends when the feed closes (release_waiters)
+    return [LongPollRoute(simulator, follower)]
+
+
+def full_listing(request: Request) -> bool:
+    """Tell a full listing (`GET /jobs` or `GET /queue` without `limit`): the heavy requests of this app."""
+    return (request.method == "GET" and request.path in ("/jobs", "/queue")
+            and "limit=" not in request.query_string)
