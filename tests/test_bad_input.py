@@ -327,7 +327,7 @@ BAD_REQUESTS = [
     bad("deliveries-bad-outcome", "get", "/webhooks/deliveries?outcome=lost", 400, "invalid_parameter", auth="ok",
         mention="outcome"),
     admin("deliveries-retry-unknown", "/webhooks/deliveries/msg_nope/retry", 404, "delivery_not_found"),
-    bad("file-without-signature", "get", "/files/{job}.mp4", 403, "invalid_link"),
+    bad("result-with-half-a-link", "get", "/results/{job}?expires=1", 403, "invalid_link"),
 ]
 
 

@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from server import create_app
+from simulator.heygen.languages import LANGUAGES
 from simulator.heygen.replays import ReplayGate
-from simulator.media import probe
+from simulator.media import probe, resolve_language
 from tests.conftest import FAST
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -98,7 +99,7 @@ def test_v2_submits_and_reports_pending_running_success_with_a_url(client, clock
     assert client.get(f"/v2/video_translate/{job_id}", headers=alice).get_json()["data"]["status"] == "running"
     clock.advance(10)
     data = client.get(f"/v2/video_translate/{job_id}", headers=alice).get_json()["data"]
-    assert data["status"] == "success" and data["url"].startswith("http://localhost/files/")
+    assert data["status"] == "success" and data["url"].startswith(f"http://localhost/results/{job_id}?expires=")
 
 
 def test_v2_output_languages_makes_one_job_per_language(client, alice):
@@ -128,7 +129,7 @@ def test_v3_submits_one_job_per_language_and_reports_completed(client, clock, al
     clock.advance(30)
     data = client.get(f"/v3/video-translations/{ids[1]}", headers=alice).get_json()["data"]
     assert data["status"] == "completed" and data["output_language"] == "Japanese"
-    assert data["video_url"].startswith("http://localhost/files/") and data["duration"] > 0
+    assert data["video_url"].startswith(f"http://localhost/results/{ids[1]}?expires=") and data["duration"] > 0
     assert isinstance(data["created_at"], int) and data["failure_message"] is None
     assert (data["title"], data["callback_id"]) == ("Launch", "cb")
 
@@ -332,8 +333,9 @@ def completed_url(client, clock, headers) -> str:
 
 
 def test_the_url_downloads_a_playable_mp4_tagged_with_the_language(client, clock, alice, tmp_path):
-    """The signed URL needs no key and serves a valid MP4 whose audio is tagged German."""
+    """The signed URL is the job's GET /results/<id>: it needs no key and serves an MP4 whose audio is German."""
     url = urlsplit(completed_url(client, clock, alice))
+    assert url.path.startswith("/results/")
     with client.get(f"{url.path}?{url.query}") as response:
         assert response.status_code == 200 and response.mimetype == "video/mp4"
         path = tmp_path / "result.mp4"
@@ -343,14 +345,44 @@ def test_the_url_downloads_a_playable_mp4_tagged_with_the_language(client, clock
     assert any(stream.language == "deu" for stream in info.streams)
 
 
-@pytest.mark.parametrize("tamper", ["signature", "expires", "missing"])
+@pytest.mark.parametrize("tamper", ["signature", "expires", "no-signature", "no-expiry"])
 def test_a_tampered_link_is_refused(client, clock, alice, tamper):
-    """A link whose signature or expiry was changed, or that lacks them, is 403 invalid_link."""
+    """A link whose signature or expiry was changed, or that lacks one of them, is 403 invalid_link."""
     url = urlsplit(completed_url(client, clock, alice))
+    expires, signature = url.query.split("&")
     query = {"signature": url.query.replace("signature=", "signature=0"),
-             "expires": url.query.replace("expires=", "expires=1"), "missing": ""}[tamper]
+             "expires": url.query.replace("expires=", "expires=1"), "no-signature": expires,
+             "no-expiry": signature}[tamper]
     response = client.get(f"{url.path}?{query}")
     assert response.status_code == 403 and response.get_json()["code"] == "invalid_link"
+
+
+def test_a_link_opens_only_its_own_job(client, clock, alice):
+    """A genuine link of one job, put on another job's result, is refused."""
+    url = urlsplit(completed_url(client, clock, alice))
+    other = urlsplit(completed_url(client, clock, alice))
+    assert client.get(f"{other.path}?{url.query}").status_code == 403
+
+
+def test_without_a_link_the_result_follows_auth_mode(clock):
+    """Unsigned, GET /results/<id> needs a key in keys mode, and another user's job is not found."""
+    client = create_app({**FAST, "AUTH_MODE": "keys"}, clock=clock).test_client()
+    alice, bob = key_for(client, "alice"), key_for(client, "bob")
+    url = urlsplit(completed_url(client, clock, alice))
+    assert client.get(url.path).status_code == 401
+    assert client.get(url.path, headers=bob).status_code == 404
+    with client.get(url.path, headers=alice) as mine:
+        assert mine.status_code == 200
+    with client.get(f"{url.path}?{url.query}") as signed:
+        assert signed.status_code == 200  # the link is the credential, in keys mode too
+
+
+def test_every_listed_language_tags_results_with_its_language():
+    """Each HeyGen name resolves to the ISO 639-2 code of its tag (Cantonese: Chinese, ISO 639-2 has no yue)."""
+    for name, tag in LANGUAGES.items():
+        language = resolve_language(name)
+        expected = "zho" if tag.startswith("yue") else resolve_language(tag).iso639_2
+        assert language.known and language.iso639_2 == expected, name
 
 
 def test_a_link_expires_after_seven_days(client, clock, alice):

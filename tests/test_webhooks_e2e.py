@@ -185,7 +185,7 @@ def test_a_real_server_delivers_registered_and_callback_webhooks(run_server):
     assert heygen.event_type == "video_translate.success"
     assert heygen.event["event_data"]["video_translate_id"] == job_id
     assert heygen.event["event_data"]["callback_id"] == "c-9"
-    assert heygen.event["event_data"]["url"].startswith(f"{server.url}/files/{job_id}.mp4?")
+    assert heygen.event["event_data"]["url"].startswith(f"{server.url}/results/{job_id}?expires=")
     assert native.event["type"] == "job.completed" and native.event["data"]["job_id"] == job_id
 
 

@@ -5,7 +5,6 @@
   field; an `InvalidParameter` names the field at fault (HeyGen's `param`).
 - `views` — a job as HeyGen's v2 and v3 status routes and its `video_translate.*` webhooks show it.
 - `replays` — v3's Idempotency-Key: the first answer replayed for 24 hours, 409 while the first is in flight.
-- `results` — signed, expiring download URLs of a successful translation, and the MP4 files behind them.
 
 Docs followed (cited in the README): docs.heygen.com/docs/video-translate-api, /reference/video-translate-status
 and /reference/errors (v2); developers.heygen.com/reference/create-video-translation, /docs/video-translate and

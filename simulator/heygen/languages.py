@@ -1,7 +1,8 @@
-"""The target languages of HeyGen's routes: HeyGen's English names, each with the BCP 47 tag its result carries.
+"""The target languages of HeyGen's routes: HeyGen's English names, each with the BCP 47 tag of its language.
 
 The names are the ones the languages routes list and the submission routes accept (case does not matter);
-the tags are what the generated result files are tagged with (ISO 639-2 through `simulator.media`).
+a job keeps the name as its `target_language`, and its result file is tagged from it by `simulator.media`
+(`tests/test_heygen.py` checks that every name resolves to the language its tag says).
 """
 
 from __future__ import annotations
@@ -73,7 +74,3 @@ def canonical(name: str) -> str | None:
     """Return the listed spelling of a language name (any case), or None when it is not supported."""
     return _BY_FOLDED.get(name.strip().casefold())
 
-
-def tag(name: str | None) -> str | None:
-    """Return the BCP 47 tag of a listed name (None for anything else)."""
-    return LANGUAGES.get(name) if name is not None else None

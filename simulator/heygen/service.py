@@ -10,7 +10,7 @@ from simulator.domain import JobEngine, JobNotFound
 from simulator.heygen import views
 from simulator.heygen.replays import ReplayGate
 from simulator.heygen.requests import TranslationRequest
-from simulator.heygen.results import ResultLinks
+from simulator.links import ResultLinks
 
 
 class HeyGenService:

@@ -11,7 +11,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from simulator.heygen.results import RESULT_SECONDS
+from simulator.jobfiles import GENERATED_SECONDS
 
 V2_STATUS = {"queued": "pending", "translating": "running"}
 DONE = {"completed": ("success", "completed"), "permanently_failed": ("failed", "failed"),
@@ -59,7 +59,7 @@ def v3_status(job: dict[str, Any], meta: dict[str, Any] | None, url: str | None)
         "status": _status(job, 1),
         "output_language": job["target_language"],
         "input_language": None,
-        "duration": RESULT_SECONDS if completed else None,
+        "duration": GENERATED_SECONDS if completed else None,
         "translate_audio_only": bool(extra.get("translate_audio_only")),
         "video_url": url if completed else None,
         "audio_url": None,

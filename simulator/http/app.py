@@ -15,7 +15,6 @@ from simulator.auth.throttle import FailureThrottle
 from simulator.clock import Clock, make_clock
 from simulator.domain import JobEngine
 from simulator.heygen.replays import ReplayGate
-from simulator.heygen.results import ResultLinks
 from simulator.heygen.service import HeyGenService
 from simulator.http import bodies, cors, delays, errors, faults, identity, journal
 from simulator.http.accesslog import log_access
@@ -29,7 +28,6 @@ from simulator.http.views import (
     apikeys,
     control,
     docs,
-    files,
     heygen,
     jobs,
     media,
@@ -38,6 +36,7 @@ from simulator.http.views import (
     webhooks,
 )
 from simulator.jobfiles import JobFiles
+from simulator.links import ResultLinks
 from simulator.settings import ConfigError, RuntimeConfig, Settings
 from simulator.store import Store, open_store
 from simulator.webhooks.events import Doorbell, Outbox
@@ -76,14 +75,15 @@ def create_app(
     hooks = _webhooks(settings, engine, links, clock)
     app.extensions["simulator"] = Simulator(settings, engine, hourly_limit,
                                             FaultInjector(derived_seed(settings.RANDOM_SEED, 1)), keys=keys,
-                                            auth_failures=FailureThrottle(clock), heygen=service, webhooks=hooks)
+                                            auth_failures=FailureThrottle(clock), heygen=service, webhooks=hooks,
+                                            links=links)
     app.before_request(_start_timer)
     app.after_request(_finish)
     delays.init_app(app)  # RESPONSE_DELAY: runs before `_finish`, so the access log's time includes it
     cors.init_app(app)  # CORS_ORIGINS: on every answer, errors and injected faults included
     errors.init_app(app)
     for blueprint in (submissions.bp, jobs.bp, admin.bp, control.bp, ops.bp, docs.bp, media.bp, apikeys.bp,
-                      heygen.bp, files.bp, webhooks.bp):
+                      heygen.bp, webhooks.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -13,12 +13,12 @@ from flask import current_app
 from simulator.auth.keys import KeyRing
 from simulator.auth.throttle import FailureThrottle
 from simulator.domain import JobEngine
-from simulator.heygen.results import ResultFiles
 from simulator.heygen.service import HeyGenService
 from simulator.http.delays import ResponseDelayer
 from simulator.http.faults import FaultInjector
 from simulator.http.journal import RequestJournal
 from simulator.http.limits import HourlyLimit
+from simulator.links import ResultLinks
 from simulator.settings import Settings
 from simulator.webhooks.service import WebhookService
 
@@ -90,7 +90,7 @@ class Simulator:
     keys: KeyRing = field(default=None)  # type: ignore[assignment]  # API keys in the store (create_app)
     auth_failures: FailureThrottle = field(default_factory=FailureThrottle)
     heygen: HeyGenService = field(default=None)  # type: ignore[assignment]  # HeyGen's routes (create_app)
-    results: ResultFiles = field(default_factory=ResultFiles)
+    links: ResultLinks = field(default=None)  # type: ignore[assignment]  # signed result links (create_app)
     webhooks: WebhookService = field(default=None)  # type: ignore[assignment]  # endpoints, the log (create_app)
     delays: ResponseDelayer = field(init=False)
 

@@ -1,11 +1,11 @@
 """X-Api-Key on every route: who is calling (a `Caller` in `g.caller`), refused early when the key is wrong.
 
-Runs before the rate limiter, so that the hourly limit is keyed on the authenticated user and a refused
-key costs no hit. A request that presents a key always has it checked; one without a key is refused when
+Runs before any view, so that the hourly limit (checked in the submission views) is keyed on the
+authenticated user. A request that presents a key always has it checked; one without a key is refused when
 the route needs one (HeyGen's routes always; the other non-admin routes in AUTH_MODE=keys, where the admin
-token stands in for a key on reading routes). Liveness, the documentation and the signed result downloads
-need no key. A client that presented `AUTH_FAILURE_LIMIT` wrong keys in the last minute gets 429 until the
-oldest of them is a minute old.
+token stands in for a key on reading routes). Liveness, the documentation and a result download by signed
+link (`GET /results/<job_id>?expires=&signature=`, checked by the view) need no key. A client that presented
+`AUTH_FAILURE_LIMIT` wrong keys in the last minute gets 429 until the oldest of them is a minute old.
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ from simulator.http import envelopes
 from simulator.http.auth import has_admin_token
 from simulator.http.context import sim
 from simulator.http.errors import ApiError
+from simulator.links import LINK_PARAMETERS
 
-#: Routes that never need a key: liveness, the API description, and downloads that carry their own signature.
-KEY_EXEMPT = {"ops.healthz", "files.download"}
+#: Routes that never need a key: liveness and the API description.
+KEY_EXEMPT = {"ops.healthz"}
+#: Routes that need no key when they carry a signed link's query (`simulator.links`): the link is the credential.
+SIGNED_LINK_ROUTES = {"media.get_result"}
 KEY_EXEMPT_BLUEPRINTS = {"docs"}
 #: Routes that in keys mode need a key even from the admin: a submission needs a user to run as.
 SUBMISSIONS = {"submissions.translate"}
@@ -57,11 +60,18 @@ def _needs_key(heygen: bool, keys_mode: bool, admin: bool) -> bool:
     view = current_app.view_functions.get(endpoint or "")
     if view is None or endpoint in KEY_EXEMPT or request.blueprint in KEY_EXEMPT_BLUEPRINTS:
         return False  # no such route (it answers 404/405), or one that needs no key
+    if endpoint in SIGNED_LINK_ROUTES and signed_link_request():
+        return False  # the view checks the link instead
     if heygen:
         return True
     if not keys_mode or getattr(view, "admin_only", False):
         return False
     return endpoint in SUBMISSIONS or not admin
+
+
+def signed_link_request() -> bool:
+    """Tell whether the request carries a signed link's query (expires, signature), genuine or not."""
+    return any(name in request.args for name in LINK_PARAMETERS)
 
 
 def _unauthorized(code: str, detail: str) -> ApiError:
