@@ -215,6 +215,24 @@ def test_a_delivery_is_sent_signed_and_marked_succeeded(clock):
 
 
 @pytest.mark.usefixtures("each_store")
+def test_a_delivery_removed_by_a_reset_during_its_attempt_is_not_put_back(clock):
+    """A reset while a delivery is being sent removes it for good: its outcome does not bring it back."""
+    resets: list[Any] = []
+
+    def send(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Outcome:
+        resets[0]()  # POST /admin/reset arrives while the receiver is answering
+        return Outcome(500, "HTTP 500")
+
+    engine, deliverer, _ = wire(clock, send)
+    resets.append(engine.reset)
+    endpoint(engine, events=["job.completed"])
+    finish_a_job(engine, clock)
+    assert deliverer.run_due() == 1
+    assert deliveries(engine) == []
+    assert deliverer.run_due() == 0
+
+
+@pytest.mark.usefixtures("each_store")
 def test_a_failed_delivery_is_retried_on_the_schedule_then_given_up(clock):
     """Failures are retried after the scheduled delays (not before); after the eighth attempt it is failed."""
     receiver = Receiver(*[Outcome(500, "HTTP 500")] * 8)

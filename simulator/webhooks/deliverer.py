@@ -15,7 +15,8 @@ rings. What an attempt gets:
 
 A delivery is marked only after its attempt, so if the process dies mid-way it is sent again after a
 restart (at least once; receivers dedupe by `webhook-id`). Finished deliveries are kept in the log for
-JOB_TTL seconds.
+JOB_TTL seconds. A delivery that a reset (`POST /admin/reset`) removed while its attempt was in flight is
+not put back: its outcome is dropped with it.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class Deliverer:
         except Exception:  # pragma: no cover - a delivery must never be dropped by a bug
             log.exception("webhook delivery %s failed", delivery.delivery_id)
             with self._store.transaction():
-                self._store.put_delivery(delivery)  # back on the due index, to be tried again
+                self._put_back(delivery)  # back on the due index, to be tried again
 
     # ---------------------------------------------------------------- one round, and one delivery
 
@@ -186,12 +187,17 @@ class Deliverer:
                     self._finish(delivery, "failed", now)
                 else:
                     delivery.next_attempt_at = now + delay
-            self._store.put_delivery(delivery)
+            self._put_back(delivery)
 
     def _give_up(self, delivery: Delivery, reason: str) -> None:
         with self._store.transaction():
             delivery.last_error = f"not sent: {reason}"
             self._finish(delivery, "failed", self._clock())
+            self._put_back(delivery)
+
+    def _put_back(self, delivery: Delivery) -> None:
+        """Store a claimed delivery's new state, unless a reset removed it meanwhile (in a transaction)."""
+        if self._store.delivery(delivery.delivery_id) is delivery:
             self._store.put_delivery(delivery)
 
     @staticmethod
