@@ -38,7 +38,7 @@ UNEXPECTED = "The server hit an unexpected error; it has been logged."
 class Request:
     """What an async route sees of a request: method, path, raw query string, headers, client address."""
 
-    __slots__ = ("_scope", "arrived_at", "method", "path", "query_string", "received")
+    __slots__ = ("_scope", "arrived_at", "method", "path", "query_string", "received", "user_id")
 
     def __init__(self, scope: Any) -> None:
         self._scope = scope
@@ -47,6 +47,7 @@ class Request:
         self.query_string: str = scope.query_string  # raw, as sent
         self.received = time.perf_counter()
         self.arrived_at: float | None = None  # the simulation's time at arrival, for a route that records it
+        self.user_id: str | None = None  # who sent it, when a route knows better than X-User-Id (an API key's user)
 
     def header(self, name: str) -> str | None:
         """Return the first value of header `name` (lower-case), or None."""
