@@ -322,6 +322,50 @@ def test_a_refused_request_is_not_kept_for_replay(client, alice):
     assert v3_submit(client, alice, extra_headers={"Idempotency-Key": "fix-me"}).status_code == 200
 
 
+# ------------------------------------------------------------------------------------ scripted outcomes
+
+
+def test_x_simulate_scripts_every_job_of_a_heygen_submission(clock):
+    """X-Simulate on v3 makes each language's job fail as scripted; HeyGen's failure_message carries the message."""
+    client = create_app({**FAST, "MAX_RETRIES": 0}, clock=clock).test_client()
+    alice = key_for(client)
+    script = '{"outcomes": ["fail"], "fail_message": "Voice not found"}'
+    response = v3_submit(client, alice, ("French", "German"), extra_headers={"X-Simulate": script})
+    ids = response.get_json()["data"]["video_translation_ids"]
+    clock.advance(30)
+    for job_id in ids:
+        data = client.get(f"/v3/video-translations/{job_id}", headers=alice).get_json()["data"]
+        assert data["status"] == "failed" and "Voice not found" in data["failure_message"]
+
+
+def test_a_scripted_status_fault_answers_in_heygens_envelope(client, alice):
+    """A job's status_faults strike HeyGen's status route too: 503 in the v2 envelope with Retry-After, then 200."""
+    script = '{"status_faults": [{"status": 503, "retry_after": 2, "times": 1}]}'
+    response = client.post("/v2/video_translate", json={"video_url": VIDEO, "output_language": "German"},
+                           headers={**alice, "X-Simulate": script})
+    job_id = response.get_json()["data"]["video_translate_id"]
+    faulted = client.get(f"/v2/video_translate/{job_id}", headers=alice)
+    assert_heygen_error(faulted, 503, "service_unavailable")
+    assert faulted.headers["Retry-After"] == "2"
+    assert client.get(f"/v2/video_translate/{job_id}", headers=alice).status_code == 200
+
+
+def test_a_scripted_heygen_submission_is_refused_while_scenarios_are_off_and_uses_no_hour(clock):
+    """SCENARIOS=off: X-Simulate is 403 forbidden in HeyGen's envelope, and the refusal costs no submission."""
+    client = create_app({**FAST, "SCENARIOS": "off", "RATE_LIMIT": 1}, clock=clock).test_client()
+    alice = key_for(client)
+    refused = v3_submit(client, alice, extra_headers={"X-Simulate": '{"outcomes": ["fail"]}'})
+    assert_heygen_error(refused, 403, "forbidden", v3=True)
+    assert v3_submit(client, alice).status_code == 200
+
+
+def test_a_malformed_x_simulate_is_a_heygen_400(client, alice):
+    """An X-Simulate that is not a valid script is 400 invalid_parameter, and no job is made."""
+    refused = v3_submit(client, alice, extra_headers={"X-Simulate": '{"outcomes": ["explode"]}'})
+    assert_heygen_error(refused, 400, "invalid_parameter", v3=True)
+    assert client.get("/healthz").get_json()["jobs"] == 0
+
+
 # ------------------------------------------------------------------------------------ result files
 
 

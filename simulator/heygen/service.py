@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simulator.auth.keys import Principal
-from simulator.domain import JobEngine, JobNotFound
+from simulator.domain import JobEngine, JobNotFound, Scenario
 from simulator.heygen import views
 from simulator.heygen.replays import ReplayGate
 from simulator.heygen.requests import TranslationRequest
@@ -28,17 +28,19 @@ class HeyGenService:
         api: str,
         base_url: str,
         replay: tuple[str, Callable[[list[str]], str]] | None = None,
+        simulate: Scenario | None = None,
     ) -> list[str]:
         """Queue one job per output language as the key's user and role; return their ids, in the request's order.
 
         With `replay` (a key's scope, and how to render the answer from the ids), the answer is kept in the
-        same store transaction as the jobs, so a crash can never keep one without the other.
+        same store transaction as the jobs, so a crash can never keep one without the other. `simulate`
+        scripts every one of the jobs (X-Simulate; ScenariosDisabled while SCENARIOS is off).
         """
         meta = request.meta(api, base_url)
         wanted = [{"video_url": request.video_url, "target_language": language, "meta": meta}
                   for language in request.output_languages]
         with self.engine.store.transaction():
-            made = self.engine.submit_many(principal.role, principal.user_id, wanted)
+            made = self.engine.submit_many(principal.role, principal.user_id, wanted, simulate=simulate)
             ids = [job["job_id"] for job in made]
             if replay is not None:
                 scope, render = replay

@@ -4,9 +4,11 @@
 - `POST /v2/video_translate`, `POST /v3/video-translations`: submit, as the API key's user and role.
 - `GET /v2/video_translate/<id>`, `GET /v3/video-translations/<id>`: HeyGen's status of a job.
 
-Every route needs X-Api-Key (`simulator.http.identity`). Free keys' submissions count against the same
-hourly limit as `POST /translate`, one per output language, keyed on the key's user, checked in the view
-as `POST /translate` checks it: only a submission that is new (not a replay) and not refused anyway.
+Every route needs X-Api-Key (`simulator.http.identity`). A submission may script its jobs' outcomes with the
+`X-Simulate` header, as `POST /translate` does (HeyGen's bodies take no field of ours). Free keys' submissions
+count against the same hourly limit as `POST /translate`, one per output language, keyed on the key's user,
+checked in the view as `POST /translate` checks it: only a submission that is new (not a replay) and not
+refused anyway.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 
 from simulator.auth.keys import Principal
-from simulator.domain import JobNotFound
+from simulator.domain import JobNotFound, Scenario
 from simulator.heygen.languages import language_names
 from simulator.heygen.replays import KEY_PATTERN, ReplayGate, RequestInProgress
 from simulator.heygen.requests import InvalidParameter, TranslationRequest, parse_v2, parse_v3
@@ -25,7 +27,8 @@ from simulator.http.encoding import dumps
 from simulator.http.envelopes import heygen_ok
 from simulator.http.errors import ApiError
 from simulator.http.identity import caller
-from simulator.http.parsing import MAX_ID_LENGTH, json_object
+from simulator.http.parsing import MAX_ID_LENGTH, json_object, simulate_header
+from simulator.http.views.jobs import scripted_fault
 from simulator.webhooks.hosts import parse_allowed_hosts
 
 bp = Blueprint("heygen", __name__)
@@ -81,8 +84,9 @@ def v3_languages() -> Response:
 def v2_submit() -> Response:
     """Queue a translation (one job per language); answer its id, or ids for `output_languages`."""
     translation = _parsed("v2")
-    _count(translation)
-    ids = sim().heygen.submit(_principal(), translation, "v2", _base_url())
+    script = simulate_header()
+    _count(translation, script)
+    ids = sim().heygen.submit(_principal(), translation, "v2", _base_url(), simulate=script)
     data = {"video_translate_ids": ids} if translation.batch else {"video_translate_id": ids[0]}
     return heygen_ok(data, headers=sim().hourly_limit.headers())
 
@@ -95,12 +99,13 @@ def v3_submit() -> Response:
     request under a key can count against the hourly limit; a replay never does.
     """
     scope = _idempotency_scope()
+    script = simulate_header()
     simulator = sim()
     service = simulator.heygen
     if scope is None:
         translation = _parsed("v3")
-        _count(translation)
-        ids = service.submit(_principal(), translation, "v3", _base_url())
+        _count(translation, script)
+        ids = service.submit(_principal(), translation, "v3", _base_url(), simulate=script)
         return heygen_ok({"video_translation_ids": ids}, headers=simulator.hourly_limit.headers())
     try:
         with service.replays.hold(scope):
@@ -114,8 +119,8 @@ def v3_submit() -> Response:
                 return dumps({"data": {"video_translation_ids": ids}}).decode()
 
             translation = _parsed("v3")
-            _count(translation)
-            ids = service.submit(_principal(), translation, "v3", _base_url(), replay=(scope, render))
+            _count(translation, script)
+            ids = service.submit(_principal(), translation, "v3", _base_url(), replay=(scope, render), simulate=script)
             return Response(render(ids), status=200, mimetype="application/json",
                             headers=simulator.hourly_limit.headers())
     except RequestInProgress:
@@ -123,15 +128,18 @@ def v3_submit() -> Response:
                        "retry once it has been answered.", headers={"Retry-After": "1"}) from None
 
 
-def _count(translation: TranslationRequest) -> None:
+def _count(translation: TranslationRequest, script: Scenario | None) -> None:
     """Count a free key's submission against its user's hour, one per output language (429 when it does not fit).
 
-    Premium keys never count, and neither does a submission MAX_JOBS refuses anyway (503).
+    Premium keys never count, and neither does a submission refused anyway: by MAX_JOBS (503), or scripted
+    while SCENARIOS is off (403).
     """
     simulator = sim()
     engine = simulator.engine
+    settings = engine.settings
     wanted = len(translation.output_languages)
-    if _principal().role == "free" and engine.total() + wanted <= engine.settings.MAX_JOBS:
+    refused = engine.total() + wanted > settings.MAX_JOBS or (script is not None and settings.SCENARIOS != "on")
+    if _principal().role == "free" and not refused:
         simulator.hourly_limit.check(wanted)
 
 
@@ -148,6 +156,12 @@ def v3_status(video_translation_id: str) -> Response:
 
 
 def _status(job_id: str, version: str) -> dict[str, Any]:
+    """Return the job's HeyGen status data, or raise what its script makes this read answer (simulate)."""
     if len(job_id) > MAX_ID_LENGTH:
         raise JobNotFound("No video translation with this id (ids are UUIDs).", job_id=job_id[:MAX_ID_LENGTH])
-    return sim().heygen.status(_principal(), job_id, _base_url(), version)
+    simulator = sim()
+    data = simulator.heygen.status(_principal(), job_id, _base_url(), version)  # another user's job: 404
+    fault = simulator.engine.take_read_fault(job_id)
+    if fault is not None:
+        raise scripted_fault(job_id, fault)  # in HeyGen's envelope, with its Retry-After
+    return data
