@@ -11,6 +11,7 @@ from server import create_app
 from simulator.heygen.languages import LANGUAGES
 from simulator.heygen.replays import ReplayGate
 from simulator.media import probe, resolve_language
+from simulator.media.samples import write_sample
 from tests.conftest import FAST
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -320,6 +321,46 @@ def test_a_refused_request_is_not_kept_for_replay(client, alice):
                       headers={**alice, "Idempotency-Key": "fix-me"})
     assert bad.status_code == 400
     assert v3_submit(client, alice, extra_headers={"Idempotency-Key": "fix-me"}).status_code == 200
+
+
+# ------------------------------------------------------------------------------------ this server's uploads
+
+
+def test_a_video_url_naming_an_upload_of_this_server_translates_that_upload(clock, tmp_path):
+    """POST /uploads, then v3 with its URL: the jobs carry the upload, the result is it remuxed, duration is its."""
+    write_sample(tmp_path / "talk.mp4", seconds=1.0, audio_language="eng")
+    app = create_app({**FAST, "DATA_DIR": str(tmp_path / "data")}, clock=clock)
+    client = app.test_client()
+    try:
+        alice = key_for(client)
+        with (tmp_path / "talk.mp4").open("rb") as f:
+            upload = client.post("/uploads", data={"file": (f, "talk.mp4")}, content_type="multipart/form-data",
+                                 headers=alice).get_json()
+        video = {"type": "url", "url": f"http://localhost/uploads/{upload['upload_id']}"}
+        response = client.post("/v3/video-translations", json={"video": video, "output_languages": ["German"]},
+                               headers=alice)
+        (job_id,) = response.get_json()["data"]["video_translation_ids"]
+        assert client.get(f"/status/{job_id}", headers=alice).get_json()["upload_id"] == upload["upload_id"]
+        clock.advance(30)
+        data = client.get(f"/v3/video-translations/{job_id}", headers=alice).get_json()["data"]
+        assert data["status"] == "completed" and data["duration"] == upload["duration_seconds"]
+        url = urlsplit(data["video_url"])
+        with client.get(f"{url.path}?{url.query}") as download:
+            assert download.status_code == 200
+            (tmp_path / "result.mp4").write_bytes(download.get_data())
+        info = probe(tmp_path / "result.mp4")
+        assert abs(info.duration_seconds - upload["duration_seconds"]) < 0.1
+        assert any(stream.language == "deu" for stream in info.streams)
+    finally:
+        app.extensions["job_files"].close()
+
+
+def test_a_video_url_naming_a_missing_upload_is_a_400(client, alice):
+    """An upload URL of this server whose upload does not exist is invalid_parameter naming the field."""
+    body = {"video_url": "http://localhost/uploads/no-such-upload", "output_language": "German"}
+    refused = client.post("/v2/video_translate", json=body, headers=alice)
+    assert_heygen_error(refused, 400, "invalid_parameter", param="video_url")
+    assert client.get("/healthz").get_json()["jobs"] == 0
 
 
 # ------------------------------------------------------------------------------------ scripted outcomes

@@ -318,7 +318,8 @@ class JobEngine:
     def submit_many(
         self, role: str, user_id: str, requests: Sequence[dict[str, Any]], *, simulate: Scenario | None = None
     ) -> list[dict[str, Any]]:
-        """Queue one job per request (`video_url`, `target_language`, `meta`), all or none; return their views.
+        """Queue one job per request (`video_url`, `target_language`, `upload_id`, `media_seconds`, `meta`), all or
+        none; return their views.
 
         For a submission that asks for several jobs at once (one per output language): if MAX_JOBS leaves
         no room for all of them, none is made. `simulate` scripts every one of them, as `submit`'s does.
@@ -331,7 +332,8 @@ class JobEngine:
             self._ensure_room(now, len(requests))
             jobs = [
                 self._add(now, role, user_id, video_url=r.get("video_url"), target_language=r.get("target_language"),
-                          simulate=script, meta=r.get("meta"))
+                          simulate=script, upload_id=r.get("upload_id"), media_seconds=r.get("media_seconds"),
+                          meta=r.get("meta"))
                 for r in requests
             ]
             now = self._advance()

@@ -43,7 +43,7 @@ class TranslationRequest:
     batch: bool  # asked with a list of languages (v2's output_languages, always on v3)
 
     def meta(self, api: str, base_url: str) -> dict[str, Any]:
-        """Return what each job carries for HeyGen's views and webhooks."""
+        """Return what each job carries for HeyGen's views and webhooks (a new dict on every call)."""
         meta: dict[str, Any] = {"api": api, "base_url": base_url}
         for name in ("title", "callback_url", "callback_id"):
             value = getattr(self, name)
@@ -97,14 +97,15 @@ def _one_of(*allowed: str) -> Check:
 
 
 def _asset(name: str, value: Any) -> Any:
-    """Accept v3's asset object: {"type": "url", "url"} (an asset_id names an upload this simulator never had)."""
+    """Accept v3's asset object: {"type": "url", "url"} (an asset_id names an asset of HeyGen's upload API, which
+    this simulator does not have: its own uploads are named by URL)."""
     if value is None:
         return None
     if not isinstance(value, dict) or value.get("type") not in ("url", "asset_id"):
         raise InvalidParameter(name, f"'{name}' must be {{\"type\": \"url\", \"url\": \"https://…\"}}.")
     if value["type"] == "asset_id":
         raise InvalidParameter(name, f"'{name}': asset_id inputs are not simulated; send {{\"type\": \"url\", "
-                                     "\"url\": …}} instead.")
+                                     "\"url\": …}} instead (for a video uploaded here, its /uploads/<id> URL).")
     if set(value) != {"type", "url"}:
         raise InvalidParameter(name, f"'{name}' must hold exactly \"type\" and \"url\".")
     return _http_url(f"{name}.url", value["url"])

@@ -29,16 +29,21 @@ class HeyGenService:
         base_url: str,
         replay: tuple[str, Callable[[list[str]], str]] | None = None,
         simulate: Scenario | None = None,
+        upload: tuple[str, float | None] | None = None,
     ) -> list[str]:
         """Queue one job per output language as the key's user and role; return their ids, in the request's order.
 
         With `replay` (a key's scope, and how to render the answer from the ids), the answer is kept in the
         same store transaction as the jobs, so a crash can never keep one without the other. `simulate`
-        scripts every one of the jobs (X-Simulate; ScenariosDisabled while SCENARIOS is off).
+        scripts every one of the jobs (X-Simulate; ScenariosDisabled while SCENARIOS is off). `upload` is
+        (upload id, duration in seconds) when the video URL names an upload of this server.
         """
         meta = request.meta(api, base_url)
-        wanted = [{"video_url": request.video_url, "target_language": language, "meta": meta}
-                  for language in request.output_languages]
+        upload_id, seconds = upload if upload is not None else (None, None)
+        if seconds is not None:
+            meta["duration"] = seconds  # the result is the upload remuxed: as long as it
+        wanted = [{"video_url": request.video_url, "target_language": language, "meta": meta, "upload_id": upload_id,
+                   "media_seconds": seconds} for language in request.output_languages]
         with self.engine.store.transaction():
             made = self.engine.submit_many(principal.role, principal.user_id, wanted, simulate=simulate)
             ids = [job["job_id"] for job in made]

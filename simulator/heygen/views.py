@@ -59,7 +59,7 @@ def v3_status(job: dict[str, Any], meta: dict[str, Any] | None, url: str | None)
         "status": _status(job, 1),
         "output_language": job["target_language"],
         "input_language": None,
-        "duration": GENERATED_SECONDS if completed else None,
+        "duration": extra.get("duration", GENERATED_SECONDS) if completed else None,
         "translate_audio_only": bool(extra.get("translate_audio_only")),
         "video_url": url if completed else None,
         "audio_url": None,

@@ -29,6 +29,8 @@ from simulator.http.errors import ApiError
 from simulator.http.identity import caller
 from simulator.http.parsing import MAX_ID_LENGTH, json_object, simulate_header
 from simulator.http.views.jobs import scripted_fault
+from simulator.http.views.media import job_files, upload_id_in_url
+from simulator.media import MediaNotFound
 from simulator.webhooks.hosts import parse_allowed_hosts
 
 bp = Blueprint("heygen", __name__)
@@ -85,8 +87,10 @@ def v2_submit() -> Response:
     """Queue a translation (one job per language); answer its id, or ids for `output_languages`."""
     translation = _parsed("v2")
     script = simulate_header()
+    upload = _named_upload(translation, "video_url")
     _count(translation, script)
-    ids = sim().heygen.submit(_principal(), translation, "v2", _base_url(), simulate=script)
+    ids = sim().heygen.submit(_principal(), translation, "v2", _base_url(), simulate=script, upload=upload)
+    _attach(upload, ids)
     data = {"video_translate_ids": ids} if translation.batch else {"video_translate_id": ids[0]}
     return heygen_ok(data, headers=sim().hourly_limit.headers())
 
@@ -104,8 +108,10 @@ def v3_submit() -> Response:
     service = simulator.heygen
     if scope is None:
         translation = _parsed("v3")
+        upload = _named_upload(translation, "video.url")
         _count(translation, script)
-        ids = service.submit(_principal(), translation, "v3", _base_url(), simulate=script)
+        ids = service.submit(_principal(), translation, "v3", _base_url(), simulate=script, upload=upload)
+        _attach(upload, ids)
         return heygen_ok({"video_translation_ids": ids}, headers=simulator.hourly_limit.headers())
     try:
         with service.replays.hold(scope):
@@ -119,13 +125,40 @@ def v3_submit() -> Response:
                 return dumps({"data": {"video_translation_ids": ids}}).decode()
 
             translation = _parsed("v3")
+            upload = _named_upload(translation, "video.url")
             _count(translation, script)
-            ids = service.submit(_principal(), translation, "v3", _base_url(), replay=(scope, render), simulate=script)
+            ids = service.submit(_principal(), translation, "v3", _base_url(), replay=(scope, render), simulate=script,
+                                 upload=upload)
+            _attach(upload, ids)
             return Response(render(ids), status=200, mimetype="application/json",
                             headers=simulator.hourly_limit.headers())
     except RequestInProgress:
         raise ApiError(409, "request_in_progress", "A request with this Idempotency-Key is still in flight; "
                        "retry once it has been answered.", headers={"Retry-After": "1"}) from None
+
+
+def _named_upload(translation: TranslationRequest, param: str) -> tuple[str, float | None] | None:
+    """Return (upload id, duration) when the video URL is an upload of this server (`<base>/uploads/<id>`).
+
+    Such a job translates the upload, and its result is the upload remuxed, as `upload_id` on POST
+    /translate makes it; an upload URL whose upload is gone is a 400 naming the field.
+    """
+    upload_id = upload_id_in_url(translation.video_url, request.host_url)
+    if upload_id is None:
+        return None
+    try:
+        upload = job_files().use(upload_id)
+    except MediaNotFound:
+        raise ApiError(400, "invalid_parameter", f"'{param}' names an upload of this server that does not exist "
+                       "(POST /uploads first; unused uploads are deleted after JOB_TTL).", param=param) from None
+    return upload.upload_id, upload.info.duration_seconds
+
+
+def _attach(upload: tuple[str, float | None] | None, job_ids: list[str]) -> None:
+    """Keep the upload for as long as any of the jobs made from it is stored."""
+    if upload is not None:
+        for job_id in job_ids:
+            job_files().attach(upload[0], job_id)
 
 
 def _count(translation: TranslationRequest, script: Scenario | None) -> None:
