@@ -29,7 +29,14 @@ SUBMISSIONS = {"submissions.translate"}
 
 
 def authenticate() -> None:
-    """Set `g.caller`, or raise 401 (no key or a wrong one) or 429 (too many wrong keys from this client)."""
+    """Set `g.caller`, or raise 401 (no key or a wrong one) or 429 (too many wrong keys from this client).
+
+    An OPTIONS request only describes the route (a browser's CORS preflight never carries the key), so it is
+    anonymous, whatever the mode.
+    """
+    if request.method == "OPTIONS":
+        g.caller = Caller(None)
+        return
     simulator = sim()
     settings = simulator.engine.settings
     heygen = envelopes.family() is not None
