@@ -8,7 +8,7 @@ import logging
 import sys
 
 from simulator.http import create_app
-from simulator.http.aio import async_routes, full_listing
+from simulator.http.aio import async_routes, error_body, full_listing
 from simulator.http.bodies import body_limits
 from simulator.jobfiles import DataDirError, ResultWorker
 from simulator.serve import serve
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"WEBHOOK_SECRET (kept in the store): {hooks.callback_secret}", flush=True)
     try:
         code = serve(app, settings, simulator.release_waiters, routes=lambda loop: async_routes(app, loop),
-                     heavy=full_listing, body_limit=body_limits(app))
+                     heavy=full_listing, body_limit=body_limits(app), error_body=error_body)
     finally:
         if ticker is not None:
             ticker.stop()

@@ -157,6 +157,20 @@ def test_a_content_length_over_the_limit_is_refused_before_the_body_is_sent(run_
     assert requests.get(f"{server.url}/jobs?limit=1", timeout=5).headers["X-Total-Count"] == "0"
 
 
+@pytest.mark.parametrize(("path", "envelope"), [("/v2/video_translate", {"error", "data"}),
+                                              ("/v3/video-translations", {"error"})])
+def test_a_body_over_the_limit_on_a_heygen_route_is_refused_in_heygens_envelope(run_server, path: str,
+                                                                                 envelope: set[str]) -> None:
+    """The bridge's own 413 on a HeyGen route is HeyGen's payload_too_large, never problem+json."""
+    server = run_server({})
+    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nX-Api-Key: sk_sim_anything-at-all-0000\r\n"
+            "Content-Type: application/json\r\nContent-Length: 200000000\r\n\r\n").encode()
+    answer = raw(server.port, head)
+    assert answer.startswith(b"HTTP/1.1 413") and b"application/problem+json" not in answer.lower()
+    body = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert set(body) == envelope and body["error"]["code"] == "payload_too_large"
+
+
 def test_a_chunked_body_is_cut_off_at_the_limit(run_server) -> None:
     """A chunked body that grows past 64 KiB is answered 413 problem+json; a short chunked body is read whole."""
     server = run_server({})

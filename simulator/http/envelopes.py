@@ -46,7 +46,11 @@ _BY_STATUS = {
 
 def family() -> str | None:
     """Return "v1", "v2" or "v3" when the request is on a HeyGen route, else None."""
-    path = request.path
+    return family_of(request.path)
+
+
+def family_of(path: str) -> str | None:
+    """Return "v1", "v2" or "v3" when `path` is under a HeyGen prefix, else None (no Flask needed)."""
     return path[1:3] if path.startswith(HEYGEN_PREFIXES) else None
 
 
@@ -66,6 +70,14 @@ def heygen_error(
     status: int, code: str, message: str, headers: Mapping[str, str], extra: Mapping[str, Any]
 ) -> Response:
     """Answer an error in HeyGen's envelope: its code for ours, 400 for a 422, the field at fault as `param`."""
+    status, body = error_document(family(), status, code, message, extra)
+    return json_response(body, status, headers)
+
+
+def error_document(
+    version: str | None, status: int, code: str, message: str, extra: Mapping[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """Return (status, body) of an error in the envelope of HeyGen's `version` (no Flask needed)."""
     if status == 422:
         status = 400
     fallback = "internal_error" if status >= 500 else "invalid_parameter"
@@ -76,6 +88,6 @@ def heygen_error(
     doc_url = DOC_URL.format(heygen_code.replace("_", "-"))
     error = {"code": heygen_code, "message": message, "param": param, "doc_url": doc_url}
     body: dict[str, Any] = {"error": error}
-    if family() != "v3":
+    if version != "v3":
         body["data"] = None
-    return json_response(body, status, headers)
+    return status, body
