@@ -33,6 +33,10 @@ earlier server's connections in TIME_WAIT do not count), which fails beside a li
 placeholder: a port held by anyone, another `python server.py` starting or running included, is reported
 as busy, never shared.
 
+Several processes on one port (`--workers`, `simulator.workers`): `serve(..., reuse_port=True)` skips
+that probe and joins the port with SO_REUSEPORT, beside the placeholder its parent holds and the other
+workers' listeners; the kernel spreads new connections over the processes that listen.
+
 **Async routes: how a long-lived route plugs in** (`GET /events`, server-sent events, is the next).
 An async route is an object with three methods (`simulator.rsgi.AsyncRoute`):
 
@@ -143,14 +147,15 @@ class PortBusy(Exception):
     """The address cannot be listened on; the message says why."""
 
 
-def hold_port(host: str, port: int) -> socket.socket:
+def hold_port(host: str, port: int, *, join: bool = False) -> socket.socket:
     """Bind a placeholder socket with SO_REUSEPORT to (host, port) (0: a port the kernel picks), never listening.
 
     Granian binds its listener beside it on the same port; closing the placeholder afterwards leaves the
-    port to granian alone, without a moment in which anyone else could take it.
+    port to granian alone, without a moment in which anyone else could take it. `join`: the port is meant
+    to be shared (`--workers`), so it is not first checked to be free.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    if port:
+    if port and not join:
         # SO_REUSEADDR lets it bind over connections of an earlier server still in TIME_WAIT, but not beside a
         # listener, nor beside another server's placeholder (which lacks SO_REUSEADDR); without SO_REUSEPORT
         # it cannot join either: another `python server.py` on the port, starting or running, makes it fail.
@@ -185,19 +190,21 @@ def serve(
     body_limit: Callable[[str, str], int] | None = None,
     announce: Callable[[str], None] | None = None,
     error_body: ErrorBody = problem_error,
+    reuse_port: bool = False,
 ) -> int:
     """Serve the WSGI `app` on HOST:PORT until SIGTERM or SIGINT, then shut down cleanly; return the exit code.
 
     `routes(loop)` returns the async routes, made in the running event loop; `heavy(request)` marks the
     requests (full listings) run in a pool of MAX_HEAVY threads of their own; `body_limit(method, path)`
-    is a route's body limit (default: the app's MAX_CONTENT_LENGTH); `announce` prints the one line;
-    `error_body` words the errors the bridge answers itself (a body over the limit, busy, a failure) as the app
-    words them on that path (default: problem+json).
+    is a route's body limit (default: the app's MAX_CONTENT_LENGTH); `announce` prints the one line.
+    `reuse_port` shares the port with other processes that listen on it (SO_REUSEPORT; `--workers`).
+    `error_body` words the errors the bridge answers itself (a body over the limit, busy, a failure) as the
+    app words them on that path (default: problem+json).
     """
     open_files = raise_open_files_limit()
     limit = connection_limit(open_files)
     try:
-        holder = hold_port(settings.HOST, settings.PORT)
+        holder = hold_port(settings.HOST, settings.PORT, join=reuse_port)
     except PortBusy as e:
         print(e, file=sys.stderr, flush=True)
         return 2

@@ -213,8 +213,8 @@ class Process:
                                       "start-up", secret=True, optional=True)
     RANDOM_SEED: int | None = setting(None, "seed for reproducible runs from an empty store (unset: random)",
                                       optional=True, low=0, high=2**63)
-    STORE: str = setting("memory", "where jobs live: `memory` (lost on exit) or `sqlite:///path/to/jobs.db` "
-                         "(durable; see Storage)")
+    STORE: str = setting("memory", "where jobs live: `memory` (lost on exit), `sqlite:///path/to/jobs.db` "
+                         "(durable) or `redis://host:port/db` (shared by several processes; see Storage)")
     CLOCK: str = setting("system", "`system`: real time; `manual`: simulated time stands still until POST "
                          "/admin/clock/advance moves it", choices=("system", "manual"))
     DATA_DIR: str | None = setting(None, "folder for uploaded videos and results (kept across restarts); unset: a "
@@ -224,6 +224,8 @@ class Process:
     PORT: int = setting(4777, "port `python server.py` listens on (0: any free port)", low=0, high=65535)
     THREADS: int = setting(8, "threads that run the Flask app in `python server.py` (held long-polls use none)",
                            low=1, high=256)
+    PROCESSES: int = setting(1, "server processes `python server.py` runs on the port (`--workers`); more than 1 "
+                             "needs STORE=redis://…", low=1, high=64)
     API_KEYS_FILE: str | None = setting(None, "JSON file of API keys to create at start-up: "
                                         '`[{"api_key", "user_id", "role"}]`', optional=True)
     WEBHOOK_SECRET: str | None = setting(None, "secret that signs deliveries to a job's `callback_url`; unset: one is "

@@ -4,10 +4,11 @@
     gunicorn -w 1 --threads 64 -b 127.0.0.1:4777 simulator.wsgi:app
 
 Settings come from the environment and `.env`, as for `python server.py`. Run one worker: the jobs live
-in the worker's memory. The server imports this module in its worker process, which starts the
-ticker there (with gunicorn, do not use --preload: the ticker would start in the master and not in
-the worker). `python server.py` serves the same app with held long-polls in its event loop instead
-of in threads (see `simulator.serve`).
+in the worker's memory; with STORE=redis://… several workers share them (each follows the store's change
+stream, and the one holding the ticker's lease drives simulated time). The server imports this module in
+its worker process, which starts the ticker there (with gunicorn, do not use --preload: the ticker would
+start in the master and not in the worker). `python server.py` serves the same app with held long-polls
+in its event loop instead of in threads (see `simulator.serve`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import atexit
 import logging
 
 from simulator.http import create_app
-from simulator.ticker import Ticker
+from simulator.ticker import Clockwork
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 app = create_app()
-ticker = Ticker(app.extensions["simulator"].engine).start()
-atexit.register(ticker.stop)
+clockwork = Clockwork(app.extensions["simulator"].engine).start()
+ticker = clockwork.ticker
+atexit.register(clockwork.stop)

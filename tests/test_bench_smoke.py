@@ -100,3 +100,12 @@ def test_media_http_benchmark_prints_its_tables() -> None:
     for row in ("TranslationClient.upload (raw body)", "GET /results/<id>, read as it arrives", "Range: bytes=<half>-",
                 "through a proxy that cuts", "| target", "resuming from the middle transfers only the rest"):
         assert row in out, row
+
+
+def test_scale_benchmark_prints_its_tables() -> None:
+    """bench/scale.py --quick runs two processes on a real Redis and prints its targets, round trips and ratio."""
+    out = run_script("bench/scale.py", "--quick")
+    assert "| measure" in out and "store round trips" in out and "Redis ÷ memory" in out
+    for row in ("50 concurrent free submissions", "concurrent submissions", "long-poll on another process",
+                "kill -9 of the lease holder", "GET /status/<id> (queued job)", "Redis CPU"):
+        assert row in out

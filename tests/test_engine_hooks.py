@@ -7,9 +7,8 @@ import pytest
 from jobs import CapacityExceeded
 from tests.conftest import make_engine
 
-pytestmark = pytest.mark.usefixtures("each_store")
 
-
+@pytest.mark.usefixtures("each_local_store")  # a shared store holds no lock in this process for a transaction
 def test_observers_see_every_change_inside_the_store_transaction(clock):
     """Each change reaches the observers while the store is held, with the job's new state and the time."""
     engine = make_engine(clock, ERROR_RATE=0.0)
@@ -28,6 +27,7 @@ def test_observers_see_every_change_inside_the_store_transaction(clock):
                     ("completed", "completed", start + 5)]
 
 
+@pytest.mark.usefixtures("each_store")
 def test_an_observers_error_reaches_the_caller(clock):
     """An observer's error is raised to whoever made the change: the outbox never misses an event silently."""
     engine = make_engine(clock)
@@ -41,6 +41,7 @@ def test_an_observers_error_reaches_the_caller(clock):
         engine.submit("free", "alice")
 
 
+@pytest.mark.usefixtures("each_store")
 def test_meta_is_kept_with_the_job(clock):
     """What a submission carries in `meta` stays on the job, in every store."""
     engine = make_engine(clock)
@@ -49,6 +50,7 @@ def test_meta_is_kept_with_the_job(clock):
         assert engine.store.get(view["job_id"]).meta == {"api": "v2", "callback_id": "c-1"}
 
 
+@pytest.mark.usefixtures("each_store")
 def test_submit_many_makes_every_job_or_none(clock):
     """A batch is refused whole when MAX_JOBS leaves no room for all of it."""
     engine = make_engine(clock, MAX_JOBS=3, PROCESSING_MODE="manual")
@@ -59,6 +61,7 @@ def test_submit_many_makes_every_job_or_none(clock):
     assert engine.total() == 2
 
 
+@pytest.mark.usefixtures("each_store")
 def test_a_users_queue_lists_only_their_jobs_with_global_positions(clock):
     """queue(user_id=…) lists and counts one user's jobs; their positions are their places in the whole queue."""
     engine = make_engine(clock, PROCESSING_MODE="manual")

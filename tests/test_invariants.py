@@ -8,6 +8,7 @@ import random
 import shutil
 import tempfile
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -15,8 +16,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 import config
 from jobs import ROLES, InvalidArgument, JobEngine, Scenario, Stage, Status, TransitionRefused
 from simulator.store import MemoryStore, Store
+from simulator.store.redis_store import RedisStore
 from simulator.store.sqlite import SqliteStore
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, redis_store_url
 
 TERMINAL = {s.value for s in Status if s.terminal}
 
@@ -194,3 +196,47 @@ SqliteEngineMachine.TestCase.settings = settings(
     max_examples=60, stateful_step_count=40, deadline=None, derandomize=True, database=None
 )
 TestSqliteEngineInvariants = SqliteEngineMachine.TestCase
+
+
+_REDIS: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _redis_for_machines(redis_url: str) -> None:
+    """Let the Redis machines below open stores on the session's Redis server."""
+    _REDIS["url"] = redis_url
+
+
+class RedisEngineMachine(EngineMachine):
+    """The same machine on the Redis store; `switch` moves to a second engine on the same keys (another process)."""
+
+    def __init__(self) -> None:
+        self.url = redis_store_url(_REDIS["url"])
+        self.stores: list[RedisStore] = []
+        super().__init__()
+        self.engines = [self.engine, JobEngine(self.engine.settings, store=self.new_store(), clock=self.clock,
+                                               rng=random.Random(1))]
+
+    def new_store(self) -> Store:
+        store = RedisStore(self.url)
+        self.stores.append(store)
+        return store
+
+    @rule()
+    def switch(self) -> None:
+        """Carry on in the other process: it reads everything the first one changed, from Redis."""
+        self.engine = self.engines[1] if self.engine is self.engines[0] else self.engines[0]
+        # What its follower would have applied: its start-up settings (a reset drops the stored ones), then those
+        # any process changed since.
+        self.engine.config.restore()
+        self.engine.config.update(self.engine.store.stored_settings())
+
+    def teardown(self) -> None:
+        for store in self.stores:
+            store.close()
+
+
+RedisEngineMachine.TestCase.settings = settings(
+    max_examples=40, stateful_step_count=40, deadline=None, derandomize=True, database=None
+)
+TestRedisEngineInvariants = RedisEngineMachine.TestCase

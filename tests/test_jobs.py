@@ -933,6 +933,17 @@ def test_idempotency_keys_are_per_user(clock: FakeClock) -> None:
     assert engine.find_idempotent("b", "k") == b
 
 
+def test_would_create_says_whether_a_submission_makes_a_new_job(clock: FakeClock) -> None:
+    """would_create is False for a key the user already used and once MAX_JOBS are stored, True otherwise."""
+    engine = make_engine(clock, MAX_JOBS=2)
+    submit(engine, user_id="a", idempotency_key="k")
+    assert engine.would_create("a", "k") is False
+    assert engine.would_create("b", "k") is True
+    assert engine.would_create("a", None) is True
+    submit(engine, user_id="a")
+    assert engine.would_create("c", None) is False
+
+
 def test_submissions_without_a_key_are_never_merged(engine: JobEngine) -> None:
     """Identical submissions without a key make separate jobs."""
     assert submit(engine, video_url="v") != submit(engine, video_url="v")
@@ -1350,7 +1361,8 @@ def test_copy_job_copies_every_field(engine):
     from simulator.domain.job import copy_job
 
     view, _ = engine.submit("premium", "alice", video_url="https://e.x/v.mp4", target_language="de")
-    job = engine.store.get(view["job_id"])
+    with engine.store.transaction():  # every store is read in a transaction (Redis's: loaded from the server)
+        job = engine.store.get(view["job_id"])
     copy = copy_job(job)
     assert copy is not job
     assert all(getattr(copy, f.name) == getattr(job, f.name) for f in dataclasses.fields(job))

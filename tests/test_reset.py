@@ -76,7 +76,7 @@ def test_reset_leaves_the_clock_where_it_is_and_forgets_scripted_reads() -> None
     assert engine.take_read_fault(job_id) == ReadFault(503, None)
     engine.reset()
     assert clock() == START + 10
-    assert engine._reads == {}
+    assert engine.store.reads_counted(job_id) == 0
 
 
 def test_a_reset_seeded_engine_draws_what_a_fresh_one_draws() -> None:
@@ -107,7 +107,7 @@ def test_a_reset_sqlite_store_deletes_its_rows_and_keeps_its_counter(tmp_path) -
     reopened.store.close()
 
 
-@pytest.mark.usefixtures("each_store")
+@pytest.mark.usefixtures("each_local_store")
 def test_reset_keeps_the_set_up_and_forgets_deliveries_and_replays() -> None:
     """API keys, endpoints and secrets stay; pending and finished deliveries and stored replays are gone."""
     engine, _, _ = busy_engine()

@@ -239,4 +239,4 @@ def test_a_removed_job_takes_its_read_count_with_it() -> None:
     assert engine.take_read_fault(job_id) == ReadFault(503, None)
     clock.advance(1)
     assert engine.cleanup([Status.COMPLETED]) == 1
-    assert job_id not in engine._reads  # bounded memory: only stored jobs are counted
+    assert engine.store.reads_counted(job_id) == 0  # bounded memory: only stored jobs are counted

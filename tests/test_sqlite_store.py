@@ -125,7 +125,7 @@ def test_a_failed_write_answers_503_and_the_change_is_written_once_the_disk_has_
         ("sqlite:///", "names no file"),
         ("sqlite:///jobs.db?fast=1", "unknown option fast"),
         ("sqlite:///jobs.db?synchronous=off", "synchronous must be one of normal, full"),
-        ("postgres://db/jobs", "STORE must be 'memory' or 'sqlite:///path/to/jobs.db'"),
+        ("postgres://db/jobs", "STORE must be 'memory', 'sqlite:///path/to/jobs.db' or 'redis://host:port/db'"),
     ],
 )
 def test_bad_store_urls_are_refused_saying_why(url: str, message: str) -> None:

@@ -62,3 +62,10 @@ class ScenariosDisabled(JobError):
     """A submission scripted its outcomes while SCENARIOS is off."""
 
     code = "scenarios_disabled"
+
+
+class StoreConflict(Exception):
+    """A shared store refused a transaction's commit: another process changed what it read. Run it again.
+
+    Not a `JobError`: the engine retries the call, and gives up with StoreUnavailable only after many tries.
+    """

@@ -44,13 +44,14 @@ class HeyGenService:
             meta["duration"] = seconds  # the result is the upload remuxed: as long as it
         wanted = [{"video_url": request.video_url, "target_language": language, "meta": meta, "upload_id": upload_id,
                    "media_seconds": seconds} for language in request.output_languages]
-        with self.engine.store.transaction():
-            made = self.engine.submit_many(principal.role, principal.user_id, wanted, simulate=simulate)
-            ids = [job["job_id"] for job in made]
+
+        def remember(made: list[dict[str, Any]]) -> None:
             if replay is not None:
                 scope, render = replay
-                self.replays.remember(scope, render(ids), 200)
-        return ids
+                self.replays.remember(scope, render([job["job_id"] for job in made]), 200)
+
+        made = self.engine.submit_many(principal.role, principal.user_id, wanted, simulate=simulate, also=remember)
+        return [job["job_id"] for job in made]
 
     def status(self, principal: Principal, job_id: str, base_url: str, version: str) -> dict[str, Any]:
         """Return a job of the key's user as HeyGen's v2 or v3 status route shows it (another's is not found)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -60,19 +61,17 @@ def create_app(
     settings = _settings_from(config)
     app = Flask(__name__, static_folder=None)  # no static files: without this Flask routes /static/<path>
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    store = store or open_store(settings.STORE)
     clock = clock or make_clock(settings.CLOCK)
-    engine = JobEngine(RuntimeConfig(settings), store=store or open_store(settings.STORE), clock=clock)
+    engine = JobEngine(RuntimeConfig(settings), store=store, clock=clock)
     app.extensions["job_files"] = JobFiles(engine, settings.DATA_DIR)  # the folder is opened on first use
     journal.init_app(app)  # first: it sees every request arrive and records it after every other hook
     bodies.init_app(app)  # next: a route's own body limit is set before anything reads the body
     faults.init_app(app)  # before authentication: a fault "before the work" costs no failed-key count
     identity.init_app(app)  # X-Api-Key: who is asking, before any view (the hourly limit is keyed on them)
-    hourly_limit = HourlyLimit(user_id, submissions.hourly_limit, engine.now)
-    keys = _key_ring(settings, engine, clock)
-    with engine.store.transaction():
-        links = ResultLinks(engine.store.secret("result-links"), clock)
+    hourly_limit = HourlyLimit(user_id, submissions.hourly_limit, engine.now, **_shared_limit_storage(engine))
+    keys, links, hooks = _records(settings, engine, clock)
     service = HeyGenService(engine, links, ReplayGate(engine.store, clock))
-    hooks = _webhooks(settings, engine, links, clock)
     app.extensions["simulator"] = Simulator(settings, engine, hourly_limit,
                                             FaultInjector(derived_seed(settings.RANDOM_SEED, 1)), keys=keys,
                                             auth_failures=FailureThrottle(clock), heygen=service, webhooks=hooks,
@@ -86,6 +85,49 @@ def create_app(
                       heygen.bp, webhooks.bp):
         app.register_blueprint(blueprint)
     return app
+
+
+def _shared_limit_storage(engine: JobEngine) -> dict[str, str]:
+    """Return where the hourly limit is counted: beside the jobs when several processes share them ({}: in memory).
+
+    A shared store (Redis) keeps the windows in the same Redis, so the limit is one count for every process;
+    they are then timed by the real clock, so with CLOCK=manual (one process only: see Storage) the windows
+    stay in memory on the simulated clock. With a shared store, the runtime settings other processes changed
+    apply from the start too.
+    """
+    store = engine.store
+    if not store.shared:
+        return {}
+    from simulator.cluster import apply_stored_settings
+
+    apply_stored_settings(engine, store.stored_settings())  # type: ignore[attr-defined]
+    if engine.manual_clock:
+        return {}
+    return {"storage_uri": store.url, "key_prefix": f"{{{store.prefix}}}:limits"}  # type: ignore[attr-defined]
+
+
+def _records(
+    settings: Settings, engine: JobEngine, clock: Clock
+) -> tuple[KeyRing | None, ResultLinks, WebhookService | None]:
+    """Return the API keys, the result links and the webhook service, kept beside the jobs in the store.
+
+    They need a store that keeps them (memory, SQLite): a shared store (Redis) does not yet, so with one
+    the keys and webhooks are off (None; their routes answer 501, see `simulator.http.identity`), the links
+    are signed with a key of this process (none is handed out), and AUTH_MODE=keys or API_KEYS_FILE stop
+    the start with a ConfigError.
+    """
+    if engine.store.shared:
+        wanted = {"AUTH_MODE": "keys" if settings.AUTH_MODE == "keys" else None,
+                  "API_KEYS_FILE": settings.API_KEYS_FILE}
+        errors = {name: "needs STORE=memory or sqlite:///…: a shared store (redis://) does not keep API keys yet"
+                  for name, value in wanted.items() if value}
+        if errors:
+            raise ConfigError(errors)
+        return None, ResultLinks(secrets.token_urlsafe(32), clock), None
+    keys = _key_ring(settings, engine, clock)
+    with engine.store.transaction():
+        links = ResultLinks(engine.store.secret("result-links"), clock)
+    return keys, links, _webhooks(settings, engine, links, clock)
 
 
 def _key_ring(settings: Settings, engine: JobEngine, clock: Clock) -> KeyRing:

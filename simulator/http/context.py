@@ -110,17 +110,20 @@ class Simulator:
         Webhook deliveries (the outbox and its log), HeyGen's stored Idempotency-Key answers and the count of
         wrong API keys go with the jobs they belong to; API keys, webhook endpoints and the store's secrets
         stay, as the set-up a test made before it ran (`DELETE /api-keys/<id>` and the endpoint routes remove
-        them). Done while holding the store, so no request of the engine sees half of it.
+        them). Done in one step of the engine, so no request of the engine sees half of it. With a shared
+        store the jobs, the settings and the rate-limit windows are reset for every process; the journal and
+        the fault and delay generators are this process's own.
         """
         engine = self.engine
-        with engine.store.transaction():
-            removed = engine.reset(restore_config=not keep_config)
+
+        def service() -> None:
             self.hourly_limit.limiter.reset()
             self.auth_failures.clear()
             self.journal.clear()
             self.faults = FaultInjector(derived_seed(engine.settings.RANDOM_SEED, 1))
             self.delays = ResponseDelayer(derived_seed(engine.settings.RANDOM_SEED, 2))
-            return removed
+
+        return engine.reset(restore_config=not keep_config, also=service)
 
     def release_waiters(self) -> None:
         """Answer every held long-poll at once and hold no new one (the server is stopping)."""

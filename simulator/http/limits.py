@@ -14,6 +14,10 @@ that serves nothing, and the app that serves never runs its hooks.
 while the jobs live in simulated time. `SimulationClockStorage` implements `limits`' public storage
 interface (the moving window) on the engine's clock instead: advancing a manual clock by an hour ends
 the hour's window, and nothing else does.
+
+With a store shared by several processes (Redis), the windows live in that Redis instead (`limits`'
+Redis storage, under the store's key prefix), so the hourly limit is one count for every process; they
+are timed by the real clock there (several processes share no manual clock: see `simulator.main`).
 """
 
 from __future__ import annotations
@@ -184,16 +188,27 @@ class RuntimeLimitWindow(MovingWindowRateLimiter):
 STRATEGIES.setdefault("runtime-moving-window", RuntimeLimitWindow)
 
 class HourlyLimit:
-    """One app's own limiter (never shared between apps), in memory on the simulation's clock, moving window."""
+    """One app's own limiter (never shared between apps), in memory on the simulation's clock, moving window.
 
-    def __init__(self, key_func: Callable[[], str], amount: Callable[[], str], clock: Clock) -> None:
+    With `storage_uri` (the Redis of a shared store), the windows live there instead, under `key_prefix`,
+    so that the hourly limit is one count for every process: `limits`' Redis storage takes an entry of
+    the moving window in one Lua script, so concurrent submissions in several processes cannot pass
+    more than the limit. Those windows are timed by the real clock. If that Redis cannot be reached the
+    request is let through: the store refuses it with 503 store_unavailable anyway.
+    """
+
+    def __init__(self, key_func: Callable[[], str], amount: Callable[[], str], clock: Clock, *,
+                 storage_uri: str | None = None, key_prefix: str = "") -> None:
+        storage: dict[str, Any] = {"storage_uri": f"{STORAGE_SCHEME}://", "storage_options": {"clock": clock}}
+        if storage_uri is not None:
+            storage = {"storage_uri": storage_uri, "storage_options": {"key_prefix": key_prefix},
+                       "swallow_errors": True}
         self.limiter = Limiter(
             key_func=key_func,
             app=Flask(f"{__name__}.hooks"),  # its hooks go here, where no request ever runs them
-            storage_uri=f"{STORAGE_SCHEME}://",
-            storage_options={"clock": clock},  # type: ignore[dict-item]
             strategy="runtime-moving-window",
             headers_enabled=False,  # the view adds them: flask-limiter would overwrite a 202's Retry-After
+            **storage,
         )
         self._amount = amount
 

@@ -68,6 +68,8 @@ class Lane:
 class MemoryStore:
     """Every job and index in this process's memory (the default store)."""
 
+    shared = False
+
     def __init__(self) -> None:
         self.lock = threading.RLock()
         # Configuration a reset keeps: secrets, API keys and webhook endpoints (see `clear`).
@@ -86,6 +88,7 @@ class MemoryStore:
         self._running: dict[str, Job] = {}
         self._ends: list[tuple[float, int, str, int]] = []  # (ends_at, started_seq, job_id, attempt); stale kept
         self._finished: dict[str, None] = {}  # in finishing order
+        self._reads: dict[str, int] = {}  # job id -> scripted status reads counted (jobs with status_faults only)
         self._next_seq = 0
         self._deliveries: dict[str, Delivery] = {}  # in creation order
         self._due: list[tuple[float, int, str]] = []  # (next_attempt_at, seq, delivery_id); stale entries kept
@@ -104,6 +107,36 @@ class MemoryStore:
         """Forget every job, index, idempotency key, webhook delivery and stored replay, and start the counter
         again, as a new store would; keep the secrets, API keys and webhook endpoints (set-up, not state)."""
         self._empty()
+
+    def prefetch(
+        self,
+        *,
+        job_id: str | None = None,
+        idempotency: tuple[str, str] | None = None,
+        newest: bool = False,
+        user_id: str | None = None,
+    ) -> None:
+        """Nothing to load: every read is served from memory."""
+
+    def record_change(self, kind: str, job: Job, at: float) -> None:
+        """No other process to tell."""
+
+    def record_settings(self, changes: dict[str, object], *, restore: bool = False) -> None:
+        """No other process to tell (runtime settings are not stored)."""
+
+    def take_read(self, job_id: str, limit: int) -> int | None:
+        """Count one scripted status read of a stored job while fewer than `limit` were; return its 0-based number."""
+        if job_id not in self._jobs:
+            return None
+        read = self._reads.get(job_id, 0)
+        if read >= limit:
+            return None
+        self._reads[job_id] = read + 1
+        return read
+
+    def reads_counted(self, job_id: str) -> int:
+        """Return how many scripted status reads of a job are counted."""
+        return self._reads.get(job_id, 0)
 
     # ---------------------------------------------------------------- jobs
 
@@ -128,6 +161,7 @@ class MemoryStore:
         """Forget a finished job and its idempotency key."""
         del self._jobs[job.job_id]
         self._finished.pop(job.job_id, None)
+        self._reads.pop(job.job_id, None)
         user_jobs = self._by_user[job.user_id]
         del user_jobs[job.job_id]
         if not user_jobs:
@@ -162,6 +196,10 @@ class MemoryStore:
         self._next_seq = seq + 1
         return seq
 
+    def id_taken(self, job_id: str) -> bool:
+        """Tell whether a stored job has this id."""
+        return job_id in self._jobs
+
     # ---------------------------------------------------------------- indexes
 
     def queued(self) -> Iterator[Job]:
@@ -188,14 +226,18 @@ class MemoryStore:
         """Return how many jobs are being translated."""
         return len(self._running)
 
-    def next_attempt_end(self) -> Job | None:
-        """Return the running job whose attempt ends first, dropping entries of attempts that already stopped."""
+    def running_ends(self) -> list[float]:
+        """Return when each running attempt ends."""
+        return [job.attempt_ends_at for job in self._running.values()]
+
+    def next_attempt_end(self, until: float | None = None) -> Job | None:
+        """Return the running job whose attempt ends first (by `until`, if given); drop stopped attempts' entries."""
         ends = self._ends
         while ends:
-            _, _, job_id, attempt = ends[0]
+            ends_at, _, job_id, attempt = ends[0]
             job = self._running.get(job_id)
             if job is not None and job.attempts == attempt:
-                return job
+                return None if until is not None and ends_at > until else job
             heapq.heappop(ends)
         return None
 

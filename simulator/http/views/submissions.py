@@ -10,7 +10,7 @@ from simulator.domain import Scenario
 from simulator.http.context import sim
 from simulator.http.encoding import job_headers, json_response
 from simulator.http.errors import ApiError
-from simulator.http.identity import caller
+from simulator.http.identity import caller, needs_local_store
 from simulator.http.parsing import (
     MAX_USER_ID_LENGTH,
     choice,
@@ -47,6 +47,8 @@ def callback_meta(fields: dict[str, Any]) -> dict[str, Any] | None:
     url = fields.get("callback_url")
     if url is None:
         return None
+    if sim().webhooks is None:
+        raise needs_local_store("Webhooks (callback_url)")
     why = check_destination(url, parse_allowed_hosts(sim().engine.settings.WEBHOOK_ALLOWED_HOSTS))
     if why is not None:
         errors = [{"field": "callback_url", "message": why}]
@@ -84,8 +86,8 @@ def translate() -> Response:
         counted = (
             role == "free"
             and (script is None or engine.settings.SCENARIOS == "on")  # refused with 403 anyway
-            and engine.total() < engine.settings.MAX_JOBS  # refused with 503 anyway
-            and (key is None or engine.find_idempotent(user, key) is None)
+            # Neither refused with 503 for MAX_JOBS nor a replay: one read of the store (one round trip on Redis).
+            and engine.would_create(user, key)
         )
         if counted:
             simulator.hourly_limit.check()
