@@ -23,6 +23,7 @@ from simulator.client import (
     Pacing,
     ProtocolError,
     RateLimitError,
+    ReceivedEvent,
     ServerError,
     ServerUnreachableError,
     TranslationClient,
@@ -30,10 +31,13 @@ from simulator.client import (
     TransportError,
     Upload,
     WaitTimeoutError,
+    WebhookReceiver,
+    WebhookVerificationError,
     backoff_delay,
     floor_delay,
     hint_delay,
     retry_delay,
+    verify_webhook,
 )
 from simulator.client.cli import (
     EXIT_API_ERROR,
@@ -70,6 +74,7 @@ __all__ = [
     "Pacing",
     "ProtocolError",
     "RateLimitError",
+    "ReceivedEvent",
     "ServerError",
     "ServerUnreachableError",
     "TranslationClient",
@@ -77,11 +82,14 @@ __all__ = [
     "TransportError",
     "Upload",
     "WaitTimeoutError",
+    "WebhookReceiver",
+    "WebhookVerificationError",
     "backoff_delay",
     "floor_delay",
     "hint_delay",
     "main",
     "retry_delay",
+    "verify_webhook",
 ]
 
 

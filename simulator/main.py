@@ -14,13 +14,14 @@ import socket
 import sys
 
 from simulator.http import create_app
-from simulator.http.aio import async_routes, full_listing
+from simulator.http.aio import async_routes, error_body, full_listing
 from simulator.http.bodies import body_limits
 from simulator.jobfiles import DataDirError, ResultWorker
 from simulator.serve import serve
 from simulator.settings import KEYS, ConfigError, Settings, load
 from simulator.store import StoreError, open_store
 from simulator.ticker import Clockwork
+from simulator.webhooks.deliverer import Deliverer
 
 log = logging.getLogger("server")
 
@@ -90,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as e:
         print(f"Cannot open the job store: {e}", file=sys.stderr)
         return 2
-    app = create_app(settings, store=store)
+    try:
+        app = create_app(settings, store=store)
+    except ConfigError as e:
+        store.close()
+        print(f"Invalid configuration: {e}", file=sys.stderr)
+        return 2
     simulator = app.extensions["simulator"]
     files = app.extensions["job_files"]
     if settings.DATA_DIR:
@@ -110,15 +116,24 @@ def main(argv: list[str] | None = None) -> int:
         watch_parent()
     clockwork = Clockwork(engine).start()
     worker = ResultWorker(files).start()
+    hooks = simulator.webhooks  # None with a shared store, which keeps no webhooks yet
+    deliverer = None if hooks is None else Deliverer(store, engine.config, callback_secret=hooks.callback_secret,
+                                                     doorbell=hooks.doorbell, workers=settings.WEBHOOK_WORKERS,
+                                                     clock=engine.now).start()
     if settings.admin_token_generated:
         # Printed once, never logged: the operator needs it for admin calls.
         print(f"ADMIN_TOKEN (generated for this run): {settings.ADMIN_TOKEN}", flush=True)
+    if hooks is not None and hooks.callback_secret_generated:
+        # The same on every start with the same store: receivers of callback_url deliveries verify with it.
+        print(f"WEBHOOK_SECRET (kept in the store): {hooks.callback_secret}", flush=True)
     try:
         code = serve(app, settings, simulator.release_waiters, routes=lambda loop: async_routes(app, loop),
-                     heavy=full_listing, body_limit=body_limits(app), reuse_port=reuse_port)
+                     heavy=full_listing, body_limit=body_limits(app), reuse_port=reuse_port, error_body=error_body)
     finally:
         clockwork.stop()
         worker.stop()
+        if deliverer is not None:
+            deliverer.stop()
         files.close()
         store.close()
     if code == 0:

@@ -22,7 +22,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -38,7 +38,7 @@ UNEXPECTED = "The server hit an unexpected error; it has been logged."
 class Request:
     """What an async route sees of a request: method, path, raw query string, headers, client address."""
 
-    __slots__ = ("_scope", "arrived_at", "method", "path", "query_string", "received")
+    __slots__ = ("_scope", "arrived_at", "method", "path", "query_string", "received", "user_id")
 
     def __init__(self, scope: Any) -> None:
         self._scope = scope
@@ -47,6 +47,7 @@ class Request:
         self.query_string: str = scope.query_string  # raw, as sent
         self.received = time.perf_counter()
         self.arrived_at: float | None = None  # the simulation's time at arrival, for a route that records it
+        self.user_id: str | None = None  # who sent it, when a route knows better than X-User-Id (an API key's user)
 
     def header(self, name: str) -> str | None:
         """Return the first value of header `name` (lower-case), or None."""
@@ -137,6 +138,16 @@ def problem_body(status: int, code: str, detail: str, **extra: Any) -> bytes:
     """Return an RFC 9457 problem document, as the app's error handler makes them."""
     return orjson.dumps({"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
                          "detail": detail, "code": code, **extra})
+
+
+#: How the bridge words an error it answers itself, as the app would for that path:
+#: (path, status, code, detail, extra members) -> (Content-Type, body).
+ErrorBody = Callable[[str, int, str, str, Mapping[str, Any]], tuple[str, bytes]]
+
+
+def problem_error(path: str, status: int, code: str, detail: str, extra: Mapping[str, Any]) -> tuple[str, bytes]:
+    """Word an error as problem+json, whatever the path (the bridge's default)."""
+    return "application/problem+json", problem_body(status, code, detail, **extra)
 
 
 class _BodyTooLarge(OSError):
@@ -234,8 +245,10 @@ class Bridge:
         body_limit: Callable[[str, str], int] = lambda method, path: 64 * 1024,
         heavy: Callable[[Request], bool] | None = None,
         max_heavy: int = 2,
+        error_body: ErrorBody = problem_error,
     ) -> None:
         self.wsgi_app = wsgi_app
+        self.error_body = error_body
         self.routes = tuple(routes)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wsgi")
         self.body_limit = body_limit
@@ -291,7 +304,7 @@ class Bridge:
                 environ = self._environ(scope, request, await self._read_body(request, proto, limit))
         except _BodyTooLarge as too_large:
             detail = f"The request body is larger than {too_large.limit} bytes."
-            Responder(proto).problem(413, "request_entity_too_large", detail, [("Connection", "close")])
+            self._refuse(proto, request.path, 413, "request_entity_too_large", detail, [("Connection", "close")])
             return
         if pump is not None:
             try:
@@ -306,7 +319,7 @@ class Bridge:
         if self.heavy_running >= self.max_heavy:
             detail = (f"{self.max_heavy} full listings are being made; try again in a second, "
                       "or ask for a page (?limit=).")
-            Responder(proto).problem(503, "busy", detail, [("Retry-After", "1")], retry_after=1)
+            self._refuse(proto, request.path, 503, "busy", detail, [("Retry-After", "1")], retry_after=1)
             return
         self.heavy_running += 1
         try:
@@ -314,13 +327,19 @@ class Bridge:
         finally:
             self.heavy_running -= 1
 
+    def _refuse(self, proto: Any, path: str, status: int, code: str, detail: str,
+                headers: Sequence[tuple[str, str]] = (), **extra: Any) -> None:
+        """Answer an error the bridge decides itself, worded as the app words errors on `path` (`error_body`)."""
+        content_type, body = self.error_body(path, status, code, detail, extra)
+        Responder(proto).send(status, [("Content-Type", content_type), *headers], body)
+
     async def _respond(self, proto: Any, environ: dict[str, Any], pool: ThreadPoolExecutor) -> None:
         loop = asyncio.get_running_loop()
         try:
             status, headers, whole, result = await loop.run_in_executor(pool, self._call, environ)
         except Exception:
             log.exception("the WSGI app failed on %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"])
-            Responder(proto).problem(500, "internal_error", UNEXPECTED)
+            self._refuse(proto, environ["PATH_INFO"], 500, "internal_error", UNEXPECTED)
             return
         if whole is not None:
             proto.response_bytes(status, headers, whole)

@@ -104,7 +104,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from simulator.rsgi import AsyncRoute, Bridge, Request
+from simulator.rsgi import AsyncRoute, Bridge, ErrorBody, Request, problem_error
 from simulator.settings import Settings
 
 log = logging.getLogger("server")
@@ -189,6 +189,7 @@ def serve(
     heavy: Callable[[Request], bool] | None = None,
     body_limit: Callable[[str, str], int] | None = None,
     announce: Callable[[str], None] | None = None,
+    error_body: ErrorBody = problem_error,
     reuse_port: bool = False,
 ) -> int:
     """Serve the WSGI `app` on HOST:PORT until SIGTERM or SIGINT, then shut down cleanly; return the exit code.
@@ -197,6 +198,8 @@ def serve(
     requests (full listings) run in a pool of MAX_HEAVY threads of their own; `body_limit(method, path)`
     is a route's body limit (default: the app's MAX_CONTENT_LENGTH); `announce` prints the one line.
     `reuse_port` shares the port with other processes that listen on it (SO_REUSEPORT; `--workers`).
+    `error_body` words the errors the bridge answers itself (a body over the limit, busy, a failure) as the
+    app words them on that path (default: problem+json).
     """
     open_files = raise_open_files_limit()
     limit = connection_limit(open_files)
@@ -212,7 +215,8 @@ def serve(
     port = holder.getsockname()[1]
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            return runner.run(_serve(app, settings, port, holder, limit, routes, heavy, body_limit, on_shutdown, say))
+            return runner.run(_serve(app, settings, port, holder, limit, routes, heavy, body_limit, on_shutdown, say,
+                                     error_body))
     finally:
         holder.close()
 
@@ -228,13 +232,13 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 async def _serve(app: Callable[..., Any], settings: Settings, port: int, holder: socket.socket, limit: int,
                  routes: Routes, heavy: Callable[[Request], bool] | None, body_limit: Callable[[str, str], int],
-                 on_shutdown: Callable[[], None], say: Callable[[str], None]) -> int:
+                 on_shutdown: Callable[[], None], say: Callable[[str], None], error_body: ErrorBody) -> int:
     from granian.constants import Interfaces
     from granian.server.embed import Server
 
     loop = asyncio.get_running_loop()
     bridge = Bridge(app, routes=routes(loop), threads=settings.THREADS, body_limit=body_limit, heavy=heavy,
-                    max_heavy=MAX_HEAVY)
+                    max_heavy=MAX_HEAVY, error_body=error_body)
     host = settings.HOST
     # granian logs its start-up and warns that embedding is experimental; our one line says we are up.
     logging.getLogger("granian").setLevel(logging.ERROR)

@@ -24,8 +24,10 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from simulator.latency import check_response_delay
+from simulator.webhooks.hosts import DEFAULT_ALLOWED_HOSTS, check_allowed_hosts
 
 
 class ConfigError(ValueError):
@@ -115,6 +117,13 @@ class Key:
         return self.check(number)
 
 
+def check_public_url(value: str) -> None:
+    """Accept an http(s) URL with a host and no query or fragment (a trailing / is dropped where it is used)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"must be an http(s):// base URL such as http://127.0.0.1:4777, got {value!r}")
+
+
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
@@ -186,6 +195,17 @@ class Service:
                                        "422", low=0, high=86400, low_open=True)
     MAX_DATA_BYTES: int = setting(10 << 30, "bytes of uploads and results kept in DATA_DIR (10 GiB); the oldest "
                                   "results are evicted first, then uploads get 507", low=1 << 20, high=1 << 50)
+    AUTH_MODE: str = setting("open", "`open`: X-User-Id and a declared role are trusted (an X-Api-Key, when sent, "
+                             "wins); `keys`: every non-admin route needs X-Api-Key", choices=("open", "keys"))
+    AUTH_FAILURE_LIMIT: int = setting(20, "requests with a wrong X-Api-Key one client may send per minute; more "
+                                      "get 429", low=1, high=1_000_000)
+    WEBHOOK_ALLOWED_HOSTS: str = setting(DEFAULT_ALLOWED_HOSTS, "where webhooks may go: host names, `*.domain`, IP "
+                                         "addresses or networks, comma-separated, or `*` (default: loopback only)",
+                                         validate=check_allowed_hosts)
+    WEBHOOK_TIMEOUT: float = setting(10.0, "seconds one webhook delivery may take, connecting and answering",
+                                     low=0, high=60, low_open=True)
+    WEBHOOK_RETRY_SCALE: float = setting(0.1, "factor on the Standard Webhooks retry schedule (5 s, 5 min, 30 min, "
+                                         "2 h, 5 h, 10 h, 10 h; 1: as written)", low=0, high=1)
 
 
 @dataclass(frozen=True)
@@ -211,6 +231,13 @@ class Process:
                            low=1, high=256)
     PROCESSES: int = setting(1, "server processes `python server.py` runs on the port (`--workers`); more than 1 "
                              "needs STORE=redis://…", low=1, high=64)
+    API_KEYS_FILE: str | None = setting(None, "JSON file of API keys to create at start-up: "
+                                        '`[{"api_key", "user_id", "role"}]`', optional=True)
+    WEBHOOK_SECRET: str | None = setting(None, "secret that signs deliveries to a job's `callback_url`; unset: one is "
+                                         "made, kept in the store and printed at start-up", secret=True, optional=True)
+    WEBHOOK_WORKERS: int = setting(16, "webhook deliveries sent at once (threads of the deliverer)", low=1, high=256)
+    PUBLIC_URL: str | None = setting(None, "base URL of this server in webhook payloads (unset: the URL the job was "
+                                     "submitted to)", optional=True, validate=check_public_url)
 
 
 _GROUPS = {Simulation: "simulation", Service: "service", Process: "process"}

@@ -18,6 +18,7 @@ from jobs import JobEngine
 from server import create_app
 from simulator.domain.job import to_record
 from simulator.store import MemoryStore, Store
+from simulator.store.records import as_dict
 from simulator.store.redis_store import RedisStore
 from simulator.store.sqlite import SqliteStore
 from simulator.testing import ServerProcess
@@ -70,6 +71,8 @@ def clock() -> FakeClock:
 
 #: Every store implementation; the engine tests (the store contract) run once per store.
 STORE_KINDS = ("memory", "sqlite", "redis")
+#: The stores that also keep the records beside jobs (API keys, webhook endpoints and deliveries, replays).
+LOCAL_STORE_KINDS = ("memory", "sqlite")
 _new_store: ContextVar[Callable[[], Store]] = ContextVar("new_store", default=MemoryStore)
 
 
@@ -87,11 +90,23 @@ def redis_store_url(redis_url: str) -> str:
 
 @pytest.fixture(params=STORE_KINDS)
 def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Run the test once per store: engines made by `make_engine` use it.
+    """Run the test once per store: engines made by `make_engine` (and `make_store`) use it (see `_each`)."""
+    yield from _each(request, tmp_path)
+
+
+@pytest.fixture(params=LOCAL_STORE_KINDS)
+def each_local_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Run the test once per in-process store: those that keep API keys, webhooks and replays beside the jobs."""
+    yield from _each(request, tmp_path)
+
+
+def _each(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Make `make_engine` and `make_store` use the store `request.param` names, and check it afterwards.
 
     After a test on SQLite, each database is closed and read back, and must hold exactly the jobs
-    that were in memory: every test of the engine is also a test of what the SQLite store saves.
-    After a test on Redis, a second store opened on the same keys must read exactly the same jobs.
+    that were in memory, and the other records too (API keys, endpoints, deliveries, replays, secrets): every
+    test of the engine is also a test of what the SQLite store saves. After a test on Redis, a second store
+    opened on the same keys must read exactly the same jobs.
     """
     opened: list[SqliteStore] = []
     shared: list[RedisStore] = []
@@ -116,11 +131,13 @@ def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         check_redis_reads_back(redis_store)
     for store in opened:
         in_memory = {job.job_id: to_record(job) for job in store.jobs()}
+        records = stored_records(store)
         store.close()
         reopened = SqliteStore(store.path)
         try:
             assert {job.job_id: to_record(job) for job in reopened.jobs()} == in_memory
             assert [j.job_id for j in reopened.queued()] == [j.job_id for j in store.queued()]
+            assert stored_records(reopened) == records
         finally:
             reopened.close()
 
@@ -138,6 +155,23 @@ def check_redis_reads_back(store: RedisStore) -> None:
     finally:
         other.close()
         store.close()
+
+
+def stored_records(store: MemoryStore) -> dict[str, Any]:
+    """Return every record besides jobs that a store holds, as plain values (for comparing two stores)."""
+    return {
+        "api_keys": [as_dict(k) for k in store.api_keys()],
+        "endpoints": [as_dict(e) for e in store.endpoints()],
+        "deliveries": [as_dict(d) for d in store.deliveries()],
+        "replays": sorted((r.replay_key, r.body, r.expires_at) for r in store._replays.values()),
+        "secrets": dict(store._secrets),
+        "next_delivery_due": store.next_delivery_due(),
+    }
+
+
+def make_store() -> Store:
+    """Return a new store of the kind `each_store` is running (a memory store outside it)."""
+    return _new_store.get()()
 
 
 def make_engine(clock: FakeClock, **overrides: Any) -> JobEngine:

@@ -310,6 +310,24 @@ BAD_REQUESTS = [
         data=json.dumps({"video_url": BIG})),
     admin("config-too-large", "/config", 413, "request_entity_too_large", data=BIG),
     admin("cancel-too-large", "/cancel/{job}", 413, "request_entity_too_large", data=json.dumps({"reason": BIG})),
+    # ------------------------------------------------------------ API keys and webhooks (issue 14)
+    bad("wrong-api-key", "post", "/translate", 401, "invalid_api_key",
+        headers={"X-Api-Key": "sk_sim_not-a-key-0000000000"}, header=("WWW-Authenticate", "ApiKey"),
+        mention="X-Api-Key"),
+    bad("malformed-api-key", "get", "/jobs", 401, "invalid_api_key", headers={"X-Api-Key": "x"}),
+    bad("translate-callback-not-allowed", "post", "/translate", 422, "validation_error",
+        body={"callback_url": "https://example.com/hook"}, mention="callback_url"),
+    bad("translate-callback-not-a-string", "post", "/translate", 422, "validation_error", body={"callback_url": 5},
+        mention="callback_url"),
+    bad("api-keys-without-token", "post", "/api-keys", 401, "missing_token", body={"user_id": "a"}),
+    admin("api-keys-no-user", "/api-keys", 422, "validation_error", body={"role": "free"}, mention="user_id"),
+    admin("api-keys-bad-role", "/api-keys", 422, "validation_error", body={"user_id": "a", "role": "gold"},
+          mention="role"),
+    bad("api-keys-revoke-unknown", "delete", "/api-keys/key_nope", 404, "key_not_found", auth="ok"),
+    bad("deliveries-bad-outcome", "get", "/webhooks/deliveries?outcome=lost", 400, "invalid_parameter", auth="ok",
+        mention="outcome"),
+    admin("deliveries-retry-unknown", "/webhooks/deliveries/msg_nope/retry", 404, "delivery_not_found"),
+    bad("result-with-half-a-link", "get", "/results/{job}?expires=1", 403, "invalid_link"),
 ]
 
 

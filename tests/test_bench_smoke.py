@@ -76,6 +76,13 @@ def test_client_robustness_benchmark_prints_its_tables() -> None:
     assert "| NO" not in out and " NO |" not in out
 
 
+def test_webhooks_benchmark_prints_its_tables() -> None:
+    """bench/webhooks.py --quick runs the burst, the outage and the kill -9 scenarios and prints the targets."""
+    out = run_script("bench/webhooks.py", "--quick")
+    assert "## 1. Burst" in out and "## 2. Receiver down" in out and "## 3. SQLite store, kill -9" in out
+    assert "lag p95, job end → receipt" in out and "WEBHOOK_WORKERS" in out
+
+
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="bench/serving.py measures with wrk (apt-get install wrk)")
 def test_serving_benchmark_prints_its_tables() -> None:
     """bench/serving.py --quick measures the seed stand-in and the chosen server, the request path and the targets."""

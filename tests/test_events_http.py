@@ -306,3 +306,28 @@ def test_send_stream_stops_when_sending_fails(clock: FakeClock) -> None:
 
     assert asyncio.run(main()) is False
     assert hub.open_streams == 0
+
+
+def test_in_keys_mode_a_stream_shows_only_the_keys_own_jobs(clock: FakeClock) -> None:
+    """AUTH_MODE=keys: no key is 401, another user's filter is 403, and a key's stream carries only its user's jobs;
+    the admin token sees every job. The dashboard's page and /metrics need no key."""
+    keyed = create_app({**FAST, "PROCESSING_MODE": "manual", "AUTH_MODE": "keys"}, clock=clock)
+    keyed.extensions["simulator"].events.heartbeat_seconds = HEARTBEAT
+    client = keyed.test_client()
+    admin = {"Authorization": "Bearer test-admin-token"}
+    keys = {user: client.post("/api-keys", json={"user_id": user}, headers=admin).get_json()["api_key"]
+            for user in ("alice", "bob")}
+    try:
+        assert client.get("/events").get_json()["code"] == "missing_api_key"
+        refused = client.get("/events?user_id=bob", headers={"X-Api-Key": keys["alice"]})
+        assert refused.status_code == 403 and refused.get_json()["code"] == "user_mismatch"
+        assert client.get("/dashboard").status_code == 200 and client.get("/metrics").status_code == 200
+        mine, everyone = (open_stream(client, **headers)[1] for headers in ({"X-Api-Key": keys["alice"]}, admin))
+        jobs = {user: client.post("/translate", headers={"X-Api-Key": keys[user]}).get_json()["job_id"]
+                for user in ("bob", "alice")}
+        seen = read_until(mine, lambda events: "submitted" in kinds_of(events))
+        assert [e.data["job"]["job_id"] for e in seen if e.event == "submitted"] == [jobs["alice"]]
+        seen = read_until(everyone, lambda events: kinds_of(events).count("submitted") == 2)
+        assert [e.data["job"]["job_id"] for e in seen if e.event == "submitted"] == [jobs["bob"], jobs["alice"]]
+    finally:
+        keyed.extensions["simulator"].events.close()

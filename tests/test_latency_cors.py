@@ -173,6 +173,17 @@ def test_a_preflight_says_what_may_be_sent_and_uses_up_no_submission() -> None:
     assert client.post("/translate", headers={"Origin": ALLOWED}).status_code == 202  # the hour's one submission
 
 
+@pytest.mark.parametrize("path", ["/translate", "/v2/video_translate", "/status/some-job"])
+def test_a_preflight_needs_no_api_key_in_keys_mode_and_allows_sending_one(path: str) -> None:
+    """AUTH_MODE=keys: a browser's preflight (which never carries X-Api-Key) is answered, and allows X-Api-Key."""
+    client = app_with(CORS_ORIGINS=ALLOWED, AUTH_MODE="keys")
+    preflight = client.options(path, headers={"Origin": ALLOWED, "Access-Control-Request-Method": "GET",
+                                              "Access-Control-Request-Headers": "x-api-key"})
+    assert preflight.status_code == 204
+    assert "X-Api-Key" in preflight.headers["Access-Control-Allow-Headers"]
+    assert client.get(path, headers={"Origin": ALLOWED}).status_code in (401, 405)  # the request itself still is
+
+
 def test_a_star_allows_any_origin_and_errors_are_readable_too() -> None:
     """CORS_ORIGINS=* lets any origin read any answer, a problem+json error included."""
     response = app_with(CORS_ORIGINS="*").get("/status/nope", headers={"Origin": "http://localhost:5173"})

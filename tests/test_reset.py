@@ -1,4 +1,9 @@
-"""Reset: every job, idempotency key and rate-limit window gone, start-up settings back, in one step."""
+"""Reset: every job, idempotency key and rate-limit window gone, start-up settings back, in one step.
+
+What a reset keeps: API keys, webhook endpoints and the store's secrets, the set-up a test makes before it
+runs. What goes with the jobs: webhook deliveries (the outbox and its log), HeyGen's stored Idempotency-Key
+answers, and the count of wrong API keys.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import config
 from jobs import JobEngine, JobNotFound, MemoryStore, ReadFault, Scenario
 from server import create_app
 from simulator.clock import ManualClock
+from simulator.store.records import ApiKey, Delivery, Endpoint, Replay
 from simulator.store.sqlite import SqliteStore
 from tests.conftest import FAST, START, make_engine
 
@@ -101,6 +107,34 @@ def test_a_reset_sqlite_store_deletes_its_rows_and_keeps_its_counter(tmp_path) -
     reopened.store.close()
 
 
+@pytest.mark.usefixtures("each_local_store")
+def test_reset_keeps_the_set_up_and_forgets_deliveries_and_replays() -> None:
+    """API keys, endpoints and secrets stay; pending and finished deliveries and stored replays are gone."""
+    engine, _, _ = busy_engine()
+    store = engine.store
+
+    def delivery(n: int, status: str) -> Delivery:
+        return Delivery(f"msg_{n}", n, "job.completed", "job-1", "alice", "e1", "http://127.0.0.1:9/a", "{}", 1.0,
+                        status=status, next_attempt_at=5.0 if status == "pending" else None,
+                        finished_at=None if status == "pending" else 2.0)
+
+    with store.transaction():
+        secret = store.secret("result-links")
+        store.put_api_key(ApiKey("k1", "d1", "alice", "free", 1.0))
+        store.put_endpoint(Endpoint("e1", "alice", "http://127.0.0.1:9/a", "whsec_x", None, 1.0))
+        store.put_delivery(delivery(1, "pending"))
+        store.put_delivery(delivery(2, "succeeded"))
+        store.put_replay(Replay("alice/route/k", "{}", 200, 1.0, START + 10**6))
+    engine.reset()
+    with store.transaction():
+        assert store.secret("result-links") == secret
+        assert store.api_key_by_digest("d1").key_id == "k1"
+        assert [e.endpoint_id for e in store.endpoints()] == ["e1"]
+        assert list(store.deliveries()) == [] and store.next_delivery_due() is None
+        assert store.claim_due_deliveries(START + 10**6, 10) == []
+        assert store.replay("alice/route/k") is None
+
+
 def test_reset_answers_a_held_long_poll_with_job_not_found() -> None:
     """A wait held on a job ends when a reset removes the job: the job is gone."""
     engine = make_engine(ManualClock(START), PROCESSING_MODE="manual")  # type: ignore[arg-type]
@@ -146,6 +180,33 @@ def test_post_admin_reset_leaves_the_server_as_freshly_started(auth) -> None:
     assert "Idempotent-Replayed" not in again.headers
     # With RANDOM_SEED, a fresh start draws the same first id again.
     assert again.get_json()["job_id"] == first
+
+
+def test_post_admin_reset_keeps_keys_and_endpoints_and_forgets_replays_deliveries_and_key_failures(auth) -> None:
+    """After a reset a key still works and its endpoint is listed; v3 Idempotency-Keys, the delivery log and the
+    count of wrong keys start afresh."""
+    client = create_app({**FAST, "AUTH_FAILURE_LIMIT": 1}, clock=ManualClock(START)).test_client()
+    key = client.post("/api-keys", json={"user_id": "alice", "role": "premium"}, headers=auth.ok).get_json()
+    alice = {"X-Api-Key": key["api_key"]}
+    assert client.post("/v1/webhook/endpoint.add", json={"url": "http://127.0.0.1:9/hook"},
+                       headers=alice).status_code == 200
+    body = {"video": {"type": "url", "url": "https://example.com/a.mp4"}, "output_languages": ["German"]}
+    keyed = {**alice, "Idempotency-Key": "batch-1"}
+    assert client.post("/v3/video-translations", json=body, headers=keyed).status_code == 200
+    client.post("/admin/clock/advance", json={"seconds": 60}, headers=auth.ok)  # it completes: deliveries made
+    assert client.get("/webhooks/deliveries", headers=auth.ok).get_json()["total"] == 2
+    wrong = {"X-Api-Key": "sk_sim_not-a-key-of-this-server-000"}
+    assert client.get("/jobs", headers=wrong).status_code == 401
+    assert client.get("/jobs", headers=wrong).status_code == 429
+
+    assert client.post("/admin/reset", headers=auth.ok).get_json()["removed"] == 1
+    assert client.get("/v3/video-translations/languages", headers=alice).status_code == 200
+    assert len(client.get("/v1/webhook/endpoint.list", headers=alice).get_json()["data"]) == 1
+    assert client.get("/webhooks/deliveries", headers=auth.ok).get_json()["total"] == 0
+    again = client.post("/v3/video-translations", json=body, headers=keyed)  # a new job, not the old answer
+    assert again.status_code == 200 and "Idempotent-Replayed" not in again.headers
+    assert client.get("/healthz").get_json()["jobs"] == 1
+    assert client.get("/jobs", headers=wrong).status_code == 401
 
 
 def test_post_admin_reset_can_keep_the_config(client, auth) -> None:

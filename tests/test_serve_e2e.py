@@ -157,6 +157,20 @@ def test_a_content_length_over_the_limit_is_refused_before_the_body_is_sent(run_
     assert requests.get(f"{server.url}/jobs?limit=1", timeout=5).headers["X-Total-Count"] == "0"
 
 
+@pytest.mark.parametrize(("path", "envelope"), [("/v2/video_translate", {"error", "data"}),
+                                              ("/v3/video-translations", {"error"})])
+def test_a_body_over_the_limit_on_a_heygen_route_is_refused_in_heygens_envelope(run_server, path: str,
+                                                                                 envelope: set[str]) -> None:
+    """The bridge's own 413 on a HeyGen route is HeyGen's payload_too_large, never problem+json."""
+    server = run_server({})
+    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nX-Api-Key: sk_sim_anything-at-all-0000\r\n"
+            "Content-Type: application/json\r\nContent-Length: 200000000\r\n\r\n").encode()
+    answer = raw(server.port, head)
+    assert answer.startswith(b"HTTP/1.1 413") and b"application/problem+json" not in answer.lower()
+    body = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert set(body) == envelope and body["error"]["code"] == "payload_too_large"
+
+
 def test_a_chunked_body_is_cut_off_at_the_limit(run_server) -> None:
     """A chunked body that grows past 64 KiB is answered 413 problem+json; a short chunked body is read whole."""
     server = run_server({})
@@ -350,3 +364,59 @@ def test_a_held_long_poll_answers_the_jobs_scripted_status_faults(run_server) ->
     assert first.headers["Retry-After"] == "1"
     second = requests.get(f"{server.url}/status/{job['job_id']}", params={"wait": 0.1}, timeout=10)
     assert second.status_code == 200 and second.headers["Preference-Applied"] == "wait=0.1"
+
+
+def test_a_held_long_poll_in_keys_mode_answers_what_the_flask_view_answers(run_server) -> None:
+    """AUTH_MODE=keys: a key's own job is held in the event loop; no key, a wrong key, another user's job or
+    X-User-Id get the view's 401, 404 and 403; a wrong key is counted once; the admin token reads any job."""
+    server = run_server({"AUTH_MODE": "keys", "PROCESSING_MODE": "manual", "MAX_WAIT": 5, "AUTH_FAILURE_LIMIT": 2})
+
+    def key(user: str) -> dict[str, str]:
+        made = requests.post(f"{server.url}/api-keys", json={"user_id": user, "role": "premium"}, headers=ADMIN,
+                             timeout=5).json()
+        return {"X-Api-Key": made["api_key"]}
+
+    alice, bob = key("alice"), key("bob")
+    job = requests.post(f"{server.url}/translate", headers=alice, timeout=5).json()
+    status = f"{server.url}/status/{job['job_id']}"
+    mine = requests.get(status, params={"wait": 0.2}, headers=alice, timeout=5)
+    assert mine.status_code == 200 and mine.headers["Preference-Applied"] == "wait=0.2"
+    newest = requests.get(f"{server.url}/status", params={"wait": 0.2}, headers=alice, timeout=5)
+    assert newest.status_code == 200 and newest.json()["job_id"] == job["job_id"]
+    admin = requests.get(status, params={"wait": 0.2}, headers=ADMIN, timeout=5)
+    assert admin.status_code == 200 and admin.headers["Preference-Applied"] == "wait=0.2"
+    refusals = [(status, bob, 404), (f"{server.url}/status", bob, 404), (status, {}, 401),
+                (f"{server.url}/status", {}, 401), (f"{server.url}/status", {**alice, "X-User-Id": "bob"}, 403)]
+    for url, headers, code in refusals:
+        held = requests.get(url, params={"wait": 1}, headers=headers, timeout=5)
+        plain = requests.get(url, headers=headers, timeout=5)
+        assert held.status_code == code, (url, headers)
+        assert (held.json(), held.headers.get("WWW-Authenticate")) == (plain.json(),
+                                                                       plain.headers.get("WWW-Authenticate"))
+    wrong = {"X-Api-Key": "sk_sim_not-a-key-of-this-server-000"}
+    assert [requests.get(status, params={"wait": 1}, headers=wrong, timeout=5).status_code
+            for _ in range(3)] == [401, 401, 429]
+    entries = requests.get(f"{server.url}/admin/requests", params={"path": "/status/{job_id}", "status": "200"},
+                           headers=ADMIN, timeout=5).json()["requests"]
+    assert entries[0]["user_id"] == "alice"  # the key's user, as the Flask journal records it
+
+
+def test_keys_mode_long_polls_hold_no_flask_thread(run_server) -> None:
+    """With a key, 30 long-polls of one job are held in the event loop: the 8 Flask threads still answer."""
+    server = run_server({"AUTH_MODE": "keys", "PROCESSING_MODE": "manual", "MAX_WAIT": 30})
+    alice = {"X-Api-Key": requests.post(f"{server.url}/api-keys", json={"user_id": "alice"}, headers=ADMIN,
+                                        timeout=5).json()["api_key"]}
+    job_id = requests.post(f"{server.url}/translate", headers=alice, timeout=5).json()["job_id"]
+    with ThreadPoolExecutor(30) as pool:
+        held = [pool.submit(requests.get, f"{server.url}/status/{job_id}", params={"wait": 30}, headers=alice,
+                            timeout=40) for _ in range(30)]
+        deadline = time.monotonic() + 10
+        while not all(f.running() for f in held) and time.monotonic() < deadline:
+            threading.Event().wait(0.05)
+        threading.Event().wait(0.5)  # let them reach the server and be held
+        assert not any(f.done() for f in held)
+        quick = requests.get(f"{server.url}/status/{job_id}", headers=alice, timeout=5)
+        assert quick.status_code == 200
+        assert requests.post(f"{server.url}/cancel/{job_id}", headers=ADMIN, timeout=5).status_code == 200
+        answers = [f.result() for f in held]
+    assert {(a.status_code, a.json()["status"]) for a in answers} == {(200, "cancelled")}

@@ -34,6 +34,7 @@ from simulator.client.job import TERMINAL_STATUSES, Job
 from simulator.client.pacing import Pacing, backoff_delay, floor_delay, hint_delay, retry_delay
 from simulator.client.sync import DEFAULT_URL, TranslationClient
 from simulator.client.transfer import Upload
+from simulator.client.webhooks import ReceivedEvent, WebhookReceiver, WebhookVerificationError, verify_webhook
 
 if TYPE_CHECKING:
     from simulator.client.aio import AsyncTranslationClient
@@ -52,6 +53,7 @@ __all__ = [
     "Pacing",
     "ProtocolError",
     "RateLimitError",
+    "ReceivedEvent",
     "ServerError",
     "ServerUnreachableError",
     "TranslationClient",
@@ -59,10 +61,13 @@ __all__ = [
     "TransportError",
     "Upload",
     "WaitTimeoutError",
+    "WebhookReceiver",
+    "WebhookVerificationError",
     "backoff_delay",
     "floor_delay",
     "hint_delay",
     "retry_delay",
+    "verify_webhook",
 ]
 
 

@@ -134,7 +134,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="ISO 8601 time with a zone, or epoch seconds (server time)")
     p.add_argument("--limit", type=int, help="only the last N")
     p.add_argument("--count", action="store_true", help="print only how many")
+
+    p = sub.add_parser("listen", help="receive webhooks and print each verified event (Ctrl-C stops)")
+    p.add_argument("--port", type=int, default=0, help="port to listen on (default 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    p.add_argument("--secret", default=os.environ.get("WEBHOOK_SECRET"),
+                   help="the endpoint's signing secret, or the server's WEBHOOK_SECRET (env WEBHOOK_SECRET)")
+    p.add_argument("--count", type=int, help="stop after this many events")
     return parser
+
+
+def listen(args: argparse.Namespace, out: Any, err: Any) -> int:
+    """Receive webhooks until Ctrl-C (or --count events), printing each verified event on one line."""
+    from simulator.client.webhooks import ReceivedEvent, WebhookReceiver
+
+    if not args.secret:
+        err.write("error: listen needs --secret (or WEBHOOK_SECRET): the endpoint's signing secret\n")
+        return EXIT_USAGE
+
+    def show(received: ReceivedEvent) -> None:
+        if args.json:
+            line = json.dumps({"webhook_id": received.webhook_id, "received_at": received.received_at,
+                               **received.event})
+        else:
+            data = received.event.get("event_data") or received.event.get("data") or {}
+            job = data.get("video_translate_id") or data.get("job_id") or "?"
+            line = f"{received.webhook_id}  {received.event_type}  {job}"
+        out.write(line + "\n")
+        out.flush()
+
+    try:
+        receiver = WebhookReceiver(args.secret, host=args.host, port=args.port, on_event=show)
+    except OSError as e:
+        err.write(f"error: cannot listen on {args.host}:{args.port}: {e.strerror or e}\n")
+        return EXIT_USAGE
+    code = EXIT_OK
+    with receiver:
+        err.write(f"Listening on {receiver.url}\n")
+        err.flush()
+        try:
+            while args.count is None or len(receiver.events) < args.count:
+                receiver.wait_for(len(receiver.events) + 1, timeout=1.0)
+        except KeyboardInterrupt:
+            code = EXIT_INTERRUPTED
+    err.write(f"received {len(receiver.events)} event(s); {receiver.duplicates} duplicate(s) dropped, "
+              f"{receiver.rejected} refused (bad signature)\n")
+    return code
 
 
 def json_object_arg(text: str) -> dict[str, Any]:
@@ -291,6 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "submit" and args.download is not None and not args.wait:
         parser.error("submit --download needs --wait")
     out, err = sys.stdout, sys.stderr
+    if args.command == "listen":
+        return listen(args, out, err)
     waits = args.command == "wait" or (args.command == "submit" and args.wait)
     board = ProgressBoard(err, getattr(args, "job_ids", ())) if waits and not args.json else None
     if board is not None and args.command == "wait":

@@ -22,7 +22,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from simulator.clock import Clock, ManualClock, system_clock
@@ -64,7 +64,8 @@ CHANGE_KINDS = {
     Event.CANCEL: "cancelled",
 }
 
-#: Called with (kind, a copy of the job as the change left it, at) for every change, after its transaction committed.
+#: Called with (change kind, job, time) for every change: `JobEngine.observers` inside the store transaction that
+#: made it (the job itself), `JobEngine.observe` after that transaction committed (a copy of the job as it was).
 Observer = Callable[[str, Job, float], None]
 #: The longest a manual clock may be moved in one step: ten years, in seconds.
 MAX_CLOCK_STEP = 315_360_000
@@ -106,6 +107,8 @@ class JobEngine:
         self._rng = rng or self._seeded_rng(config.current.RANDOM_SEED)
         self._schedule_changed = threading.Condition(self.store.lock)
         self._schedule_generation = 0  # moves on every change of the schedule, so no wake-up is missed
+        # Whatever must be written with a change (the webhook outbox) observes it inside its transaction.
+        self.observers: list[Observer] = []
         self._local = threading.local()  # the changes of the thread's open transaction, published at commit
         self._unscripted: dict[str, None] = {}  # shared stores: ids of jobs seen without status_faults (bounded)
         self._observers: list[Observer] = []
@@ -138,6 +141,16 @@ class JobEngine:
         def read() -> dict[str, Any]:
             now = self._advance()
             return self._view(self._require(job_id), now)
+
+        return self._atomic(read, job_id=job_id)
+
+    def get_with_meta(self, job_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Return the job's current view and what it carries in `meta` (a copy), or raise JobNotFound."""
+
+        def read() -> tuple[dict[str, Any], dict[str, Any] | None]:
+            now = self._advance()
+            job = self._require(job_id)
+            return self._view(job, now), dict(job.meta) if job.meta else None
 
         return self._atomic(read, job_id=job_id)
 
@@ -191,16 +204,29 @@ class JobEngine:
 
         return self._atomic(read)
 
-    def queue_snapshot(self, *, offset: int = 0, limit: int | None = None) -> tuple[Snapshot, Snapshot]:
-        """Return copies of the queued jobs in start order (one page; `total`: all queued) and of the running ones."""
+    def queue_snapshot(
+        self, *, offset: int = 0, limit: int | None = None, user_id: str | None = None
+    ) -> tuple[Snapshot, Snapshot]:
+        """Return copies of the queued jobs in start order (one page; `total`: all queued) and of the running ones.
+
+        With `user_id`, only that user's jobs (and their total); their queue positions stay the global ones.
+        """
 
         def read() -> tuple[Snapshot, Snapshot]:
             now = self._advance()
             end = _page_end(offset, limit)
-            places = self._queued_places(now, end)
-            queued = [copy_job(job) for job in itertools.islice(self.store.queued(), offset, end)]
-            running = [copy_job(job) for job in self.store.running()]
-            return Snapshot(now, queued, places, self.store.queued_count()), Snapshot(now, running, {}, len(running))
+            if user_id is None:
+                places = self._queued_places(now, end)
+                queued = [copy_job(job) for job in itertools.islice(self.store.queued(), offset, end)]
+                running = [copy_job(job) for job in self.store.running()]
+                total = self.store.queued_count()
+            else:
+                mine = [job for job in self.store.queued() if job.user_id == user_id]
+                page, total = mine[offset:end], len(mine)
+                places = self._queued_places(now, max((self.store.queue_position(job) for job in page), default=0))
+                queued = [copy_job(job) for job in page]
+                running = [copy_job(job) for job in self.store.running() if job.user_id == user_id]
+            return Snapshot(now, queued, places, total), Snapshot(now, running, {}, len(running))
 
         return self._atomic(read)
 
@@ -230,9 +256,12 @@ class JobEngine:
             groups[view["status"]][view["role"]][view["job_id"]] = view
         return groups
 
-    def queue(self, *, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
-        """Return the queued jobs in start order (optionally a page), their total, the running ones, workers, mode."""
-        queued, running = self.queue_snapshot(offset=offset, limit=limit)
+    def queue(self, *, offset: int = 0, limit: int | None = None, user_id: str | None = None) -> dict[str, Any]:
+        """Return the queued jobs in start order (optionally a page), their total, the running ones, workers, mode.
+
+        With `user_id`, only that user's jobs are listed (and counted); their queue positions stay global.
+        """
+        queued, running = self.queue_snapshot(offset=offset, limit=limit, user_id=user_id)
         settings = self.settings
         return {
             "mode": settings.PROCESSING_MODE,
@@ -345,21 +374,20 @@ class JobEngine:
         simulate: Scenario | None = None,
         upload_id: str | None = None,
         media_seconds: float | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Queue a new job and return (its view, False); a known Idempotency-Key returns (that job, True).
 
         `simulate` scripts the job's outcomes (see `simulator.domain.scenario`); refused with
         ScenariosDisabled while SCENARIOS is off. `upload_id` names the uploaded video the job translates and
         `media_seconds` its duration, which times the job's attempts when DELAY_PER_MEDIA_SECOND is set.
+        `meta` is carried with the job, unread by the engine (callback URL, title, …: see `Job.meta`).
         """
         if role not in ROLES:
             raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
         if media_seconds is not None and not (media_seconds >= 0 and math.isfinite(media_seconds)):
             raise InvalidArgument(f"media_seconds must be a finite number ≥ 0, got {media_seconds!r}.")
-        if simulate is not None and self.settings.SCENARIOS != "on":
-            raise ScenariosDisabled("Scripted outcomes (simulate, X-Simulate) are switched off on this server "
-                                    "(SCENARIOS=off).")
-        script = None if simulate is None else simulate.to_json()
+        script = self._script(simulate)
         store = self.store
 
         def change() -> tuple[dict[str, Any], bool]:
@@ -372,34 +400,10 @@ class JobEngine:
                             "This Idempotency-Key was already used with a different request body.", job_id=known.job_id
                         )
                     return self._view(known, now), True
-            settings = self.settings
-            if store.count() >= settings.MAX_JOBS:
-                raise CapacityExceeded(
-                    f"The server holds {store.count()} jobs (MAX_JOBS); retry later or clean up.",
-                    retry_after=self._room_expected_in(now),
-                )
-            seq = store.next_seq()
-            job = Job(
-                job_id=self._new_id(),
-                role=role,
-                user_id=user_id,
-                created_at=now,
-                updated_at=now,
-                created_iso=(stamp := iso(now)),
-                updated_iso=stamp,  # one string for both until the job first moves
-                video_url=video_url,
-                target_language=target_language,
-                idempotency_key=idempotency_key,
-                max_retries=settings.MAX_RETRIES,
-                submitted_seq=seq,
-                enqueued_seq=seq,
-                simulate=script,
-                upload_id=upload_id,
-                media_seconds=media_seconds,
-            )
-            store.add(job)
-            self._publish("submitted", job, now)
-            self._fill_slots(now)
+            self._ensure_room(now, 1)
+            job = self._add(now, role, user_id, video_url=video_url, target_language=target_language,
+                            idempotency_key=idempotency_key, simulate=script, upload_id=upload_id,
+                            media_seconds=media_seconds, meta=meta)
             # A job may end the instant it starts (TRANSLATION_DELAY=0): let that happen now.
             now = self._advance()
             return self._view(job, now), False
@@ -409,6 +413,107 @@ class JobEngine:
         if not replayed and not (script and "status_faults" in script):
             self._remember_unscripted(view["job_id"])
         return view, replayed
+
+    def submit_many(
+        self,
+        role: str,
+        user_id: str,
+        requests: Sequence[dict[str, Any]],
+        *,
+        simulate: Scenario | None = None,
+        also: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Queue one job per request (`video_url`, `target_language`, `upload_id`, `media_seconds`, `meta`), all or
+        none; return their views.
+
+        For a submission that asks for several jobs at once (one per output language): if MAX_JOBS leaves
+        no room for all of them, none is made. `simulate` scripts every one of them, as `submit`'s does.
+        `also(views)` runs in the same transaction, for what must be committed with the jobs or not at all
+        (the answer an Idempotency-Key replays).
+        """
+        if role not in ROLES:
+            raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
+        script = self._script(simulate)
+
+        def change() -> list[dict[str, Any]]:
+            now = self._advance()
+            self._ensure_room(now, len(requests))
+            jobs = [
+                self._add(now, role, user_id, video_url=r.get("video_url"), target_language=r.get("target_language"),
+                          simulate=script, upload_id=r.get("upload_id"), media_seconds=r.get("media_seconds"),
+                          meta=r.get("meta"))
+                for r in requests
+            ]
+            now = self._advance()
+            views = [self._view(job, now) for job in jobs]
+            if also is not None:
+                also(views)
+            return views
+
+        views = self._atomic(change)
+        if not (script and "status_faults" in script):
+            for view in views:
+                self._remember_unscripted(view["job_id"])
+        return views
+
+    def _script(self, simulate: Scenario | None) -> dict[str, Any] | None:
+        """Return a submission's script as the job keeps it; ScenariosDisabled while SCENARIOS is off."""
+        if simulate is None:
+            return None
+        if self.settings.SCENARIOS != "on":
+            raise ScenariosDisabled("Scripted outcomes (simulate, X-Simulate) are switched off on this server "
+                                    "(SCENARIOS=off).")
+        return simulate.to_json()
+
+    def _ensure_room(self, now: float, count: int) -> None:
+        """Raise CapacityExceeded unless `count` more jobs fit under MAX_JOBS."""
+        store = self.store
+        if store.count() + count > self.settings.MAX_JOBS:
+            raise CapacityExceeded(
+                f"The server holds {store.count()} jobs (MAX_JOBS); retry later or clean up.",
+                retry_after=self._room_expected_in(now),
+            )
+
+    def _add(
+        self,
+        now: float,
+        role: str,
+        user_id: str,
+        *,
+        video_url: str | None,
+        target_language: str | None,
+        idempotency_key: str | None = None,
+        simulate: dict[str, Any] | None = None,
+        upload_id: str | None = None,
+        media_seconds: float | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Job:
+        """Make, store and announce a new queued job at `now`, and fill free slots."""
+        store = self.store
+        seq = store.next_seq()
+        job = Job(
+            job_id=self._new_id(),
+            role=role,
+            user_id=user_id,
+            created_at=now,
+            updated_at=now,
+            created_iso=(stamp := iso(now)),
+            updated_iso=stamp,  # one string for both until the job first moves
+            video_url=video_url,
+            target_language=target_language,
+            idempotency_key=idempotency_key,
+            max_retries=self.settings.MAX_RETRIES,
+            submitted_seq=seq,
+            enqueued_seq=seq,
+            simulate=simulate,
+            upload_id=upload_id,
+            media_seconds=media_seconds,
+            meta=meta or None,
+        )
+        store.add(job)
+        self._publish("submitted", job, now)
+        self._fill_slots(now)
+        return job
 
     def cancel(self, job_id: str, reason: str | None = None) -> tuple[dict[str, Any], bool]:
         """Cancel a queued or running job; return (its view, whether it was already cancelled)."""
@@ -732,7 +837,13 @@ class JobEngine:
         self._local.schedule_moved = True
 
     def _publish(self, kind: str, job: Job, at: float) -> None:
-        """Publish a change once the transaction commits (a shared store also sends it to the other processes)."""
+        """Publish a change once the transaction commits (a shared store also sends it to the other processes).
+
+        Observers see it at once, inside the transaction, so that what they write (the webhook outbox) is
+        committed with the change or not at all.
+        """
+        for observe in self.observers:
+            observe(kind, job, at)
         self.store.record_change(kind, job, at)
         self._local.changes.append((kind, job.job_id, job.user_id, job.version, at))
         if self._observers:  # told after the commit, with the job as it was at this change

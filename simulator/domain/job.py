@@ -49,6 +49,9 @@ class Job:
     simulate: dict[str, Any] | None = None  # the job's script (Scenario.to_json), when it was submitted with one
     upload_id: str | None = None  # the uploaded video this job translates (None: a plain video_url job)
     media_seconds: float | None = None  # that video's duration, known from probing it (None: unknown)
+    # What the submission asked for beyond the translation, which the engine carries but never reads:
+    # api (native, v2, v3), callback_url, callback_id, title, base_url. JSON-able; None when nothing.
+    meta: dict[str, Any] | None = None
     # The timestamps as the API shows them, formatted once: formatting them on every view was over
     # half the time of GET /jobs at 100k jobs (bench/load.py). Derived, never stored.
     created_iso: str | None = None

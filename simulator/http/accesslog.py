@@ -7,15 +7,17 @@ from urllib.parse import unquote_plus
 
 log = logging.getLogger("server")
 
-#: Query parameters whose values never reach the log (the admin token, should a client send it there).
-SECRET_PARAMETERS = frozenset({"token", "access_token", "api_key"})
+#: Query parameters whose values never reach the log (the admin token, should a client send it there; the signature
+#: of a result link, which opens the file to whoever holds it).
+SECRET_PARAMETERS = frozenset({"token", "access_token", "api_key", "signature"})
 
 
 def redacted_query(query: bytes | str) -> str:
     """Return a raw query string with the values of SECRET_PARAMETERS (any case, any encoding) as REDACTED."""
     text = query.decode("latin-1") if isinstance(query, bytes) else query
     lowered = text.lower()
-    if "token" not in lowered and "api_key" not in lowered and "%" not in text and "+" not in text:
+    if ("token" not in lowered and "api_key" not in lowered and "signature" not in lowered and "%" not in text
+            and "+" not in text):
         return text  # the usual case: nothing to redact, nothing to decode
     parts = []
     for part in text.split("&"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -10,20 +11,42 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 
 from simulator import settings as settings_module
+from simulator.auth.keys import KeyRing, load_keys_file
+from simulator.auth.throttle import FailureThrottle
 from simulator.clock import Clock, make_clock
 from simulator.domain import JobEngine
-from simulator.http import bodies, cors, delays, errors, faults, journal
+from simulator.heygen.replays import ReplayGate
+from simulator.heygen.service import HeyGenService
+from simulator.http import bodies, cors, delays, errors, faults, identity, journal
 from simulator.http.accesslog import log_access
 from simulator.http.context import Simulator, derived_seed
 from simulator.http.errors import MAX_BODY_BYTES
 from simulator.http.faults import FaultInjector
 from simulator.http.limits import HourlyLimit
 from simulator.http.parsing import user_id
-from simulator.http.views import admin, control, dashboard, docs, events, jobs, media, metrics, ops, submissions
+from simulator.http.views import (
+    admin,
+    apikeys,
+    control,
+    dashboard,
+    docs,
+    events,
+    heygen,
+    jobs,
+    media,
+    metrics,
+    ops,
+    submissions,
+    webhooks,
+)
 from simulator.jobfiles import JobFiles
+from simulator.links import ResultLinks
 from simulator.paths import openapi_template
-from simulator.settings import RuntimeConfig, Settings
+from simulator.settings import ConfigError, RuntimeConfig, Settings
 from simulator.store import Store, open_store
+from simulator.webhooks.events import Doorbell, Outbox
+from simulator.webhooks.service import WebhookService
+from simulator.webhooks.signing import derived_secret
 
 log = logging.getLogger("server")
 
@@ -43,21 +66,27 @@ def create_app(
     app = Flask(__name__, static_folder=None)  # no static files: without this Flask routes /static/<path>
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     store = store or open_store(settings.STORE)
-    engine = JobEngine(RuntimeConfig(settings), store=store, clock=clock or make_clock(settings.CLOCK))
+    clock = clock or make_clock(settings.CLOCK)
+    engine = JobEngine(RuntimeConfig(settings), store=store, clock=clock)
     app.extensions["job_files"] = JobFiles(engine, settings.DATA_DIR)  # the folder is opened on first use
     journal.init_app(app)  # first: it sees every request arrive and records it after every other hook
     bodies.init_app(app)  # next: a route's own body limit is set before anything reads the body
-    faults.init_app(app)
+    faults.init_app(app)  # before authentication: a fault "before the work" costs no failed-key count
+    identity.init_app(app)  # X-Api-Key: who is asking, before any view (the hourly limit is keyed on them)
     hourly_limit = HourlyLimit(user_id, submissions.hourly_limit, engine.now, **_shared_limit_storage(engine))
+    keys, links, hooks = _records(settings, engine, clock)
+    service = HeyGenService(engine, links, ReplayGate(engine.store, clock))
     app.extensions["simulator"] = Simulator(settings, engine, hourly_limit,
-                                            FaultInjector(derived_seed(settings.RANDOM_SEED, 1)))
+                                            FaultInjector(derived_seed(settings.RANDOM_SEED, 1)), keys=keys,
+                                            auth_failures=FailureThrottle(clock), heygen=service, webhooks=hooks,
+                                            links=links)
     app.before_request(_start_timer)
     app.after_request(_finish)
     delays.init_app(app)  # RESPONSE_DELAY: runs before `_finish`, so the access log's time includes it
     cors.init_app(app)  # CORS_ORIGINS: on every answer, errors and injected faults included
     errors.init_app(app)
     for blueprint in (submissions.bp, jobs.bp, admin.bp, control.bp, ops.bp, docs.bp, media.bp, events.bp, metrics.bp,
-                      dashboard.bp):
+                      dashboard.bp, apikeys.bp, heygen.bp, webhooks.bp):
         app.register_blueprint(blueprint)
     return app
 
@@ -79,6 +108,63 @@ def _shared_limit_storage(engine: JobEngine) -> dict[str, str]:
     if engine.manual_clock:
         return {}
     return {"storage_uri": store.url, "key_prefix": f"{{{store.prefix}}}:limits"}  # type: ignore[attr-defined]
+
+
+def _records(
+    settings: Settings, engine: JobEngine, clock: Clock
+) -> tuple[KeyRing | None, ResultLinks, WebhookService | None]:
+    """Return the API keys, the result links and the webhook service, kept beside the jobs in the store.
+
+    They need a store that keeps them (memory, SQLite): a shared store (Redis) does not yet, so with one
+    the keys and webhooks are off (None; their routes answer 501, see `simulator.http.identity`), the links
+    are signed with a key of this process (none is handed out), and AUTH_MODE=keys or API_KEYS_FILE stop
+    the start with a ConfigError.
+    """
+    if engine.store.shared:
+        wanted = {"AUTH_MODE": "keys" if settings.AUTH_MODE == "keys" else None,
+                  "API_KEYS_FILE": settings.API_KEYS_FILE}
+        errors = {name: "needs STORE=memory or sqlite:///…: a shared store (redis://) does not keep API keys yet"
+                  for name, value in wanted.items() if value}
+        if errors:
+            raise ConfigError(errors)
+        return None, ResultLinks(secrets.token_urlsafe(32), clock), None
+    keys = _key_ring(settings, engine, clock)
+    with engine.store.transaction():
+        links = ResultLinks(engine.store.secret("result-links"), clock)
+    return keys, links, _webhooks(settings, engine, links, clock)
+
+
+def _key_ring(settings: Settings, engine: JobEngine, clock: Clock) -> KeyRing:
+    """Return the app's API keys, with those of API_KEYS_FILE created (ConfigError when the file is wrong)."""
+    keys = KeyRing(engine.store, clock)
+    if settings.API_KEYS_FILE:
+        try:
+            keys.seed(load_keys_file(settings.API_KEYS_FILE))
+        except ValueError as e:
+            raise ConfigError({"API_KEYS_FILE": str(e)}) from None
+    return keys
+
+
+def _webhooks(settings: Settings, engine: JobEngine, links: ResultLinks, clock: Clock) -> WebhookService:
+    """Return the webhook service, its outbox observing the engine (deliveries are written with the transition).
+
+    No thread is started: `python server.py` runs the deliverer (`simulator.webhooks.deliverer.Deliverer`).
+    """
+    doorbell = Doorbell()
+    fallback = f"http://{settings.HOST}:{settings.PORT}"
+
+    def result_url(job: Any) -> str:
+        return links.url(settings.PUBLIC_URL or (job.meta or {}).get("base_url") or fallback, job.job_id)
+
+    engine.observers.append(Outbox(engine.store, result_url, doorbell))
+    service = WebhookService(engine.store, engine.config, clock, doorbell, engine.advance)
+    if settings.WEBHOOK_SECRET:
+        service.callback_secret, service.callback_secret_generated = settings.WEBHOOK_SECRET, False
+    else:
+        with engine.store.transaction():
+            service.callback_secret = derived_secret(engine.store.secret("webhook-callbacks"))
+        service.callback_secret_generated = True
+    return service
 
 
 def _settings_from(config: Settings | Mapping[str, Any] | None) -> Settings:

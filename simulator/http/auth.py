@@ -13,14 +13,26 @@ from simulator.http.context import sim
 from simulator.http.errors import ApiError
 
 
+def _bearer_token() -> str:
+    """Return the token of an `Authorization: Bearer <token>` header ('' without one)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def require_bearer(expected: bytes, realm: str, missing: str, wrong: str) -> None:
     """Raise 401 unless the request carries `Authorization: Bearer <expected>` (compared in constant time)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = _bearer_token()
+    if not token:
         raise ApiError(401, "missing_token", missing, headers={"WWW-Authenticate": f'Bearer realm="{realm}"'})
-    if not hmac.compare_digest(token.strip().encode(), expected):
+    if not hmac.compare_digest(token.encode(), expected):
         raise ApiError(401, "invalid_token", wrong,
                        headers={"WWW-Authenticate": f'Bearer realm="{realm}", error="invalid_token"'})
+
+
+def has_admin_token() -> bool:
+    """Tell whether the request carries the admin token (compared in constant time)."""
+    token = _bearer_token()
+    return bool(token) and hmac.compare_digest(token.encode(), sim().admin_token)
 
 
 def admin_only(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,14 +10,19 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
+from simulator.auth.keys import KeyRing
+from simulator.auth.throttle import FailureThrottle
 from simulator.domain import JobEngine
 from simulator.events import EventHub
+from simulator.heygen.service import HeyGenService
 from simulator.http.delays import ResponseDelayer
 from simulator.http.faults import FaultInjector
 from simulator.http.journal import RequestJournal
 from simulator.http.limits import HourlyLimit
 from simulator.http.metrics import Metrics
+from simulator.links import ResultLinks
 from simulator.settings import Settings
+from simulator.webhooks.service import WebhookService
 
 
 class LongPollGate:
@@ -73,7 +78,8 @@ class KeyedLocks:
 
 @dataclass
 class Simulator:
-    """One app's engine, hourly limit, long-poll gate, faults, journal, delays, event hub, metrics, admin token."""
+    """One app's engine, hourly limit, long-poll gate, faults, journal, delays, event hub, metrics, admin token;
+    its API keys, HeyGen's routes and webhooks."""
 
     settings: Settings  # as started; the engine holds the current ones
     engine: JobEngine
@@ -83,6 +89,11 @@ class Simulator:
     journal: RequestJournal = field(default_factory=RequestJournal)
     submissions: KeyedLocks = field(default_factory=KeyedLocks)  # one user's Idempotency-Key at a time
     started: float = field(default_factory=time.monotonic)
+    keys: KeyRing = field(default=None)  # type: ignore[assignment]  # API keys in the store (create_app)
+    auth_failures: FailureThrottle = field(default_factory=FailureThrottle)
+    heygen: HeyGenService = field(default=None)  # type: ignore[assignment]  # HeyGen's routes (create_app)
+    links: ResultLinks = field(default=None)  # type: ignore[assignment]  # signed result links (create_app)
+    webhooks: WebhookService = field(default=None)  # type: ignore[assignment]  # endpoints, the log (create_app)
     delays: ResponseDelayer = field(init=False)
     events: EventHub = field(init=False)  # GET /events: the change feed fanned out to every open stream
     metrics: Metrics = field(init=False)  # GET /metrics
@@ -108,14 +119,18 @@ class Simulator:
         start-up settings back unless `keep_config`; the fault and delay generators seeded anew. Return how many
         jobs were removed.
 
-        Done in one step of the engine, so no request of the engine sees half of it. With a shared store
-        the jobs, the settings and the rate-limit windows are reset for every process; the journal and the
-        fault and delay generators are this process's own.
+        Webhook deliveries (the outbox and its log), HeyGen's stored Idempotency-Key answers and the count of
+        wrong API keys go with the jobs they belong to; API keys, webhook endpoints and the store's secrets
+        stay, as the set-up a test made before it ran (`DELETE /api-keys/<id>` and the endpoint routes remove
+        them). Done in one step of the engine, so no request of the engine sees half of it. With a shared
+        store the jobs, the settings and the rate-limit windows are reset for every process; the journal and
+        the fault and delay generators are this process's own.
         """
         engine = self.engine
 
         def service() -> None:
             self.hourly_limit.limiter.reset()
+            self.auth_failures.clear()
             self.journal.clear()
             self.faults = FaultInjector(derived_seed(engine.settings.RANDOM_SEED, 1))
             self.delays = ResponseDelayer(derived_seed(engine.settings.RANDOM_SEED, 2))

@@ -19,8 +19,9 @@ from simulator.settings import parse_origins
 EXPOSED = ("Location, Retry-After, ETag, Preference-Applied, Idempotent-Replayed, X-RateLimit-Limit, "
            "X-RateLimit-Remaining, X-RateLimit-Reset, X-Total-Count, Link, "
            "Content-Disposition, Content-Range, Accept-Ranges")  # the last three: result downloads
-#: Request headers a browser script may send (Content-Disposition names a raw upload; Range resumes a download).
-ALLOWED_HEADERS = ("Authorization, Content-Type, Idempotency-Key, Prefer, X-Simulate, X-User-Id, "
+#: Request headers a browser script may send (Content-Disposition names a raw upload; Range resumes a download;
+#: X-Api-Key authenticates, AUTH_MODE=keys).
+ALLOWED_HEADERS = ("Authorization, Content-Type, Idempotency-Key, Prefer, X-Simulate, X-User-Id, X-Api-Key, "
                    "Content-Disposition, Range, If-Range")
 PREFLIGHT_MAX_AGE = "600"
 

@@ -1,4 +1,5 @@
-"""One place that turns every error into RFC 9457 problem+json: API errors, domain errors, HTTP errors, the rest."""
+"""One place that turns every error into RFC 9457 problem+json (HeyGen's envelope on HeyGen's routes): API errors,
+domain errors, media errors, HTTP errors, the rest."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from simulator.domain import (
     StoreUnavailable,
     TransitionRefused,
 )
+from simulator.http import envelopes
 from simulator.http.encoding import json_response
 from simulator.media.errors import (
     MediaError,
@@ -96,29 +98,43 @@ def problem(status: int, code: str, detail: str, headers: Mapping[str, str] | No
 
 
 def handle_error(error: Exception) -> Response:
-    """Answer any error raised by a view or a hook as problem+json (500 for the unexpected, logged)."""
+    """Answer any error raised by a view or a hook as problem+json (500 for the unexpected, logged).
+
+    On HeyGen's routes (`envelopes.family()`) the same error is answered in HeyGen's envelope instead.
+    """
+    status, code, detail, headers, extra = _describe(error)
+    if envelopes.family() is not None:
+        return envelopes.heygen_error(status, code, detail, headers, extra)
+    return problem(status, code, detail, headers, **extra)
+
+
+Described = tuple[int, str, str, dict[str, str], dict[str, Any]]
+
+
+def _describe(error: Exception) -> Described:
+    """Return (status, code, detail, headers, extra members) for any error."""
     if isinstance(error, ApiError):
-        return problem(error.status, error.code, error.detail, error.headers, **error.extra)
+        return error.status, error.code, error.detail, error.headers, error.extra
     if isinstance(error, JobError):
-        status = JOB_ERROR_STATUS.get(type(error), 400)
+        status = JOB_ERROR_STATUS.get(type(error)) or getattr(error, "status", 400)
         headers = {}
         if "retry_after" in error.extra:
             headers["Retry-After"] = str(error.extra["retry_after"])
-        return problem(status, error.code, error.detail, headers, **error.extra)
+        return status, error.code, error.detail, headers, error.extra
     if isinstance(error, MediaError):
-        return problem(MEDIA_ERROR_STATUS.get(type(error), 422), error.code, error.detail, **error.extra)
+        return MEDIA_ERROR_STATUS.get(type(error), 422), error.code, error.detail, {}, error.extra
     if isinstance(error, ConfigError):
         errors = [{"field": key, "message": message} for key, message in error.errors.items()]
-        return problem(422, "invalid_config", f"The configuration change was refused: {error}.", errors=errors)
+        return 422, "invalid_config", f"The configuration change was refused: {error}.", {}, {"errors": errors}
     if isinstance(error, RateLimitExceeded):
         return _rate_limited(error)
     if isinstance(error, HTTPException):
         return _http_error(error)
     log.exception("unhandled error on %s %s", request.method, request.path)
-    return problem(500, "internal_error", "The server hit an unexpected error; it has been logged.")
+    return 500, "internal_error", "The server hit an unexpected error; it has been logged.", {}, {}
 
 
-def _rate_limited(error: RateLimitExceeded) -> Response:
+def _rate_limited(error: RateLimitExceeded) -> Described:
     simulator = current_app.extensions["simulator"]
     current = simulator.hourly_limit.limiter.current_limit
     now = simulator.engine.now()  # the window moves with simulated time (CLOCK=manual included)
@@ -132,10 +148,10 @@ def _rate_limited(error: RateLimitExceeded) -> Response:
         else "Free submissions are switched off (RATE_LIMIT is 0); submit as premium."
     )
     headers = {**simulator.hourly_limit.headers(), "Retry-After": str(retry_after)}
-    return problem(429, "rate_limited", detail, headers, retry_after=retry_after)
+    return 429, "rate_limited", detail, headers, {"retry_after": retry_after}
 
 
-def _http_error(error: HTTPException) -> Response:
+def _http_error(error: HTTPException) -> Described:
     status = error.code or 500
     headers = {}
     if status == 405:
@@ -146,7 +162,7 @@ def _http_error(error: HTTPException) -> Response:
         405: f"{request.method} is not allowed on {request.path}; allowed: {headers.get('Allow', '')}.",
         413: f"The request body is larger than {request.max_content_length or MAX_BODY_BYTES} bytes.",
     }
-    return problem(status, code, details.get(status, error.description or HTTPStatus(status).phrase), headers)
+    return status, code, details.get(status, error.description or HTTPStatus(status).phrase), headers, {}
 
 
 def init_app(app: Flask) -> None:

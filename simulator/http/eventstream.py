@@ -5,7 +5,8 @@ async route takes every `GET`/`HEAD` of /events instead. The hub's own thread fo
 hands each batch to the event loop once (`simulator.events`); here each stream only sends what it is given.
 It answers what the view answers — the same checks, 400/503 problem+json, headers, CORS headers
 (CORS_ORIGINS), the delay RESPONSE_DELAY draws for the route — and writes the same access-log line, journal
-entry and request metrics when the stream starts (as the Flask hooks do for a streamed answer).
+entry and request metrics when the stream starts (as the Flask hooks do for a streamed answer). A request
+with an API key (every request in AUTH_MODE=keys) goes to the view, which checks the key and scopes the stream.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ class EventStreamRoute:
 
     async def handle(self, request: Request, respond: Responder) -> bool:
         """Stream the hub's events until the client leaves or the server stops; refusals as problem+json."""
-        if self.released:
-            return False  # the server is stopping: the app answers (its hub is closed, the stream ends at once)
         simulator = self.simulator
         settings = simulator.engine.settings
+        if self.released:
+            return False  # the server is stopping: the app answers (its hub is closed, the stream ends at once)
+        if settings.AUTH_MODE == "keys" or request.header("x-api-key") is not None:
+            return False  # a key to check and a scope to apply: the app's view does both, holding a thread
         request.arrived_at = simulator.engine.now()
         extra = list(cors_headers(settings.CORS_ORIGINS, request.header("origin")).items())
         if settings.RESPONSE_DELAY:

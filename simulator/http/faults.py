@@ -9,7 +9,7 @@ import time
 
 from flask import Flask, Response, after_this_request, current_app, request
 
-from simulator.http.errors import ApiError, problem
+from simulator.http.errors import ApiError, handle_error
 
 log = logging.getLogger("server")
 
@@ -76,8 +76,7 @@ def inject_after(response: Response, kind: str) -> Response:
     """Lose the answer of work done, or send it late."""
     if kind == "error_after":
         response.close()  # a file answer (a result download) lets go of its file
-        error = fault_error(kind)
-        return problem(error.status, error.code, error.detail, error.headers, **error.extra)
+        return handle_error(fault_error(kind))  # problem+json, or HeyGen's envelope on HeyGen's routes
     if kind == "slow_after":
         time.sleep(current_app.extensions["simulator"].engine.settings.FAULT_DELAY)  # the work is done; it comes late
     return response

@@ -23,7 +23,7 @@ from simulator.domain import iso
 from simulator.paths import openapi_template, path_matches
 
 #: Query parameters whose values are never recorded (compared without case).
-SECRET_PARAMS = frozenset({"token", "access_token", "api_key"})
+SECRET_PARAMS = frozenset({"token", "access_token", "api_key", "signature"})
 REDACTED = "[redacted]"
 #: Requests under this prefix (the controls: clock, reset, the journal) are not recorded.
 UNRECORDED_PREFIX = "/admin/"
@@ -128,7 +128,7 @@ def _query() -> str:
 def recorded_query(raw: str) -> str:
     """Return a raw query string as the journal keeps it: as sent, unless it may hold a secret (then redacted)."""
     lowered = raw.lower()
-    if "token" not in lowered and "api_key" not in lowered:
+    if "token" not in lowered and "api_key" not in lowered and "signature" not in lowered:
         return raw  # the usual case, and the cheap one: nothing to redact
     return redacted_query(parse_qsl(raw, keep_blank_values=True))
 
@@ -141,6 +141,9 @@ def recorded_user(header: str | None, remote_addr: str | None) -> str | None:
 
 
 def _user() -> str | None:
+    caller = g.get("caller")
+    if caller is not None and caller.principal is not None:
+        return caller.principal.user_id  # an API key names its user, whatever X-User-Id says
     return recorded_user(request.headers.get("X-User-Id"), request.remote_addr)
 
 

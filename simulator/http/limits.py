@@ -1,9 +1,11 @@
 """The hourly limit on free submissions: flask-limiter's moving window, keyed without the limit's amount,
 kept in a storage that reads the simulation's clock.
 
-Only `POST /translate` pays for it. The view calls `HourlyLimit.check()` once it knows the submission
-counts (a free one that is new: not a replay, not refused), through flask-limiter's documented
-`with limiter.limit(...)` form. flask-limiter adds a before-, an after- and a teardown-request hook to
+Only submissions pay for it: `POST /translate`, and HeyGen's `POST /v2/video_translate` and `POST
+/v3/video-translations` (one per output language). The view calls `HourlyLimit.check()` once it knows the
+submission counts (a free one that is new: not a replay, not refused), through flask-limiter's documented
+`with limiter.shared_limit(...)` form: a shared limit is keyed on its scope and the user, not on the route,
+so the routes draw on one window per user. flask-limiter adds a before-, an after- and a teardown-request hook to
 the app it is given, and they cost every request of that app about 30 µs even with nothing to limit
 (a quarter of a status read; `bench/request_path.py`); so the limiter is given a Flask app of its own
 that serves nothing, and the app that serves never runs its hooks.
@@ -210,9 +212,9 @@ class HourlyLimit:
         )
         self._amount = amount
 
-    def check(self) -> None:
-        """Count this request against its user's hour, or raise RateLimitExceeded (429) when it is used up."""
-        with self.limiter.limit(self._amount, scope=SCOPE):
+    def check(self, cost: int = 1) -> None:
+        """Count `cost` submissions against the user's hour, all or none; raise RateLimitExceeded (429) if over."""
+        with self.limiter.shared_limit(self._amount, scope=SCOPE, cost=cost):
             pass
 
     def headers(self) -> dict[str, str]:

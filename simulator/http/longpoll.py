@@ -11,9 +11,14 @@ It answers exactly what the view would: the job's view, `ETag`, `Retry-After` wh
 `Preference-Applied: wait=N` once a wait is honoured, capped by MAX_WAIT and MAX_LONG_POLLS (the same
 gate as the view's), injected faults (FAULT_RATE), a job's scripted status faults (simulate), the
 delay RESPONSE_DELAY draws for the route, CORS headers (CORS_ORIGINS), the same access-log line and
-the same entry in the request journal as the Flask hooks write. Whatever it does not
+the same entry in the request journal as the Flask hooks write, and the same API-key rules as
+`simulator.http.identity` and the view (`Caller`): in AUTH_MODE=keys a key (or the admin token) is needed and
+another user's job is not found; a key that is sent is checked in either mode. Whatever it does not
 plainly own it hands back to the Flask app, which answers it as always (problem+json): a malformed
-`wait`, `since`, `Prefer` or `X-User-Id`, an unknown or removed job, a wait of 0 or MAX_WAIT=0.
+`wait`, `since`, `Prefer` or `X-User-Id`, an unknown or removed job, a wait of 0 or MAX_WAIT=0, and every
+request the key rules refuse (no key, a wrong or repeated one, a client refused for wrong keys, another
+user's job or X-User-Id) — so their 401, 403, 404 and 429 are the view's own, and a wrong key is counted
+once, by the app.
 
 Race-free without holding the store: the feed's cursor is read before the job; a waiter is registered
 under the same lock the follower holds while it looks for watched jobs in a batch, and if the follower
@@ -23,6 +28,7 @@ has already looked past the cursor, the feed is asked whether the job changed in
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import threading
 import time
@@ -32,7 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from simulator.domain import JobError, ReadFault
+from simulator.auth.access import AccessDenied, Caller
+from simulator.domain import JobError, JobNotFound, ReadFault
 from simulator.feed import Change, FeedGap
 from simulator.follow import FeedFollower
 from simulator.http.accesslog import log_access
@@ -135,17 +142,25 @@ class LongPollRoute:
         settings = self.engine.settings
         if ask is None or ask.wait <= 0 or settings.MAX_WAIT <= 0 or self.released:
             return False
+        loop = asyncio.get_running_loop()
+        scope = None
+        if settings.AUTH_MODE == "keys" or request.header("x-api-key") is not None:
+            caller = await loop.run_in_executor(self.reader, self._authenticate, request)  # a key is a store read
+            scoped = None if caller is None else self._scoped(ask, caller)
+            if caller is None or scoped is None:
+                return False  # refused: the app answers 401, 403 or 429 as identity and the view do
+            ask, scope = scoped, caller.scope
+            request.user_id = None if caller.principal is None else caller.principal.user_id
         request.arrived_at = self.engine.now()
         extra = tuple(cors_headers(settings.CORS_ORIGINS, request.header("origin")).items())
         fault = self._draw_fault(request, settings.FAULT_RATE)
         if fault in ("error_before", "unavailable_before"):
             self._send_fault(request, respond, fault_error(fault), extra)
             return True
-        loop = asyncio.get_running_loop()
         try:
-            cursor, view, scripted = await loop.run_in_executor(self.reader, self._read_first, ask)
+            cursor, view, scripted = await loop.run_in_executor(self.reader, self._read_first, ask, scope)
         except JobError:
-            return False  # 404: the app answers it, problem+json and all
+            return False  # 404 (another user's job too): the app answers it, problem+json and all
         delay = self._delay(request, settings.RESPONSE_DELAY)
         if scripted is not None:
             await asyncio.sleep(delay)
@@ -279,15 +294,65 @@ class LongPollRoute:
 
     # ---------------------------------------------------------------------------------------- reading
 
-    def _read_first(self, ask: Ask) -> tuple[int, dict[str, Any], ReadFault | None]:
+    def _read_first(self, ask: Ask, scope: str | None = None) -> tuple[int, dict[str, Any], ReadFault | None]:
         """Return the feed's cursor, then the job's view (the order that makes the wait race-free), and the
-        status fault the job's script makes this read answer, if any (counted as one read, as the view does)."""
+        status fault the job's script makes this read answer, if any (counted as one read, as the view does).
+
+        With `scope` (keys mode), another user's job raises JobNotFound before any scripted read is counted.
+        """
         cursor = self.feed.cursor()
-        if ask.job_id is not None:
+        if ask.job_id is not None and scope is None:
             scripted = self.engine.take_read_fault(ask.job_id)
             return cursor, self.engine.get(ask.job_id), scripted
-        view = self.engine.newest(ask.who)
+        view = self.engine.get(ask.job_id) if ask.job_id is not None else self.engine.newest(ask.who)
+        if scope is not None and view["user_id"] != scope:
+            raise JobNotFound(f"No job with id {view['job_id']!r}.", job_id=view["job_id"])
         return cursor, view, self.engine.take_read_fault(view["job_id"])
+
+    # ------------------------------------------------------------------------------------------ API keys
+
+    def _authenticate(self, request: Request) -> Caller | None:
+        """Return the caller as `simulator.http.identity` sees it, or None when the app must answer instead.
+
+        None for: no key where AUTH_MODE=keys needs one (and no admin token), a repeated or wrong key, and a
+        client that sent AUTH_FAILURE_LIMIT wrong keys in the last minute. The app then refuses it as always,
+        and counts a wrong key (here it is never counted, so it is counted once).
+        """
+        simulator = self.simulator
+        settings = self.engine.settings
+        keys_mode = settings.AUTH_MODE == "keys"
+        admin = self._has_admin_token(request)
+        presented = request.header_values("x-api-key")
+        if presented and simulator.keys is None:
+            return None  # a shared store keeps no keys: the app answers 501
+        if not presented:
+            return Caller(None, admin, keys_mode) if admin or not keys_mode else None
+        client = request.remote_addr or "unknown"
+        if len(presented) > 1 or simulator.auth_failures.retry_after(client, settings.AUTH_FAILURE_LIMIT):
+            return None
+        principal = simulator.keys.verify(presented[0])
+        return None if principal is None else Caller(principal, admin, keys_mode)
+
+    def _has_admin_token(self, request: Request) -> bool:
+        """Tell whether the request carries the admin token (as `simulator.http.auth.has_admin_token`)."""
+        scheme, _, token = (request.header("authorization") or "").partition(" ")
+        token = token.strip()
+        return scheme.lower() == "bearer" and bool(token) and hmac.compare_digest(token.encode(),
+                                                                                  self.simulator.admin_token)
+
+    @staticmethod
+    def _scoped(ask: Ask, caller: Caller) -> Ask | None:
+        """Return the ask as the caller may make it (GET /status: the key's own newest job), None if refused."""
+        if ask.job_id is not None:
+            return ask
+        declared = ask.who
+        if declared is None and caller.principal is not None:
+            declared = caller.principal.user_id  # with a key, "my newest job"
+        try:
+            who = caller.reading_scope(declared)
+        except AccessDenied:
+            return None  # 403: another user's X-User-Id
+        return Ask(None, who, ask.wait, ask.since)
 
     def _read_answer(self, job_id: str) -> Answer:
         try:
@@ -320,7 +385,8 @@ class LongPollRoute:
             record_outside_flask(
                 simulator, method=request.method, path=request.path,
                 route=route, raw_query=request.query_string,
-                status=status, user_header=request.header("x-user-id"), remote_addr=request.remote_addr,
+                status=status, user_header=request.user_id or request.header("x-user-id"),
+                remote_addr=request.remote_addr,
                 started=request.received, at=request.arrived_at if request.arrived_at is not None else 0.0)
 
     # ----------------------------------------------------------------------------------------- faults

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import request
+from flask import g, request
 
 from simulator.domain import Scenario, ScenarioError, Status
 from simulator.http.errors import ApiError
@@ -192,7 +192,10 @@ def check_token(name: str, value: str, max_length: int, *, single: bool = False)
 
 
 def user_id() -> str:
-    """Return who is asking: X-User-Id, else the client address."""
+    """Return who is asking: the API key's user, else X-User-Id, else the client address (the limiter's key too)."""
+    caller = g.get("caller")
+    if caller is not None and caller.principal is not None:
+        return caller.principal.user_id
     return header_token("X-User-Id", MAX_USER_ID_LENGTH, single=True) or request.remote_addr or "anonymous"
 
 

@@ -5,6 +5,11 @@ priority (premium first), the running attempts ordered by when they end, the fin
 order they finished, and the idempotency keys. A store keeps these indexes itself: the engine adds a
 job, tells the store when one `moved` out of a stage, and removes it; everything else is a read.
 
+Beside jobs, an in-process store (memory, SQLite) keeps API keys, webhook endpoints, the webhook outbox
+(deliveries, due ones indexed by when they are due), stored answers for idempotent replays, and a few secrets
+it makes once. A delivery put in the same transaction as a job's final transition is made durable with it.
+A shared store does not keep them yet (the HTTP layer then switches keys, HeyGen's routes and webhooks off).
+
 Every read and change happens inside `transaction()`. In-process stores (memory, SQLite) hold the
 store exclusively for it; when the outermost transaction ends, every change made in it is durable (for
 stores that are durable) before anything made in it is acknowledged.
@@ -29,6 +34,7 @@ from typing import Protocol
 
 from simulator.domain.job import Job
 from simulator.domain.status import Stage
+from simulator.store.records import ApiKey, Delivery, Endpoint, Replay
 
 
 class StoreError(Exception):
@@ -145,3 +151,73 @@ class Store(Protocol):
 
     def finished(self) -> Iterator[Job]:
         """Yield finished jobs in the order they finished."""
+
+    # ---------------------------------------------------------------- secrets
+
+    def secret(self, name: str) -> str:
+        """Return the named secret, made (random, URL-safe) the first time and kept from then on."""
+
+    # ---------------------------------------------------------------- API keys
+
+    def put_api_key(self, key: ApiKey) -> None:
+        """Store a new key or replace the one with its id; index it by digest."""
+
+    def api_key(self, key_id: str) -> ApiKey | None:
+        """Return the key with this id, or None."""
+
+    def api_key_by_digest(self, digest: str) -> ApiKey | None:
+        """Return the key whose keyed hash is `digest`, or None."""
+
+    def api_keys(self) -> Iterator[ApiKey]:
+        """Yield every key, oldest first."""
+
+    def remove_api_key(self, key_id: str) -> None:
+        """Forget a key (nothing if unknown)."""
+
+    # ---------------------------------------------------------------- webhook endpoints
+
+    def put_endpoint(self, endpoint: Endpoint) -> None:
+        """Store a new endpoint or replace the one with its id."""
+
+    def endpoint(self, endpoint_id: str) -> Endpoint | None:
+        """Return the endpoint with this id, or None."""
+
+    def endpoints(self, user_id: str | None = None) -> Iterator[Endpoint]:
+        """Yield the endpoints (of one user, if given), oldest first."""
+
+    def remove_endpoint(self, endpoint_id: str) -> None:
+        """Forget an endpoint (nothing if unknown)."""
+
+    # ---------------------------------------------------------------- the webhook outbox and delivery log
+
+    def put_delivery(self, delivery: Delivery) -> None:
+        """Store a new delivery or its new state; a pending one is (re-)filed as due at `next_attempt_at`."""
+
+    def delivery(self, delivery_id: str) -> Delivery | None:
+        """Return the delivery with this id, or None."""
+
+    def deliveries(self) -> Iterator[Delivery]:
+        """Yield every delivery, oldest first."""
+
+    def claim_due_deliveries(self, now: float, limit: int) -> list[Delivery]:
+        """Return up to `limit` pending deliveries due by `now`, earliest first, and take them off the due index.
+
+        The caller owns them until it puts them back (`put_delivery` files a pending one again).
+        """
+
+    def next_delivery_due(self) -> float | None:
+        """Return when the earliest filed pending delivery is due (None if none is)."""
+
+    def prune_deliveries(self, finished_before: float) -> int:
+        """Forget finished deliveries that finished before `finished_before`; return how many."""
+
+    # ---------------------------------------------------------------- idempotent replays
+
+    def put_replay(self, replay: Replay) -> None:
+        """Store an answer to replay; answers expire in the order they were stored."""
+
+    def replay(self, replay_key: str) -> Replay | None:
+        """Return the stored answer for this key, or None."""
+
+    def prune_replays(self, now: float) -> int:
+        """Forget the answers that expired by `now`; return how many."""

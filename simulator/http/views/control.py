@@ -64,7 +64,7 @@ def advance_clock() -> Response:
 @bp.post("/admin/reset")
 @admin_only
 def reset() -> Response:
-    """Remove every job, idempotency key and rate-limit window, restore the start-up settings unless keep_config."""
+    """Remove every job, idempotency key, rate-limit window and delivery; restore start-up settings unless kept."""
     fields = parse_fields(RESET_FIELDS)
     keep = fields.get("keep_config", False)
     removed = sim().reset(keep_config=keep)

@@ -11,6 +11,7 @@ from simulator.domain import ROLES, ReadFault, Status
 from simulator.http.context import sim
 from simulator.http.encoding import LazyViews, job_headers, json_response, listing_response, page_headers
 from simulator.http.errors import ApiError
+from simulator.http.identity import caller
 from simulator.http.parsing import (
     MAX_USER_ID_LENGTH,
     header_token,
@@ -30,6 +31,9 @@ def answer_status(find_job_id: Callable[[], str]) -> Response:
     job_id = find_job_id()
     simulator = sim()
     engine = simulator.engine
+    who = caller()
+    if who.scope is not None:
+        who.require_visible(engine.get(job_id))  # another user's job is not found, before any wait
     fault = engine.take_read_fault(job_id)
     if fault is not None:
         raise scripted_fault(job_id, fault)
@@ -68,16 +72,20 @@ def status(job_id: str) -> Response:
 @bp.get("/status")
 def newest_status() -> Response:
     """Answer the newest job of the caller's X-User-Id (of anyone without one)."""
-    who = header_token("X-User-Id", MAX_USER_ID_LENGTH, single=True)
+    who = caller()
+    declared = header_token("X-User-Id", MAX_USER_ID_LENGTH, single=True)
+    if declared is None and who.principal is not None:
+        declared = who.principal.user_id  # with a key, "my newest job"
+    user = who.reading_scope(declared)
     if not requested_wait():  # no long-poll: the newest job's view is the answer, in one read of the store
         query_number("since", integer=True)  # checked all the same
         engine = sim().engine
-        job = engine.newest(who)
+        job = engine.newest(user)
         fault = engine.take_read_fault(job["job_id"])
         if fault is not None:
             raise scripted_fault(job["job_id"], fault)
         return json_response(job, 200, job_headers(job))
-    return answer_status(lambda: sim().engine.newest(who)["job_id"])
+    return answer_status(lambda: sim().engine.newest(user)["job_id"])
 
 
 @bp.get("/jobs")
@@ -86,6 +94,7 @@ def list_jobs() -> Response:
     who = request.args.get("user_id")
     if who is not None and not 0 < len(who) <= MAX_USER_ID_LENGTH:
         raise ApiError(400, "invalid_parameter", f"user_id must be 1–{MAX_USER_ID_LENGTH} characters.")
+    who = caller().reading_scope(who)
     offset, limit = page_args()
     snapshot = sim().engine.snapshot(user_id=who, offset=offset, limit=limit)
     groups: dict[str, dict[str, list[Any]]] = {status.value: {role: [] for role in ROLES} for status in Status}
@@ -102,7 +111,7 @@ def queue() -> Response:
     """Answer the queued jobs in start order (or a page), the running ones, workers and mode."""
     offset, limit = page_args()
     engine = sim().engine
-    queued, running = engine.queue_snapshot(offset=offset, limit=limit)
+    queued, running = engine.queue_snapshot(offset=offset, limit=limit, user_id=caller().scope)
     settings = engine.settings
     body = {
         "mode": settings.PROCESSING_MODE,

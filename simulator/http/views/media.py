@@ -1,9 +1,10 @@
 """Videos in and out: POST /uploads, GET /uploads/<id>, GET /results/<job_id> (the one place a job's file is served).
 
 A job's `result_url` (the wire view's, `simulator.domain.view.result_path`) is this blueprint's results route;
-other routes that hand out a job's video (a HeyGen-style API) should link to it too, so that every download gets
-the same headers, Range support and expiry. `upload_id_in_url` tells such routes whether a `video_url` names an
-upload of this server.
+HeyGen's routes and webhooks link to it too, with a signed query (`simulator.links`) that opens the file without
+an API key, so that every download gets the same headers, Range support and expiry. Without a signed link the
+usual rules apply: in AUTH_MODE=keys a key is needed and another user's job is not found. `upload_id_in_url`
+tells routes that take a `video_url` whether it names an upload of this server.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from simulator.http.bodies import body_limit
 from simulator.http.context import sim
 from simulator.http.encoding import json_response
 from simulator.http.errors import ApiError
+from simulator.http.identity import caller, signed_link_request
 from simulator.http.parsing import job_id_arg
 from simulator.http.uploads import MULTIPART_ALLOWANCE, upload_body
 from simulator.jobfiles import JobFiles
@@ -73,7 +75,15 @@ def get_upload(upload_id: str) -> Response:
 @bp.get(result_path("<job_id>"))
 def get_result(job_id: str) -> Response:
     """Serve a completed job's video: Content-Length, ETag, Range (206), Content-Disposition with its name."""
-    job = sim().engine.get(job_id_arg(job_id))
+    job_id = job_id_arg(job_id)
+    signed = signed_link_request()
+    if signed:
+        why = sim().links.refusal(job_id, request.args.get("expires"), request.args.get("signature"))
+        if why is not None:
+            raise ApiError(403, "invalid_link", why)
+    job = sim().engine.get(job_id)
+    if not signed:
+        caller().require_visible(job)  # a signed link opens its job's file to whoever holds it
     if job["status"] != "completed":
         headers, extra = {}, {}
         if job["eta_seconds"] is not None:

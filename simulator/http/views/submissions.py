@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from simulator.domain import Scenario
 from simulator.http.context import sim
 from simulator.http.encoding import job_headers, json_response
 from simulator.http.errors import ApiError
-from simulator.http.parsing import choice, idempotency_key, parse_fields, simulate_header, text, user_id
+from simulator.http.identity import caller, needs_local_store
+from simulator.http.parsing import (
+    MAX_USER_ID_LENGTH,
+    choice,
+    header_token,
+    idempotency_key,
+    parse_fields,
+    simulate_header,
+    text,
+)
 from simulator.http.views.media import job_files
 from simulator.media import MediaNotFound, Upload
+from simulator.webhooks.hosts import check_destination, parse_allowed_hosts
 
 bp = Blueprint("submissions", __name__)
 
@@ -22,7 +32,28 @@ TRANSLATE_FIELDS = {
     "target_language": text(35),
     "simulate": Scenario.parse,
     "upload_id": text(64),
+    "callback_url": text(2048),
 }
+
+
+def submitter(fields: dict[str, Any]) -> tuple[str, str]:
+    """Return (user, role) the submission runs as: from the API key when one was sent, else as declared."""
+    declared = header_token("X-User-Id", MAX_USER_ID_LENGTH, single=True)
+    return caller().submitter(declared, fields.get("role"), request.remote_addr or "anonymous")
+
+
+def callback_meta(fields: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the job's meta for a `callback_url` (422 when WEBHOOK_ALLOWED_HOSTS does not allow it)."""
+    url = fields.get("callback_url")
+    if url is None:
+        return None
+    if sim().webhooks is None:
+        raise needs_local_store("Webhooks (callback_url)")
+    why = check_destination(url, parse_allowed_hosts(sim().engine.settings.WEBHOOK_ALLOWED_HOSTS))
+    if why is not None:
+        errors = [{"field": "callback_url", "message": why}]
+        raise ApiError(422, "validation_error", f"The request body is invalid: callback_url {why}.", errors=errors)
+    return {"api": "native", "callback_url": url}
 
 
 def submitted_script(fields: dict[str, Any]) -> Scenario | None:
@@ -41,12 +72,13 @@ def translate() -> Response:
     Submissions under one user's Idempotency-Key run one at a time: the first decides whether the key
     is new (and only then counts against the hourly limit), the others find it and replay it, however
     many arrive at once. Premium submissions, replays, refused ones and those refused for capacity
-    never count.
+    never count. With an API key, the user and role are the key's (`submitter`).
     """
     fields = parse_fields(TRANSLATE_FIELDS)
-    role = fields.get("role", "free")
-    user, key = user_id(), idempotency_key()
+    user, role = submitter(fields)  # 403 when a declaration disagrees with the key
+    key = idempotency_key()
     script = submitted_script(fields)
+    meta = callback_meta(fields)  # 422 for a callback_url WEBHOOK_ALLOWED_HOSTS refuses
     upload = named_upload(fields.get("upload_id"))  # 422 for an unknown upload, before anything counts
     simulator = sim()
     engine = simulator.engine
@@ -68,6 +100,7 @@ def translate() -> Response:
             simulate=script,
             upload_id=fields.get("upload_id"),
             media_seconds=upload.info.duration_seconds if upload else None,
+            meta=meta,
         )
     if upload is not None:
         job_files().attach(upload.upload_id, job["job_id"])
