@@ -108,9 +108,9 @@ def test_integral_floats_are_accepted_for_integer_keys() -> None:
 def test_only_documented_keys_are_runtime() -> None:
     """The process settings (secrets, seed, store, clock, data folder, address, threads, processes, the key file,
     webhook workers, the public URL) stay fixed."""
-    assert set(KEYS) - set(RUNTIME_KEYS) == {"ADMIN_TOKEN", "METRICS_TOKEN", "RANDOM_SEED", "STORE", "CLOCK", "DATA_DIR",
-                                             "HOST", "PORT", "THREADS", "PROCESSES", "API_KEYS_FILE", "WEBHOOK_SECRET",
-                                             "WEBHOOK_WORKERS", "PUBLIC_URL"}
+    assert set(KEYS) - set(RUNTIME_KEYS) == {"ADMIN_TOKEN", "METRICS_TOKEN", "RANDOM_SEED", "STORE", "CLOCK",
+                                             "DATA_DIR", "HOST", "PORT", "THREADS", "PROCESSES", "API_KEYS_FILE",
+                                             "WEBHOOK_SECRET", "WEBHOOK_WORKERS", "PUBLIC_URL"}
 
 
 def test_concurrent_updates_never_mix() -> None:
