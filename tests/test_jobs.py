@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ from jobs import (
     TransitionRefused,
     iso,
 )
+from simulator.store import MemoryStore
 from tests.conftest import START, FakeClock, make_engine
 
 #: The store contract: every test here runs once per store implementation.
@@ -329,7 +331,7 @@ def test_start_next_refuses_invalid_counts(clock: FakeClock, count: Any) -> None
     """A count that is not an integer ≥ 1 raises InvalidArgument and starts nothing."""
     engine = make_engine(clock, PROCESSING_MODE="manual")
     submit(engine)
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidArgument, match=r"count must be an integer ≥ 1, got "):
         engine.start_next(count)
     assert engine.queue()["running"] == []
 
@@ -390,6 +392,36 @@ def test_a_job_ends_exactly_at_its_due_instant_after_a_mid_run_submission(clock:
     go_to(clock, 60)
     assert engine.get(a)["finished_at"] == t(10)
     assert engine.get(b)["finished_at"] == t(14)
+
+
+def test_a_cancelled_attempt_does_not_hold_up_the_other_ends_of_a_late_advance(clock: FakeClock) -> None:
+    """After a running job is cancelled, one late advance still ends every other attempt at its own instant."""
+    engine = make_engine(clock, WORKERS=2)
+    cancelled = submit(engine)
+    go_to(clock, 1)
+    b = submit(engine)
+    c, d, e = submit(engine), submit(engine), submit(engine)
+    go_to(clock, 2)
+    engine.cancel(cancelled)  # its attempt would have ended at 10; c takes the slot at 2
+    go_to(clock, 100)
+    ends = {job_id: engine.get(job_id)["finished_at"] for job_id in (b, c, d, e)}
+    assert ends == {b: t(11), c: t(12), d: t(21), e: t(22)}
+
+
+def test_an_attempt_that_failed_and_restarted_does_not_hold_up_an_earlier_end(clock: FakeClock) -> None:
+    """A job that fails and is retried at once ends later; a job due in between still ends on time."""
+    engine = make_engine(clock, WORKERS=2, ERROR_RATE=1.0)
+    failing = submit(engine)
+    fails_in = engine.get(failing)["eta_seconds"]  # exact: the moment its attempt fails
+    engine.configure({"ERROR_RATE": 0.0})  # the retry and the next job succeed
+    other = submit(engine)
+    go_to(clock, 10 + fails_in / 2)  # past the other's end (10), before the retry's (fails_in + 10)
+    engine.advance()
+    assert engine.get(other)["status"] == "completed"
+    assert engine.get(other)["finished_at"] == t(10)
+    retried = engine.get(failing)
+    assert (retried["status"], retried["attempts"]) == ("pending", 2)
+    assert retried["eta_seconds"] == pytest.approx(fails_in / 2, abs=1e-3)
 
 
 def test_jitter_keeps_durations_inside_the_allowed_spread(clock: FakeClock) -> None:
@@ -633,6 +665,56 @@ def test_eta_while_queued_when_more_jobs_run_than_workers(clock: FakeClock) -> N
     assert engine.get(waiting)["finished_at"] == t(24)
 
 
+def test_a_queued_eta_counts_each_job_ahead_as_an_expected_attempt_when_attempts_fail(clock: FakeClock) -> None:
+    """With ERROR_RATE r each job ahead holds its slot for (1 - r/2) of an attempt: failures stop halfway."""
+    engine = make_engine(clock, WORKERS=1, ERROR_RATE=0.5)
+    running = submit(engine)
+    free_next, premium_next = submit(engine), submit(engine, "premium")
+    last = submit(engine)
+    left = engine.get(running)["eta_seconds"]  # exact: when the running attempt ends, by failing or not
+    assert engine.get(premium_next)["eta_seconds"] == pytest.approx(left + 5.0, abs=1e-3)
+    assert engine.get(free_next)["eta_seconds"] == pytest.approx(left + 5.0 * 0.75 + 10.0, abs=1e-3)
+    assert engine.get(last)["eta_seconds"] == pytest.approx(left + 5.0 * 0.75 + 10.0 * 0.75 + 10.0, abs=1e-3)
+
+
+def test_etas_deep_in_the_queue_share_the_backlog_among_the_workers(clock: FakeClock) -> None:
+    """Past the depth planned slot by slot, the ETA still grows by one attempt per WORKERS jobs ahead."""
+    workers = 4
+    engine = make_engine(clock, WORKERS=workers)  # 10 s attempts, no failures, no jitter: the truth is known
+    for _ in range(workers + 300):
+        submit(engine)
+    etas = [view["eta_seconds"] for view in engine.queue()["queued"]]
+    assert len(etas) == 300
+    for position, eta in enumerate(etas, 1):
+        exact = 10.0 * ((position - 1) // workers + 1) + 10.0  # its slot frees after every job ahead of it
+        assert exact - 10.0 <= eta <= exact + 10.0, position
+        if position > 128 and (position - 1) % workers == 0:
+            assert eta == exact, position
+
+
+def test_a_running_jobs_eta_counts_down_to_zero_in_its_last_second(clock: FakeClock) -> None:
+    """A translating job's eta keeps falling below one second (0.75 s, 0.001 s), and the job behind counts from it."""
+    engine = make_engine(clock, WORKERS=1)
+    job_id, behind = submit(engine), submit(engine)
+    go_to(clock, 9.25)
+    assert engine.get(job_id)["eta_seconds"] == 0.75
+    assert engine.get(behind)["eta_seconds"] == 10.75
+    go_to(clock, 9.999)
+    assert engine.get(job_id)["eta_seconds"] == 0.001
+    assert engine.get(job_id)["progress"] == 99
+
+
+def test_progress_of_a_short_attempt_moves_with_its_time(clock: FakeClock) -> None:
+    """An attempt shorter than a second still reports its share done (25, 50, 99), not a constant."""
+    engine = make_engine(clock, TRANSLATION_DELAY=0.5)
+    job_id = submit(engine)
+    for seconds, expected in [(0.125, 25), (0.25, 50), (0.375, 75), (0.498046875, 99)]:  # exact in binary
+        go_to(clock, seconds)
+        assert engine.get(job_id)["progress"] == expected
+    go_to(clock, 0.5)
+    assert engine.get(job_id)["progress"] == 100
+
+
 def test_eta_is_none_while_queued_in_manual_mode(clock: FakeClock) -> None:
     """Nothing starts by itself in manual mode, so a queued job has no eta."""
     engine = make_engine(clock, PROCESSING_MODE="manual")
@@ -667,6 +749,27 @@ def test_version_grows_on_every_transition_and_only_then(clock: FakeClock) -> No
     assert engine.get(job_id)["status"] == "permanently_failed"
     assert len(versions) == 5
     assert versions == sorted(set(versions))
+
+
+def test_every_change_of_a_job_is_published_with_its_kind_and_new_version(clock: FakeClock) -> None:
+    """The change feed numbers each job's changes: submitted 1, started 2, failed 3, retried 4, then its end."""
+    engine = make_engine(clock, ERROR_RATE=1.0, MAX_RETRIES=1, WORKERS=1)
+    doomed = submit(engine)
+    run_to_next_event(clock, engine)  # fails, and the retry starts at once
+    run_to_next_event(clock, engine)  # fails again: no retry left
+    engine.configure({"ERROR_RATE": 0.0})
+    done, dropped = submit(engine), submit(engine)
+    engine.cancel(dropped)
+    run_to_next_event(clock, engine)
+    engine.advance()
+    changes: dict[str, list[tuple[str, int]]] = {}
+    for change in engine.feed.since(0):
+        changes.setdefault(change.job_id, []).append((change.kind, change.version))
+    assert changes[doomed] == [("submitted", 1), ("started", 2), ("failed", 3), ("retried", 4),
+                               ("permanently_failed", 5)]
+    assert changes[done] == [("submitted", 1), ("started", 2), ("completed", 3)]
+    assert changes[dropped] == [("submitted", 1), ("cancelled", 2)]
+    assert engine.get(done)["version"] == 3
 
 
 def test_cancellation_raises_the_version(clock: FakeClock) -> None:
@@ -751,7 +854,8 @@ def test_cancel_a_finished_job_is_refused(clock: FakeClock, status: Status) -> N
     engine, job_id = make_job_in(status, clock)
     with pytest.raises(TransitionRefused) as caught:
         engine.cancel(job_id, "late")
-    assert caught.value.extra["job_status"] == status.value
+    assert caught.value.extra == {"job_id": job_id, "job_status": status.value}
+    assert caught.value.detail == str(caught.value) == f"Job {job_id} is {status.value} and can no longer be cancelled."
     assert engine.get(job_id)["cancel_reason"] is None
 
 
@@ -775,8 +879,10 @@ def test_cancel_an_unknown_job_raises_not_found(engine: JobEngine) -> None:
 
 def test_get_an_unknown_job_raises_not_found(engine: JobEngine) -> None:
     """Reading an id that never existed raises JobNotFound."""
-    with pytest.raises(JobNotFound):
-        engine.get(str(uuid.uuid4()))
+    job_id = str(uuid.uuid4())
+    with pytest.raises(JobNotFound) as caught:
+        engine.get(job_id)
+    assert (caught.value.detail, caught.value.extra) == (f"No job with id {job_id!r}.", {"job_id": job_id})
 
 
 # ---------------------------------------------------------------------------------------------- cleanup
@@ -843,6 +949,14 @@ def test_cleanup_refuses_a_negative_age(engine: JobEngine) -> None:
         engine.cleanup(older_than=-1)
 
 
+def test_cleanup_errors_say_what_was_wrong(engine: JobEngine) -> None:
+    """A refused cleanup names the unfinished statuses asked for, or the negative age."""
+    with pytest.raises(InvalidArgument, match=r"not failed, pending\."):
+        engine.cleanup([Status.PENDING, Status.COMPLETED, Status.FAILED])
+    with pytest.raises(InvalidArgument, match=r"older_than must be ≥ 0, got -1"):
+        engine.cleanup(older_than=-1)
+
+
 def test_removed_jobs_are_gone_everywhere(clock: FakeClock) -> None:
     """A cleaned-up job raises JobNotFound on get, cancel and wait, and leaves the listings."""
     engine = make_engine(clock)
@@ -867,6 +981,25 @@ def test_cleanup_forgets_the_idempotency_keys_of_removed_jobs(clock: FakeClock) 
     new = submit(engine, idempotency_key="k1")
     assert new != old
     assert engine.find_idempotent("alice", "k1") == new
+
+
+def test_cleanup_and_expiry_publish_each_removal_at_its_instant(clock: FakeClock) -> None:
+    """Each removed job is a `removed` change on the feed, at the time it was removed, for event streams to follow."""
+    engine = make_engine(clock, JOB_TTL=100.0)
+    cleaned, expired = submit(engine), submit(engine, user_id="bob")
+    go_to(clock, 10)
+    engine.advance()  # both completed at 10
+    cursor = engine.feed.cursor()
+    engine.cleanup(older_than=0)  # both completed at 10: removes both
+    assert [(c.kind, c.job_id, c.user_id, c.at) for c in engine.feed.since(cursor)] == [
+        ("removed", cleaned, "alice", START + 10), ("removed", expired, "bob", START + 10)]
+    kept = submit(engine)
+    go_to(clock, 20)
+    engine.advance()  # completed at 20
+    cursor = engine.feed.cursor()
+    go_to(clock, 120)
+    engine.advance()
+    assert [(c.kind, c.job_id, c.at) for c in engine.feed.since(cursor)] == [("removed", kept, START + 120)]
 
 
 def test_job_ttl_removes_finished_jobs(clock: FakeClock) -> None:
@@ -966,6 +1099,21 @@ def test_max_jobs_retry_after_counts_to_the_oldest_expiry(clock: FakeClock) -> N
     submit(engine)
 
 
+def test_a_full_store_says_room_is_expected_in_at_least_a_second(clock: FakeClock) -> None:
+    """retry_after rounds the time to the oldest job's expiry up to whole seconds, and is never below 1."""
+    engine = make_engine(clock, MAX_JOBS=1, JOB_TTL=100.0)
+    submit(engine)
+    go_to(clock, 109.6)  # finished at 10, expires at 110: in 0.4 s
+    with pytest.raises(CapacityExceeded) as caught:
+        submit(engine)
+    assert caught.value.extra["retry_after"] == 1
+    nothing_finished = make_engine(clock, MAX_JOBS=1, JOB_TTL=0.5, PROCESSING_MODE="manual")
+    submit(nothing_finished)
+    with pytest.raises(CapacityExceeded) as caught:
+        submit(nothing_finished)
+    assert caught.value.extra["retry_after"] == 1
+
+
 def test_cleanup_makes_room_under_max_jobs(clock: FakeClock) -> None:
     """Removing finished jobs lets new submissions in."""
     engine = make_engine(clock, MAX_JOBS=1)
@@ -1028,6 +1176,31 @@ def test_newest_returns_the_latest_job_of_a_user_or_anyone(clock: FakeClock) -> 
         engine.newest("c")
 
 
+def test_newest_names_who_has_no_job(engine: JobEngine) -> None:
+    """JobNotFound from newest says whose newest job was asked for: a user's, or anyone's."""
+    with pytest.raises(JobNotFound, match="No job has been submitted by anyone"):
+        engine.newest()
+    with pytest.raises(JobNotFound, match="No job has been submitted by user 'carol'"):
+        engine.newest("carol")
+
+
+def test_total_counts_all_jobs_or_one_users(clock: FakeClock) -> None:
+    """total() is how many jobs are stored, total(user) how many of them that user submitted."""
+    engine = make_engine(clock)
+    for user_id in ("alice", "alice", "bob"):
+        submit(engine, user_id=user_id)
+    assert (engine.total(), engine.total("alice"), engine.total("bob"), engine.total("carol")) == (3, 2, 1, 0)
+
+
+def test_grouped_can_be_paged(clock: FakeClock) -> None:
+    """grouped(offset=, limit=) groups one page of jobs, in submission order."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    ids = [submit(engine) for _ in range(5)]
+    page = engine.grouped(offset=1, limit=2)
+    assert list(page["pending"]["free"]) == ids[1:3]
+    assert list(engine.grouped(offset=3)["pending"]["free"]) == ids[3:]
+
+
 def test_queue_lists_queued_in_start_order_and_running(clock: FakeClock) -> None:
     """queue() shows the queued jobs in the order they will start, the running ones, workers and mode."""
     engine = make_engine(clock, WORKERS=1)
@@ -1040,6 +1213,8 @@ def test_queue_lists_queued_in_start_order_and_running(clock: FakeClock) -> None
     assert [v["job_id"] for v in queue["queued"]] == [p1, f1, f2]
     assert [v["queue_position"] for v in queue["queued"]] == [1, 2, 3]
     assert [v["job_id"] for v in queue["running"]] == [running]
+    assert queue["queued_total"] == 3
+    assert engine.queue(offset=1, limit=1)["queued_total"] == 3  # a page still tells the whole queue's length
     assert engine.counts() == {"jobs": 4, "queued": 3, "running": 1}
 
 
@@ -1197,6 +1372,137 @@ def test_wait_for_next_event_processes_events_already_due(clock: FakeClock) -> N
     assert engine.get(job_id)["status"] == "completed"
 
 
+def test_a_waiter_returns_on_a_change_that_does_not_finish_the_job() -> None:
+    """A held wait answers as soon as its job starts translating, not only when it finishes."""
+    clock = SignallingClock()
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    job_id = submit(engine)
+    since = engine.get(job_id)["version"]
+    answers: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        began = time.monotonic()
+        answers["job"] = engine.wait_for_change(job_id, since, timeout=5)
+        answers["elapsed"] = time.monotonic() - began
+
+    def start() -> None:
+        if not clock.read.wait(2):
+            raise AssertionError("the waiter never started")
+        engine.start_next()
+
+    clock.read.clear()
+    waiter = in_thread(wait, errors)
+    starter = in_thread(start, errors)
+    starter.join(3)
+    waiter.join(3)
+    assert not errors
+    assert not waiter.is_alive()
+    assert (answers["job"]["status"], answers["job"]["stage"]) == ("pending", "translating")
+    assert answers["job"]["version"] == since + 1
+    assert answers["elapsed"] < 2.0
+
+
+def test_a_waiter_whose_job_finishes_and_expires_at_once_is_told_it_is_gone() -> None:
+    """With JOB_TTL 0 a job is removed the instant it finishes: its waiter gets JobNotFound then, not at timeout."""
+    clock = SignallingClock()
+    engine = make_engine(clock, JOB_TTL=0.0)
+    job_id = submit(engine)
+    since = engine.get(job_id)["version"]
+    answers: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        began = time.monotonic()
+        try:
+            engine.wait_for_change(job_id, since, timeout=5)
+        finally:
+            answers["elapsed"] = time.monotonic() - began
+
+    def finish() -> None:
+        if not clock.read.wait(2):
+            raise AssertionError("the waiter never started")
+        clock.advance(10)
+        engine.advance()
+
+    clock.read.clear()
+    waiter = in_thread(wait, errors)
+    finisher = in_thread(finish, errors)
+    finisher.join(3)
+    waiter.join(3)
+    assert not waiter.is_alive()
+    assert [type(e) for e in errors] == [JobNotFound]
+    assert answers["elapsed"] < 2.0
+
+
+def test_a_wait_without_a_timeout_answers_at_once(clock: FakeClock) -> None:
+    """wait_for_change's timeout defaults to 0: without one it answers the current view at once."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    job_id = submit(engine)
+    began = time.monotonic()
+    assert engine.wait_for_change(job_id) == engine.get(job_id)
+    assert time.monotonic() - began < 0.5
+
+
+def test_wait_for_next_event_sleeps_only_until_the_next_event_is_due(clock: FakeClock) -> None:
+    """With an attempt due in 0.2 s the ticker's sleep ends then (real seconds), long before max_seconds."""
+    engine = make_engine(clock, TRANSLATION_DELAY=0.2)
+    submit(engine)
+    began = time.monotonic()
+    engine.wait_for_next_event(max_seconds=5)
+    assert 0.15 <= time.monotonic() - began < 0.9
+
+
+def test_wait_for_next_event_with_nothing_scheduled_sleeps_max_seconds(clock: FakeClock) -> None:
+    """With no attempt running and no finished job to expire, the ticker sleeps max_seconds (by default one second)."""
+    engine = make_engine(clock)
+    began = time.monotonic()
+    engine.wait_for_next_event(max_seconds=0.1)
+    assert 0.09 <= time.monotonic() - began < 0.9
+    began = time.monotonic()
+    engine.wait_for_next_event()
+    assert 0.95 <= time.monotonic() - began < 1.9
+
+
+def test_wait_for_next_event_wakes_when_the_schedule_changes() -> None:
+    """A submission that starts an attempt wakes the sleeping ticker at once, so it can sleep until that end."""
+    clock = SignallingClock()
+    engine = make_engine(clock)
+    errors: list[BaseException] = []
+    elapsed: list[float] = []
+
+    def tick() -> None:
+        began = time.monotonic()
+        engine.wait_for_next_event(max_seconds=5)
+        elapsed.append(time.monotonic() - began)
+
+    def submit_one() -> None:
+        if not clock.read.wait(2):
+            raise AssertionError("the ticker never started")
+        submit(engine)
+
+    clock.read.clear()
+    ticker = in_thread(tick, errors)
+    submitter = in_thread(submit_one, errors)
+    submitter.join(3)
+    ticker.join(3)
+    assert not errors and not ticker.is_alive()
+    assert elapsed[0] < 2.0
+
+
+def test_wake_ends_the_tickers_sleep() -> None:
+    """wake() (the server stopping) ends a sleep in wait_for_next_event at once."""
+    clock = SignallingClock()
+    engine = make_engine(clock)
+    errors: list[BaseException] = []
+    clock.read.clear()
+    ticker = in_thread(lambda: engine.wait_for_next_event(max_seconds=5), errors)
+    assert clock.read.wait(2)
+    engine.wake()
+    ticker.join(3)
+    assert not errors and not ticker.is_alive()
+
+
 # ------------------------------------------------------------------------------------------ reproducibility
 
 
@@ -1229,6 +1535,17 @@ def test_a_different_seed_gives_a_different_run() -> None:
     first, other = scripted_run(7), scripted_run(8)
     assert {v["job_id"] for v in first}.isdisjoint(v["job_id"] for v in other)
     assert [v["finished_at"] for v in first] != [v["finished_at"] for v in other]
+
+
+def test_random_seed_alone_makes_the_run_of_that_seed(clock: FakeClock) -> None:
+    """An engine given RANDOM_SEED and no generator draws what random.Random(RANDOM_SEED) draws: the same ids."""
+    settings = config.from_mapping({"RANDOM_SEED": 11, "ERROR_RATE": 0.0})
+    seeded = JobEngine(settings, store=MemoryStore(), clock=clock)
+    explicit = JobEngine(settings, store=MemoryStore(), clock=clock, rng=random.Random(11))
+    ids = [[e.submit("free", "u")[0]["job_id"] for _ in range(3)] for e in (seeded, explicit)]
+    assert ids[0] == ids[1]
+    unseeded = JobEngine(config.from_mapping({"ERROR_RATE": 0.0}), store=MemoryStore(), clock=clock)
+    assert unseeded.submit("free", "u")[0]["job_id"] not in ids[0]
 
 
 # ---------------------------------------------------------------------------------------- configuration
@@ -1325,6 +1642,18 @@ def test_every_page_shows_each_job_as_get_does(clock, mode) -> None:
         assert [v["job_id"] for v in jobs_page] == [v["job_id"] for v in engine.jobs()[offset : offset + limit]]
         assert [v["queue_position"] for v in queue_page] == list(range(offset + 1, offset + 1 + len(queue_page)))
     assert any(v["stage"] == "queued" for v in engine.jobs(offset=40, limit=30))
+
+
+def test_a_page_holding_only_the_first_queued_job_shows_its_place(clock: FakeClock) -> None:
+    """A page of one job that is first in the queue shows position 1 and the ETA get() shows."""
+    engine = make_engine(clock, WORKERS=1)
+    submit(engine)
+    first_queued = submit(engine)
+    submit(engine)
+    [view] = engine.jobs(offset=1, limit=1)
+    assert view["job_id"] == first_queued
+    assert (view["queue_position"], view["eta_seconds"]) == (1, 20.0)
+    assert view == engine.get(first_queued)
 
 
 def test_listed_etas_equal_single_etas_in_a_deep_queue(clock) -> None:
