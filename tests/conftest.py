@@ -98,8 +98,23 @@ def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         try:
             assert {job.job_id: to_record(job) for job in reopened.jobs()} == in_memory
             assert [j.job_id for j in reopened.queued()] == [j.job_id for j in store.queued()]
+            assert indexes(reopened) == indexes(store)
         finally:
             reopened.close()
+
+
+def indexes(store: Store) -> dict[str, object]:
+    """Return what a store's indexes answer: each user's jobs, the idempotency keys, running and finished jobs."""
+    users = {job.user_id for job in store.jobs()}
+    keyed = [(job.user_id, job.idempotency_key) for job in store.jobs() if job.idempotency_key is not None]
+    return {
+        "by_user": {user: [job.job_id for job in store.jobs(user)] for user in users},
+        "newest": {user: store.newest(user).job_id for user in users},  # type: ignore[union-attr]
+        "keys": {key: store.find_idempotent(*key).job_id for key in keyed},  # type: ignore[union-attr]
+        "running": sorted(job.job_id for job in store.running()),
+        "finished": sorted(job.job_id for job in store.finished()),
+        "finishing order": [job.finished_at for job in store.finished()],  # jobs that finished together: any order
+    }
 
 
 def make_engine(clock: FakeClock, **overrides: Any) -> JobEngine:
