@@ -139,3 +139,104 @@ def test_settings_are_grouped_simulation_service_process() -> None:
     assert {f.name for f in dataclasses.fields(settings.Service)} <= set(RUNTIME_KEYS)
     assert not {f.name for f in dataclasses.fields(settings.Process)} & set(RUNTIME_KEYS)
     assert isinstance(Settings(), settings.Simulation)
+
+
+@pytest.mark.parametrize(("key", "value"), [("HOST", ""), ("STORE", ""), ("HOST", 5), ("STORE", None),
+                                            ("PROCESSING_MODE", ""), ("PROCESSING_MODE", 1)])
+def test_string_keys_refuse_empty_and_non_string_values(key: str, value: object) -> None:
+    """A string setting given empty text, a number or null is refused with what it allows, naming the key."""
+    with pytest.raises(ConfigError) as caught:
+        config.from_mapping({key: value})
+    assert set(caught.value.errors) == {key}
+    assert "must be " in caught.value.errors[key] and repr(value) in caught.value.errors[key]
+
+
+def test_runtime_string_keys_refuse_non_strings() -> None:
+    """POST /config's PROCESSING_MODE must be one of its choices as a string, not a number or empty."""
+    for value in (1, "", None, "Auto"):
+        with pytest.raises(ConfigError) as caught:
+            Settings().updated({"PROCESSING_MODE": value})
+        assert "one of 'auto', 'manual'" in caught.value.errors["PROCESSING_MODE"]
+
+
+@pytest.mark.parametrize("text", ["", "   "])
+def test_optional_keys_given_as_empty_text_are_unset(text: str) -> None:
+    """`RANDOM_SEED=` or `ADMIN_TOKEN=` in the environment or .env means unset, not an error or an empty token."""
+    s = config.load(environ={"RANDOM_SEED": text, "ADMIN_TOKEN": text}, dotenv_path=None)
+    assert (s.RANDOM_SEED, s.ADMIN_TOKEN) == (None, None)
+    assert s.with_admin_token().admin_token_generated
+
+
+def test_required_string_keys_given_as_empty_text_are_refused() -> None:
+    """`HOST=` is not unset: HOST must be a non-empty string, and the error says so."""
+    with pytest.raises(ConfigError) as caught:
+        config.load(environ={"HOST": " "}, dotenv_path=None)
+    assert "a non-empty string" in caught.value.errors["HOST"]
+
+
+def test_text_values_are_stripped_and_typed() -> None:
+    """Environment text is stripped and turned into the key's type: integers, numbers, strings."""
+    s = config.load(environ={"WORKERS": " 4 ", "ERROR_RATE": "0.25\n", "HOST": " localhost ", "RANDOM_SEED": "0"},
+                    dotenv_path=None)
+    assert (s.WORKERS, s.ERROR_RATE, s.HOST, s.RANDOM_SEED) == (4, 0.25, "localhost", 0)
+    assert isinstance(s.WORKERS, int) and isinstance(s.ERROR_RATE, float)
+
+
+def test_numbers_given_as_strings_to_from_mapping_are_parsed() -> None:
+    """from_mapping takes typed values or the environment's text alike: "3" is the integer 3, "0.5" the number 0.5."""
+    s = config.from_mapping({"WORKERS": "3", "ERROR_RATE": "0.5", "TRANSLATION_DELAY": 2, "JOB_TTL": "60"})
+    assert (s.WORKERS, s.ERROR_RATE, s.TRANSLATION_DELAY, s.JOB_TTL) == (3, 0.5, 2.0, 60.0)
+    assert isinstance(s.TRANSLATION_DELAY, float)
+    with pytest.raises(ConfigError) as caught:
+        config.from_mapping({"WORKERS": "3.5", "ERROR_RATE": "2"})
+    assert set(caught.value.errors) == {"WORKERS", "ERROR_RATE"}
+
+
+def test_from_mapping_reports_every_invalid_key_not_only_the_first_unknown() -> None:
+    """Unknown, retired and invalid keys are all reported together, whatever their order."""
+    with pytest.raises(ConfigError) as caught:
+        config.from_mapping({"NOPE": 1, "STATE_FILE": "x.json", "WORKERS": 0, "ERROR_RATE": 0.5, "PORT": "http"})
+    assert set(caught.value.errors) == {"NOPE", "STATE_FILE", "WORKERS", "PORT"}
+    assert caught.value.errors["NOPE"] == "unknown setting"
+    assert "STORE=sqlite:///" in caught.value.errors["STATE_FILE"]
+
+
+def test_load_reports_a_retired_key_with_the_invalid_ones() -> None:
+    """A retired key in the environment is reported with what replaced it, beside every invalid key."""
+    with pytest.raises(ConfigError) as caught:
+        config.load(environ={"STATE_FILE": "jobs.json", "WORKERS": "0", "PORT": "x"}, dotenv_path=None)
+    assert set(caught.value.errors) == {"STATE_FILE", "WORKERS", "PORT"}
+    assert "STORE=sqlite:///" in caught.value.errors["STATE_FILE"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "ok"),
+    [
+        ("TRANSLATION_DELAY", 0, True), ("TRANSLATION_DELAY", 86400, True), ("TRANSLATION_DELAY", 86400.5, False),
+        ("PREMIUM_DELAY_FACTOR", 0, False), ("PREMIUM_DELAY_FACTOR", 1e-9, True), ("PREMIUM_DELAY_FACTOR", 1, True),
+        ("DELAY_JITTER", 0, True), ("DELAY_JITTER", 0.999, True), ("DELAY_JITTER", 1, False),
+        ("WORKERS", 1, True), ("WORKERS", 0, False), ("WORKERS", 10_000, True), ("WORKERS", 10_001, False),
+        ("ERROR_RATE", -0.0001, False), ("ERROR_RATE", 1, True), ("MAX_RETRIES", -1, False),
+    ],
+)
+def test_bounds_are_inclusive_unless_declared_open(key: str, value: float, ok: bool) -> None:
+    """Each bound lets its own value through when it is closed and refuses it when it is open."""
+    if ok:
+        assert getattr(Settings().updated({key: value}), key) == value
+    else:
+        with pytest.raises(ConfigError) as caught:
+            Settings().updated({key: value})
+        assert KEYS[key].allowed() in caught.value.errors[key]
+
+
+def test_allowed_describes_each_kind_of_bound() -> None:
+    """The allowed-values text shows closed and open ends, one-sided bounds, choices and strings."""
+    assert KEYS["PREMIUM_DELAY_FACTOR"].allowed() == "a number in (0, 1]"
+    assert KEYS["DELAY_JITTER"].allowed() == "a number in [0, 1)"
+    assert KEYS["WORKERS"].allowed() == "an integer in [1, 10000]"
+    assert KEYS["PROCESSING_MODE"].allowed() == "one of 'auto', 'manual'"
+    assert KEYS["HOST"].allowed() == "a non-empty string"
+    assert settings.Key("X", float, 1.0, "simulation", "doc", low=0.5).allowed() == "a number ≥ 0.5"
+    assert settings.Key("X", int, 1, "simulation", "doc", low=0, low_open=True).allowed() == "an integer > 0"
+    assert settings.Key("X", float, 1.0, "simulation", "doc").allowed() == "a number"
+
