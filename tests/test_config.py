@@ -240,3 +240,9 @@ def test_allowed_describes_each_kind_of_bound() -> None:
     assert settings.Key("X", int, 1, "simulation", "doc", low=0, low_open=True).allowed() == "an integer > 0"
     assert settings.Key("X", float, 1.0, "simulation", "doc").allowed() == "a number"
 
+
+def test_from_mapping_reads_text_as_the_environment_does() -> None:
+    """Text in a mapping means what it means in the environment: stripped, and empty for an optional key is unset."""
+    text = {"ADMIN_TOKEN": "", "RANDOM_SEED": "", "HOST": " localhost ", "PROCESSING_MODE": "manual"}
+    assert config.from_mapping(text) == config.load(environ=text, dotenv_path=None)
+    assert config.from_mapping({"ADMIN_TOKEN": " "}).ADMIN_TOKEN is None
