@@ -89,6 +89,7 @@ def test_runtime_update_is_all_or_nothing() -> None:
     assert runtime.current is before
     assert runtime.update({"WORKERS": 4, "PROCESSING_MODE": "manual"}).WORKERS == 4
     assert runtime.current.PROCESSING_MODE == "manual"
+    assert runtime.initial is before  # what it started with, whatever changed since
 
 
 @pytest.mark.parametrize(("key", "value"), [("WORKERS", True), ("WORKERS", 2.5), ("MAX_RETRIES", "3"),
@@ -246,3 +247,50 @@ def test_from_mapping_reads_text_as_the_environment_does() -> None:
     text = {"ADMIN_TOKEN": "", "RANDOM_SEED": "", "HOST": " localhost ", "PROCESSING_MODE": "manual"}
     assert config.from_mapping(text) == config.load(environ=text, dotenv_path=None)
     assert config.from_mapping({"ADMIN_TOKEN": " "}).ADMIN_TOKEN is None
+
+
+def test_load_reads_the_process_environment_and_dotenv_by_default(tmp_path, monkeypatch) -> None:
+    """Without arguments load() reads os.environ and the .env of the working directory (the environment wins)."""
+    (tmp_path / ".env").write_text("WORKERS=7\nMAX_RETRIES=4\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORKERS", "3")
+    s = config.load()
+    assert (s.WORKERS, s.MAX_RETRIES) == (3, 4)
+
+
+def test_integers_in_text_keep_every_digit() -> None:
+    """A RANDOM_SEED beyond a float's precision is read as the exact integer written."""
+    assert config.load(environ={"RANDOM_SEED": "9007199254740993"}, dotenv_path=None).RANDOM_SEED == 9007199254740993
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("WORKERS", True, "must be an integer in [1, 10000], got True"),
+    ("WORKERS", 2.5, "must be an integer in [1, 10000], got 2.5"),
+    ("WORKERS", 0, "must be an integer in [1, 10000], got 0"),
+    ("ERROR_RATE", "0.5", "must be a number in [0, 1], got '0.5'"),
+    ("TRANSLATION_DELAY", float("inf"), "must be a number in [0, 86400], got inf"),
+    ("PROCESSING_MODE", "fast", "must be one of 'auto', 'manual', got 'fast'"),
+])
+def test_a_refused_value_is_named_with_what_is_allowed(key: str, value: object, message: str) -> None:
+    """Each refusal says what the key allows and repeats the value given."""
+    with pytest.raises(ConfigError) as caught:
+        Settings().updated({key: value})
+    assert caught.value.errors == {key: message}
+
+
+def test_a_config_error_lists_every_key_with_its_message() -> None:
+    """The error's text is each key and its message, in the order given, separated by semicolons."""
+    with pytest.raises(ConfigError) as caught:
+        Settings().updated({"PORT": 1, "NOPE": 1})
+    assert str(caught.value) == (
+        "PORT: read-only: set it in the environment or .env before start-up; "
+        f"NOPE: unknown setting; runtime settings are {', '.join(RUNTIME_KEYS)}"
+    )
+    assert "TRANSLATION_DELAY, PREMIUM_DELAY_FACTOR" in str(caught.value)
+
+
+def test_a_generated_admin_token_has_24_random_bytes() -> None:
+    """A generated ADMIN_TOKEN is 24 random bytes in URL-safe base64: 32 characters."""
+    token = Settings().with_admin_token().ADMIN_TOKEN
+    assert token is not None and len(token) == 32
+    assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
