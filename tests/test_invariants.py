@@ -281,3 +281,22 @@ def test_the_checker_reports_a_job_started_out_of_order_after_one_that_was_in_or
         stored(store, "waiting", role, seq=2)
         stored(store, "late", stage=Stage.TRANSLATING, seq=3, started_seq=4, attempts=1)
         assert check_invariants(store) == [message]
+
+
+class HidingStore(MemoryStore):
+    """A store broken on purpose: its running index hides every job, while its count still counts them."""
+
+    def running(self) -> list[Job]:
+        return []
+
+
+def test_the_checker_reports_a_job_in_no_index_and_counts_that_disagree() -> None:
+    """A stored job that no index holds is in 0 places, and the running count no longer matches the index."""
+    store = HidingStore()
+    stored(store, "r", stage=Stage.TRANSLATING, started_seq=1, attempts=1)
+    assert check_invariants(store) == [
+        "r is in 0 places",
+        "r is translating but not kept as such",
+        "a queue, the running set or the finished list holds an unknown id",
+        "the queue or running counts disagree with the indexes",
+    ]

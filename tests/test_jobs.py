@@ -610,6 +610,8 @@ def test_eta_is_exact_while_translating(clock: FakeClock) -> None:
     go_to(clock, 2.25)
     assert engine.get(free)["eta_seconds"] == 7.75
     assert engine.get(premium)["eta_seconds"] == 2.75
+    go_to(clock, 2.8765432)
+    assert engine.get(free)["eta_seconds"] == 7.123  # to the millisecond
 
 
 def test_eta_is_exact_while_translating_in_manual_mode(clock: FakeClock) -> None:
@@ -769,6 +771,8 @@ def test_every_change_of_a_job_is_published_with_its_kind_and_new_version(clock:
                                ("permanently_failed", 5)]
     assert changes[done] == [("submitted", 1), ("started", 2), ("completed", 3)]
     assert changes[dropped] == [("submitted", 1), ("cancelled", 2)]
+    submitted_at = clock.now - 10  # `done` was submitted and started 10 s before it completed, now
+    assert [c.at for c in engine.feed.since(0) if c.job_id == done] == [submitted_at, submitted_at, clock.now]
     assert engine.get(done)["version"] == 3
 
 
@@ -1537,6 +1541,15 @@ def test_a_different_seed_gives_a_different_run() -> None:
     assert [v["finished_at"] for v in first] != [v["finished_at"] for v in other]
 
 
+def test_an_id_already_stored_is_never_given_again(clock: FakeClock) -> None:
+    """When the generator draws a stored job's id again, the new job gets another one."""
+    first = make_engine(clock, RANDOM_SEED=5)
+    taken = submit(first)
+    again = JobEngine(first.settings, store=first.store, clock=clock, rng=random.Random(5))  # draws `taken` first
+    assert submit(again) != taken
+    assert first.total() == 2
+
+
 def test_random_seed_alone_makes_the_run_of_that_seed(clock: FakeClock) -> None:
     """An engine given RANDOM_SEED and no generator draws what random.Random(RANDOM_SEED) draws: the same ids."""
     settings = config.from_mapping({"RANDOM_SEED": 11, "ERROR_RATE": 0.0})
@@ -1641,6 +1654,8 @@ def test_every_page_shows_each_job_as_get_does(clock, mode) -> None:
             assert view == engine.get(view["job_id"])
         assert [v["job_id"] for v in jobs_page] == [v["job_id"] for v in engine.jobs()[offset : offset + limit]]
         assert [v["queue_position"] for v in queue_page] == list(range(offset + 1, offset + 1 + len(queue_page)))
+        queued_total = engine.queue()["queued_total"]
+        assert len(queue_page) == max(0, min(limit, queued_total - offset)), "a page holds at most `limit` jobs"
     assert any(v["stage"] == "queued" for v in engine.jobs(offset=40, limit=30))
 
 

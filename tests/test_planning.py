@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 import config
-from simulator.domain.planning import EXACT_DEPTH, StartPlan, attempt_seconds
+from simulator.domain.job import Job
+from simulator.domain.planning import EXACT_DEPTH, StartPlan, attempt_seconds, progress
+from simulator.domain.status import Stage
 
 NOW = 1000.0
 
@@ -79,3 +81,26 @@ def test_skipping_in_steps_or_at_once_plans_the_same() -> None:
         one_by_one.skip("free", 1)
     at_once.skip("free", 200)
     assert one_by_one.start() == pytest.approx(at_once.start())
+
+
+def translating(duration: float, started_at: float = NOW) -> Job:
+    """Return a job whose attempt of `duration` seconds started at `started_at`."""
+    return Job(job_id="j", role="free", user_id="u", created_at=started_at, video_url=None, target_language=None,
+               idempotency_key=None, max_retries=3, stage=Stage.TRANSLATING, attempt_started_at=started_at,
+               attempt_duration=duration, attempt_ends_at=started_at + duration)
+
+
+def test_progress_is_held_below_100_until_the_attempt_is_finished() -> None:
+    """A translating job shows at most 99, even read after its end, and 99 for an attempt of no length."""
+    job = translating(10.0)
+    assert [progress(job, NOW + s) for s in (0.0, 2.5, 9.99, 10.0, 60.0)] == [0, 25, 99, 99, 99]
+    assert progress(translating(0.0), NOW) == 99
+
+
+def test_progress_is_zero_while_queued_and_frozen_once_finished() -> None:
+    """A queued job shows 0; a finished one shows where it stopped, whatever the time."""
+    job = translating(10.0)
+    job.stage = Stage.QUEUED
+    assert progress(job, NOW + 5) == 0
+    job.stage, job.progress_at_stop = Stage.FINISHED, 40
+    assert progress(job, NOW + 500) == 40
