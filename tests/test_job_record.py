@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
+
+import pytest
 
 from simulator.domain.job import RECORD_FIELDS, Job, from_record, iso, to_record
 from simulator.domain.status import Stage, Status
@@ -35,3 +38,14 @@ def test_a_job_rebuilt_from_its_record_is_the_same_with_its_timestamps_formatted
     assert (rebuilt.created_iso, rebuilt.updated_iso, rebuilt.started_iso, rebuilt.finished_iso) == (
         iso(100.0), iso(130.5), iso(101.0), iso(130.5))
     assert iso(130.5) == "1970-01-01T00:02:10.500000Z" and iso(None) is None
+
+
+def test_timestamps_are_utc_whatever_the_machines_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """iso() formats in UTC with a Z even where local time is five hours behind."""
+    monkeypatch.setenv("TZ", "XST+5")  # a POSIX zone: no time zone database needed
+    time.tzset()
+    try:
+        assert iso(1_800_000_000.25) == "2027-01-15T08:00:00.250000Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
