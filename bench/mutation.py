@@ -8,9 +8,9 @@
 mutmut reads `[tool.mutmut]` in pyproject.toml: it copies the package into `mutants/`, mutates the targets'
 modules, records which of the fast tests (the list there) reach each function, and then runs each mutant
 against only those tests. This script runs it at a lower priority (`nice`), for one target at a time, and
-prints a Markdown table per target: killed (a test failed), timed out (counted as caught), survived, and
-the survivors docs/mutation-equivalents.md lists (equivalent mutants, and code that runs only at
-import, which mutmut's runner cannot reach), which are left out of the score.
+prints Markdown tables per target and per module: killed (a test failed), timed out (counted as caught), not
+caught, and the survivors docs/mutation-equivalents.md lists (equivalent mutants, and code that runs only at
+import, which mutmut's runner cannot reach), which the score leaves out and the raw score does not.
 
 Like the other benchmarks it is never part of the test run's pass/fail; the figures go into BENCHMARKS.md.
 """
@@ -80,24 +80,26 @@ def results() -> dict[str, str]:
 
 
 def row(label: str, statuses: dict[str, str], listed: dict[str, str], took: str = "") -> str:
-    """Return one table row: counts, the listed survivors left out, and the score of the rest."""
+    """Return one table row: counts, the listed survivors left out, the score of the rest, and the raw score."""
     counts = Counter(statuses.values())
     caught = sum(counts[s] for s in CAUGHT)
-    left_out = sum(1 for name, status in statuses.items() if name in listed and status not in CAUGHT)
-    scored = len(statuses) - left_out
+    left_out = Counter("import" if "import" in listed[name] else "equivalent"
+                       for name, status in statuses.items() if name in listed and status not in CAUGHT)
+    scored = len(statuses) - left_out.total()
     score = 100.0 * caught / scored if scored else 100.0
+    raw = 100.0 * caught / len(statuses) if statuses else 100.0
     return (f"| {label} | {len(statuses)} | {counts['killed']} | {counts['timeout']} | "
-            f"{len(statuses) - caught - left_out} | {left_out} | {score:.1f} % |{took}")
+            f"{len(statuses) - caught - left_out.total()} | {left_out['equivalent']} | {left_out['import']} | "
+            f"**{score:.1f} %** | {raw:.1f} % |{took}")
 
 
 def report(seconds: dict[str, float]) -> str:
     """Return Markdown tables of the last results per target and per module, and the survivors not listed."""
     statuses = results()
     listed = excluded()
-    targets = ["| target | mutants | killed | timed out | not caught | listed (left out) | score | run time |",
-               "|---|--:|--:|--:|--:|--:|--:|--:|"]
-    modules = ["| module | mutants | killed | timed out | not caught | listed (left out) | score |",
-               "|---|--:|--:|--:|--:|--:|--:|"]
+    header = "| mutants | killed | timed out | not caught | equivalent | runs at import | score | raw score |"
+    targets = [f"| target {header} run time |", "|---|" + "--:|" * 9]
+    modules = [f"| module {header}", "|---|" + "--:|" * 8]
     notes: list[str] = []
     for target in TARGETS:
         mine = {name: status for name, status in statuses.items() if target_of(name) == target}
@@ -112,6 +114,9 @@ def report(seconds: dict[str, float]) -> str:
                   if mine[name] not in CAUGHT and name not in listed]
         notes += [f"- listed but caught now (take it off the list) `{name}`" for name in sorted(mine)
                   if name in listed and mine[name] in CAUGHT]
+        prefixes = tuple(pattern[:-1] for pattern in TARGETS[target])
+        notes += [f"- listed but no such mutant (renumbered? check the list) `{name}`" for name in sorted(listed)
+                  if name.startswith(prefixes) and name not in mine]
     text = "\n".join(targets) + "\n\n" + "\n".join(modules)
     if notes:
         text += "\n\nNot caught and not listed (`mutmut show NAME` shows the change):\n" + "\n".join(notes)
