@@ -1,6 +1,6 @@
 """The translation simulator's HTTP server: `python server.py`, or `create_app()` for any WSGI server.
 
-    python server.py [--host H] [--port P] [--store sqlite:///jobs.db]
+    python server.py [--host H] [--port P] [--store sqlite:///jobs.db | redis://host:port/db] [--workers N]
 
 The code lives in the `simulator` package: `simulator.http` (the app and its blueprints),
 `simulator.main` (this command) and `simulator.serve` (how it is served).

@@ -3,15 +3,12 @@
 Run it as a script to read the walk-through (`python test_client.py`; its output is kept in
 test_output.txt), or let pytest run it with the rest of the suite (each step is one test).
 
-It starts `python server.py` on a free port with fast settings, waits until it answers, walks
+It starts `python server.py` on the port it chooses (PORT=0) with fast settings, waits until it listens, walks
 through the product step by step (asserting everything it shows), and stops the server however it ends.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -21,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from client import (
     AuthenticationError,
@@ -30,6 +26,7 @@ from client import (
     RateLimitError,
     TranslationClient,
 )
+from simulator.testing import ServerProcess
 
 ROOT = Path(__file__).resolve().parent
 TOKEN = "integration-admin-token"
@@ -60,43 +57,14 @@ def short(job: Job | dict[str, Any]) -> str:
     return f"{j.job_id[:8]} {j.role:<7} {j.user_id:<6} {j.status}{position}"
 
 
-class Server:
-    """`python server.py` in a subprocess on a free port."""
+class Server(ServerProcess):
+    """`python server.py` in a subprocess on the port it chose (PORT=0), with SETTINGS."""
 
     def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, **SETTINGS, "PORT": str(self.port), "HOST": "127.0.0.1"}
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "server.py")], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        super().__init__(SETTINGS, cwd=ROOT)
         started = time.monotonic()
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with code {self.process.returncode}")
-            try:
-                requests.get(self.url + "/healthz", timeout=0.5).raise_for_status()
-                break
-            except requests.ConnectionError:
-                if time.monotonic() - started > 20:
-                    self.stop()
-                    raise RuntimeError("the server did not answer within 20 s") from None
-                time.sleep(0.05)
+        self.start()
         self.startup_seconds = time.monotonic() - started
-
-    def stop(self) -> int:
-        """Stop the server with SIGTERM (kill it if it hangs) and return its exit code."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
 
 
 class Walk:

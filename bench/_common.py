@@ -30,16 +30,20 @@ def free_port() -> int:
 
 
 class Server:
-    """A server in a subprocess on a free port, settings passed through the environment, log kept in a file.
+    """A server in a subprocess, settings passed through the environment, log kept in a file.
 
-    `command` defaults to `python server.py`, as users run it. The working directory is a temporary
-    one, so that a developer's `.env` cannot change what is measured; it holds the server's log and is
-    removed when the server stops, unless BENCH_KEEP_LOGS is set.
+    `command` defaults to `python server.py`, as users run it. Our server is started on PORT=0 and its
+    port read from the `Serving on http://HOST:PORT` line it prints (`reports_port`, the default for it);
+    another program (a stand-in, a candidate server) gets a port found free just before. The working
+    directory is a temporary one, so that a developer's `.env` cannot change what is measured; it holds
+    the server's log and is removed when the server stops, unless BENCH_KEEP_LOGS is set.
     """
 
-    def __init__(self, settings: Mapping[str, Any], command: Sequence[str] | None = None, name: str = "server"):
+    def __init__(self, settings: Mapping[str, Any], command: Sequence[str] | None = None, name: str = "server",
+                 *, reports_port: bool | None = None):
         self.settings = {"ADMIN_TOKEN": ADMIN_TOKEN, **settings}
-        self.port = free_port()
+        self.reports_port = command is None if reports_port is None else reports_port
+        self.port = 0 if self.reports_port else free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = list(command or [sys.executable, str(ROOT / "server.py")])
         self.name = name
@@ -78,12 +82,26 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
+            if not self.port:
+                self._read_port()
+                if not self.port:
+                    time.sleep(0.05)
+                    continue
             try:
                 if requests.get(self.url + "/healthz", timeout=0.5).ok:
                     return self
             except requests.RequestException:
                 time.sleep(0.05)
         raise RuntimeError(f"{self.name} did not start in {timeout} s; see {self.log_path}")
+
+    def _read_port(self) -> None:
+        """Learn the port our server chose from its `Serving on` line, once it has printed it."""
+        with open(self.log_path, encoding="utf-8", errors="replace") as log:
+            for line in log:
+                if line.startswith("Serving on http://"):
+                    self.port = int(line.strip().rsplit(":", 1)[1])
+                    self.url = f"http://127.0.0.1:{self.port}"
+                    return
 
     def stop(self) -> int | None:
         """Stop the server with SIGTERM (SIGKILL after 15 s) and return its exit code."""

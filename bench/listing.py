@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(state, copy)
             settings = {**SETTINGS, "MAX_JOBS": n_jobs, "STORE": f"sqlite:///{copy}"}
             command = [sys.executable, str(Path(__file__).resolve()), "--serve", variant]
-            servers[label] = Server(settings, command, name=variant)
+            servers[label] = Server(settings, command, name=variant, reports_port=True)  # it runs server.main
         for server in servers.values():
             server.launch()
         times: dict[tuple[str, str], list[tuple[float, float]]] = {}

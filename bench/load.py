@@ -5,8 +5,8 @@ working directory so no `.env` interferes; the request log goes to a file). Load
 when it is installed (`apt-get install wrk`), else from a Python load generator running in separate
 processes; the output says which.
 
-Three servers run side by side: waitress with 1 job, the same app on the Werkzeug development server
-(`create_app()` under `run_simple(threaded=True)`) with 1 job, and waitress filled up to 100 000 jobs.
+Three servers run side by side: `python server.py` with 1 job, the same app on the Werkzeug development server
+(`create_app()` under `run_simple(threaded=True)`) with 1 job, and `python server.py` filled up to 100 000 jobs.
 
 1. `POST /translate` (premium: not rate limited) while the third server fills up: half of its jobs
    completed (TRANSLATION_DELAY 0 while they are submitted), half queued behind two workers that are
@@ -359,11 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     delay = 2.0 if quick else 16.0
     lp_settings = {"TRANSLATION_DELAY": delay, "DELAY_JITTER": 0.3, "ERROR_RATE": 0, "WORKERS": 10_000,
                    "MAX_LONG_POLLS": max(400, n_polls), "MAX_WAIT": 25}
-    one = Server(settings, name="waitress").launch()  # keeps 1 job
+    one = Server(settings, name="server").launch()  # keeps 1 job
     werkzeug = Server(settings, [sys.executable, str(Path(__file__).resolve()), "--serve-werkzeug"],
                       name="werkzeug").launch()  # keeps 1 job
-    full = Server(settings, name="waitress").launch()  # filled up to n_jobs
-    lp_server = Server(lp_settings, name="waitress").launch()
+    full = Server(settings, name="server").launch()  # filled up to n_jobs
+    lp_server = Server(lp_settings, name="server").launch()
     servers = (one, werkzeug, full, lp_server)
     for server in servers:
         server.wait_ready()
@@ -482,14 +482,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# bench/load.py{' --quick' if quick else ''}\n")
     print(f"Machine: {machine()}; {revision()}. Wall time: {wall:.0f} s.")
     print(f"Load: {gen.describe()}; {gen.seconds(seconds):g} s per run. Servers: `python server.py` "
-          "(waitress, THREADS 512) and the same app on Werkzeug's development server (`run_simple`, "
+          "(granian embedded, THREADS 8) and the same app on Werkzeug's development server (`run_simple`, "
           f"threaded), side by side: {rounds} round(s) of every row in turn; figures are the medians.\n")
     rows = [
-        [label, f"{n:,}", "werkzeug" if server is werkzeug else "waitress", f"{median(key, 'rate'):,.0f}",
+        [label, f"{n:,}", "werkzeug" if server is werkzeug else "server.py", f"{median(key, 'rate'):,.0f}",
          ms(median(key, "p50"), 2), ms(median(key, "p99"), 2), sum(load.errors for load in runs[key])]
         for key, label, server, n, _ in cases
     ]
-    rows.append(["POST /translate (premium; queued)", f"{before:,}→{after:,}", "waitress", f"{post.rate:,.0f}",
+    rows.append(["POST /translate (premium; queued)", f"{before:,}→{after:,}", "server.py", f"{post.rate:,.0f}",
                  ms(post.p50, 2), ms(post.p99, 2), post.errors])
     print(table(["request", "jobs stored", "server", "req/s", "p50 ms", "p99 ms", "errors"], rows, "lrlrrrr"))
     print()
@@ -523,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         [f"long-poll lag p99 ({n_polls} held)", f"{ms(lp_p99)} ms", "≤ 100 ms", _yes(lp_p99 <= 0.100)],
         [f"/healthz p99 with {n_polls} long-polls held", f"{ms(held.p99, 2)} ms (none held: {ms(idle.p99, 2)} ms)",
          "—", ""],
-        ["waitress / werkzeug req/s, GET /status (1 job)", f"{ratio_server:.2f} (rounds: {each_server})", "> 1",
+        ["server.py / werkzeug req/s, GET /status (1 job)", f"{ratio_server:.2f} (rounds: {each_server})", "> 1",
          _yes(ratio_server > 1)],
     ]
     print(table(["target", "figure", "target", "met"], targets, "llll"))

@@ -7,6 +7,11 @@ event stream's `Last-Event-ID`), or learn that it fell too far behind (`FeedGap`
 
 Waiting is race-free without holding the store: read `cursor()` first, then read the job, then
 `wait_for_job(job_id, cursor, …)`: a change published in between is found in the buffer.
+
+With a shared store, changes made by other processes arrive from the store's stream. When that stream
+may have lost some (a reconnection), `resync()` marks a gap: every waiter re-reads its job, and a
+reader following the feed gets `FeedGap` and reloads. The job's version stays the source of truth, so
+a missed message costs a re-read, never a hang.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class ChangeFeed:
         self._seq = 0
         self._job_waits: dict[str, list[object]] = {}  # job_id -> [Condition, number of waiters]
         self._closed = False
+        self._resynced = 0  # the cursor of the last gap: changes before it may be missing
 
     @property
     def closed(self) -> bool:
@@ -107,6 +113,15 @@ class ChangeFeed:
                 if entry[1] == 0:
                     del self._job_waits[job_id]
 
+    def resync(self) -> None:
+        """Mark a gap (changes may have been missed): wake every waiter to re-read, and make readers reload."""
+        with self._lock:
+            self._seq += 1
+            self._resynced = self._seq
+            for condition, _ in self._job_waits.values():
+                condition.notify_all()  # type: ignore[attr-defined]
+            self._any.notify_all()
+
     def waiting(self) -> int:
         """Return how many waits for a job are held now."""
         with self._lock:
@@ -126,6 +141,8 @@ class ChangeFeed:
         changes = self._changes
         if cursor >= self._seq:
             return []
+        if cursor < self._resynced:
+            raise FeedGap(f"changes after {cursor} may be missing (resynchronised at {self._resynced})")
         oldest = changes[0].seq if changes else self._seq + 1
         if cursor < oldest - 1:
             raise FeedGap(f"changes after {cursor} are gone; the oldest buffered is {oldest}")

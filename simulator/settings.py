@@ -21,9 +21,13 @@ import math
 import os
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
+
+from simulator.latency import check_response_delay
+from simulator.webhooks.hosts import DEFAULT_ALLOWED_HOSTS, check_allowed_hosts
 
 
 class ConfigError(ValueError):
@@ -50,6 +54,7 @@ class Key:
     choices: tuple[str, ...] = ()
     secret: bool = False
     optional: bool = False  # None is allowed (unset)
+    validate: Callable[[str], object] | None = None  # checks a string's syntax; raises ValueError saying why
 
     @property
     def runtime(self) -> bool:
@@ -78,6 +83,8 @@ class Key:
         if self.kind is str:
             if not isinstance(value, str) or not value or (self.choices and value not in self.choices):
                 raise ValueError(f"must be {self.allowed()}, got {value!r}")
+            if self.validate is not None:
+                self.validate(value)
             return value
         # bool is an int in Python, but `true` is never a number of seconds.
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -110,8 +117,27 @@ class Key:
         return self.check(number)
 
 
+def check_public_url(value: str) -> None:
+    """Accept an http(s) URL with a host and no query or fragment (a trailing / is dropped where it is used)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"must be an http(s):// base URL such as http://127.0.0.1:4777, got {value!r}")
+
+
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def parse_origins(text: str) -> frozenset[str]:
+    """Return the origins of a CORS_ORIGINS value (`*`, or `scheme://host[:port]` separated by commas); ValueError."""
+    origins = frozenset(part.strip().rstrip("/").lower() for part in text.split(","))
+    for origin in origins:
+        scheme, sep, host = origin.partition("://")
+        if origin != "*" and (scheme not in ("http", "https") or not sep or not host or "/" in host
+                              or any(c.isspace() for c in host)):
+            raise ValueError(f"must be * or origins such as https://app.example.com:8080 separated by commas, "
+                             f"got {origin!r}")
+    return origins
 
 
 def setting(default: Any, doc: str, **bounds: Any) -> Any:
@@ -134,6 +160,11 @@ class Simulation:
                                    "POST /process_jobs", choices=("auto", "manual"))
     JOB_TTL: float = setting(3600.0, "seconds a finished job is kept before it is removed", low=0, high=31_536_000)
     MAX_JOBS: int = setting(100_000, "jobs stored at once; more submissions get 503", low=1, high=10_000_000)
+    SCENARIOS: str = setting("on", "`on`: a submission may script its outcomes (`simulate`, `X-Simulate`); "
+                             "`off`: such submissions are refused (403)", choices=("on", "off"))
+    DELAY_PER_MEDIA_SECOND: float = setting(0.0, "seconds a free attempt takes per second of an uploaded video, "
+                                            "instead of TRANSLATION_DELAY (0: off; jobs without an upload always "
+                                            "take TRANSLATION_DELAY)", low=0, high=3600)
 
 
 @dataclass(frozen=True)
@@ -142,10 +173,39 @@ class Service:
 
     RATE_LIMIT: int = setting(5, "free-job submissions per user per hour (0: none allowed)", low=0, high=1_000_000)
     MAX_WAIT: float = setting(25.0, "longest long-poll a status request may hold, seconds (0: off)", low=0, high=300)
-    MAX_LONG_POLLS: int = setting(400, "long-polls held at once; more are answered at once", low=0, high=100_000)
+    MAX_LONG_POLLS: int = setting(10_000, "long-polls held at once; more are answered at once", low=0,
+                                  high=100_000)
+    MAX_EVENT_STREAMS: int = setting(10_000, "`GET /events` streams open at once (in the event loop under python "
+                                     "server.py; a thread each under another WSGI server); more get 503", low=0,
+                                     high=100_000)
     FAULT_RATE: float = setting(0.0, "probability that a non-admin request gets an injected fault", low=0, high=1)
     FAULT_DELAY: float = setting(15.0, "seconds a `slow` injected fault holds its answer (past a typical client "
                                  "timeout)", low=0, high=300)
+    JOURNAL_SIZE: int = setting(1000, "requests the journal keeps for GET /admin/requests, the oldest dropped "
+                                "first (0: none)", low=0, high=100_000)
+    RESPONSE_DELAY: str | None = setting(None, "latency added to answers: `fixed:MS`, `uniform:LOW-HIGH` or "
+                                         "`lognormal:MEDIAN:SIGMA` (ms), optionally per route as "
+                                         "`/status/*=fixed:200`, rules separated by `;` (see Latency)",
+                                         optional=True, validate=check_response_delay)
+    CORS_ORIGINS: str | None = setting(None, "browser origins allowed to call the API (CORS), separated by commas, or "
+                                       "`*` for any; unset: CORS off", optional=True, validate=parse_origins)
+    MAX_UPLOAD_BYTES: int = setting(1 << 30, "largest video `POST /uploads` takes, bytes (1 GiB); larger ones get "
+                                    "413", low=1, high=1 << 40)
+    MAX_MEDIA_SECONDS: float = setting(3 * 3600.0, "longest video `POST /uploads` takes, seconds; longer ones get "
+                                       "422", low=0, high=86400, low_open=True)
+    MAX_DATA_BYTES: int = setting(10 << 30, "bytes of uploads and results kept in DATA_DIR (10 GiB); the oldest "
+                                  "results are evicted first, then uploads get 507", low=1 << 20, high=1 << 50)
+    AUTH_MODE: str = setting("open", "`open`: X-User-Id and a declared role are trusted (an X-Api-Key, when sent, "
+                             "wins); `keys`: every non-admin route needs X-Api-Key", choices=("open", "keys"))
+    AUTH_FAILURE_LIMIT: int = setting(20, "requests with a wrong X-Api-Key one client may send per minute; more "
+                                      "get 429", low=1, high=1_000_000)
+    WEBHOOK_ALLOWED_HOSTS: str = setting(DEFAULT_ALLOWED_HOSTS, "where webhooks may go: host names, `*.domain`, IP "
+                                         "addresses or networks, comma-separated, or `*` (default: loopback only)",
+                                         validate=check_allowed_hosts)
+    WEBHOOK_TIMEOUT: float = setting(10.0, "seconds one webhook delivery may take, connecting and answering",
+                                     low=0, high=60, low_open=True)
+    WEBHOOK_RETRY_SCALE: float = setting(0.1, "factor on the Standard Webhooks retry schedule (5 s, 5 min, 30 min, "
+                                         "2 h, 5 h, 10 h, 10 h; 1: as written)", low=0, high=1)
 
 
 @dataclass(frozen=True)
@@ -154,13 +214,30 @@ class Process:
 
     ADMIN_TOKEN: str | None = setting(None, "Bearer token for admin endpoints; unset: a random one is printed at "
                                       "start-up", secret=True, optional=True)
+    METRICS_TOKEN: str | None = setting(None, "Bearer token `GET /metrics` requires; unset: /metrics is open, like "
+                                        "/healthz", secret=True, optional=True)
     RANDOM_SEED: int | None = setting(None, "seed for reproducible runs from an empty store (unset: random)",
                                       optional=True, low=0, high=2**63)
-    STORE: str = setting("memory", "where jobs live: `memory` (lost on exit) or `sqlite:///path/to/jobs.db` "
-                         "(durable; see Storage)")
+    STORE: str = setting("memory", "where jobs live: `memory` (lost on exit), `sqlite:///path/to/jobs.db` "
+                         "(durable) or `redis://host:port/db` (shared by several processes; see Storage)")
+    CLOCK: str = setting("system", "`system`: real time; `manual`: simulated time stands still until POST "
+                         "/admin/clock/advance moves it", choices=("system", "manual"))
+    DATA_DIR: str | None = setting(None, "folder for uploaded videos and results (kept across restarts); unset: a "
+                                   "private folder of this run in the user's cache folder, deleted at exit (see "
+                                   "Videos)", optional=True)
     HOST: str = setting("127.0.0.1", "address `python server.py` listens on")
     PORT: int = setting(4777, "port `python server.py` listens on (0: any free port)", low=0, high=65535)
-    THREADS: int = setting(512, "request threads of the server (each held long-poll uses one)", low=4, high=4096)
+    THREADS: int = setting(8, "threads that run the Flask app in `python server.py` (held long-polls use none)",
+                           low=1, high=256)
+    PROCESSES: int = setting(1, "server processes `python server.py` runs on the port (`--workers`); more than 1 "
+                             "needs STORE=redis://…", low=1, high=64)
+    API_KEYS_FILE: str | None = setting(None, "JSON file of API keys to create at start-up: "
+                                        '`[{"api_key", "user_id", "role"}]`', optional=True)
+    WEBHOOK_SECRET: str | None = setting(None, "secret that signs deliveries to a job's `callback_url`; unset: one is "
+                                         "made, kept in the store and printed at start-up", secret=True, optional=True)
+    WEBHOOK_WORKERS: int = setting(16, "webhook deliveries sent at once (threads of the deliverer)", low=1, high=256)
+    PUBLIC_URL: str | None = setting(None, "base URL of this server in webhook payloads (unset: the URL the job was "
+                                     "submitted to)", optional=True, validate=check_public_url)
 
 
 _GROUPS = {Simulation: "simulation", Service: "service", Process: "process"}
@@ -298,4 +375,10 @@ class RuntimeConfig:
         """Apply runtime `changes` all or nothing and return the new settings; raise ConfigError if any is bad."""
         with self._lock:
             self._current = self._current.updated(changes)
+            return self._current
+
+    def restore(self) -> Settings:
+        """Put the start-up settings back in force and return them."""
+        with self._lock:
+            self._current = self.initial
             return self._current

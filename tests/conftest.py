@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import socket
+import uuid
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from importlib.metadata import entry_points
@@ -17,8 +18,11 @@ from jobs import JobEngine
 from server import create_app
 from simulator.domain.job import to_record
 from simulator.store import MemoryStore, Store
+from simulator.store.records import as_dict
+from simulator.store.redis_store import RedisStore
 from simulator.store.sqlite import SqliteStore
 from simulator.testing import ServerProcess
+from simulator.testing.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,22 +70,54 @@ def clock() -> FakeClock:
 
 
 #: Every store implementation; the engine tests (the store contract) run once per store.
-STORE_KINDS = ("memory", "sqlite")
+STORE_KINDS = ("memory", "sqlite", "redis")
+#: The stores that also keep the records beside jobs (API keys, webhook endpoints and deliveries, replays).
+LOCAL_STORE_KINDS = ("memory", "sqlite")
 _new_store: ContextVar[Callable[[], Store]] = ContextVar("new_store", default=MemoryStore)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """Yield the URL of a real redis-server started for this test session on a free port."""
+    with RedisServer() as server:
+        yield server.url
+
+
+def redis_store_url(redis_url: str) -> str:
+    """Return a STORE URL on the session's Redis with a prefix of its own (nothing shared between tests)."""
+    return f"{redis_url}?prefix=t{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture(params=STORE_KINDS)
 def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Run the test once per store: engines made by `make_engine` use it.
+    """Run the test once per store: engines made by `make_engine` (and `make_store`) use it (see `_each`)."""
+    yield from _each(request, tmp_path)
+
+
+@pytest.fixture(params=LOCAL_STORE_KINDS)
+def each_local_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Run the test once per in-process store: those that keep API keys, webhooks and replays beside the jobs."""
+    yield from _each(request, tmp_path)
+
+
+def _each(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Make `make_engine` and `make_store` use the store `request.param` names, and check it afterwards.
 
     After a test on SQLite, each database is closed and read back, and must hold exactly the jobs
-    that were in memory: every test of the engine is also a test of what the SQLite store saves.
+    that were in memory, and the other records too (API keys, endpoints, deliveries, replays, secrets): every
+    test of the engine is also a test of what the SQLite store saves. After a test on Redis, a second store
+    opened on the same keys must read exactly the same jobs.
     """
     opened: list[SqliteStore] = []
+    shared: list[RedisStore] = []
 
     def new_store() -> Store:
         if request.param == "memory":
             return MemoryStore()
+        if request.param == "redis":
+            store = RedisStore(redis_store_url(request.getfixturevalue("redis_url")))
+            shared.append(store)
+            return store
         store = SqliteStore(str(tmp_path / f"jobs-{len(opened)}.db"))
         opened.append(store)
         return store
@@ -91,14 +127,18 @@ def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield request.param
     finally:
         _new_store.reset(token)
+    for redis_store in shared:
+        check_redis_reads_back(redis_store)
     for store in opened:
         in_memory = {job.job_id: to_record(job) for job in store.jobs()}
+        records = stored_records(store)
         store.close()
         reopened = SqliteStore(store.path)
         try:
             assert {job.job_id: to_record(job) for job in reopened.jobs()} == in_memory
             assert [j.job_id for j in reopened.queued()] == [j.job_id for j in store.queued()]
             assert indexes(reopened) == indexes(store)
+            assert stored_records(reopened) == records
         finally:
             reopened.close()
 
@@ -115,6 +155,38 @@ def indexes(store: Store) -> dict[str, object]:
         "finished": sorted(job.job_id for job in store.finished()),
         "finishing order": [job.finished_at for job in store.finished()],  # jobs that finished together: any order
     }
+
+
+def check_redis_reads_back(store: RedisStore) -> None:
+    """Assert that another store on the same Redis keys reads the same jobs, lanes and running set, then close both."""
+    other = RedisStore(f"{store.url}?prefix={store.prefix}")
+    try:
+        records = {}
+        for reader in (store, other):
+            with reader.transaction():
+                records[reader] = ({job.job_id: to_record(job) for job in reader.jobs()},
+                                   [j.job_id for j in reader.queued()], sorted(j.job_id for j in reader.running()))
+        assert records[store] == records[other]
+    finally:
+        other.close()
+        store.close()
+
+
+def stored_records(store: MemoryStore) -> dict[str, Any]:
+    """Return every record besides jobs that a store holds, as plain values (for comparing two stores)."""
+    return {
+        "api_keys": [as_dict(k) for k in store.api_keys()],
+        "endpoints": [as_dict(e) for e in store.endpoints()],
+        "deliveries": [as_dict(d) for d in store.deliveries()],
+        "replays": sorted((r.replay_key, r.body, r.expires_at) for r in store._replays.values()),
+        "secrets": dict(store._secrets),
+        "next_delivery_due": store.next_delivery_due(),
+    }
+
+
+def make_store() -> Store:
+    """Return a new store of the kind `each_store` is running (a memory store outside it)."""
+    return _new_store.get()()
 
 
 def make_engine(clock: FakeClock, **overrides: Any) -> JobEngine:

@@ -70,11 +70,12 @@ def test_admin_token_is_generated_only_when_unset() -> None:
 
 
 def test_public_settings_hide_the_admin_token() -> None:
-    """public() lists every key except the secret ADMIN_TOKEN."""
-    public = Settings(ADMIN_TOKEN="secret").public()
-    assert "ADMIN_TOKEN" not in public
-    assert "secret" not in public.values()
-    assert set(public) == {k for k in KEYS if k != "ADMIN_TOKEN"}
+    """public() lists every key except the secrets ADMIN_TOKEN, METRICS_TOKEN and WEBHOOK_SECRET."""
+    secrets = ("ADMIN_TOKEN", "METRICS_TOKEN", "WEBHOOK_SECRET")
+    public = Settings(ADMIN_TOKEN="secret", METRICS_TOKEN="hidden", WEBHOOK_SECRET="whsec_hidden").public()
+    assert not set(secrets) & set(public)
+    assert not {"secret", "hidden", "whsec_hidden"} & set(map(str, public.values()))
+    assert set(public) == {k for k in KEYS if k not in secrets}
 
 
 def test_runtime_update_is_all_or_nothing() -> None:
@@ -106,8 +107,11 @@ def test_integral_floats_are_accepted_for_integer_keys() -> None:
 
 
 def test_only_documented_keys_are_runtime() -> None:
-    """The process settings (ADMIN_TOKEN, RANDOM_SEED, STORE, HOST, PORT, THREADS) cannot change at runtime."""
-    assert set(KEYS) - set(RUNTIME_KEYS) == {"ADMIN_TOKEN", "RANDOM_SEED", "STORE", "HOST", "PORT", "THREADS"}
+    """The process settings (secrets, seed, store, clock, data folder, address, threads, processes, the key file,
+    webhook workers, the public URL) stay fixed."""
+    assert set(KEYS) - set(RUNTIME_KEYS) == {
+        "ADMIN_TOKEN", "METRICS_TOKEN", "RANDOM_SEED", "STORE", "CLOCK", "DATA_DIR", "HOST", "PORT", "THREADS",
+        "PROCESSES", "API_KEYS_FILE", "WEBHOOK_SECRET", "WEBHOOK_WORKERS", "PUBLIC_URL"}
 
 
 def test_concurrent_updates_never_mix() -> None:
@@ -294,3 +298,27 @@ def test_a_generated_admin_token_has_24_random_bytes() -> None:
     token = Settings().with_admin_token().ADMIN_TOKEN
     assert token is not None and len(token) == 32
     assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("WEBHOOK_ALLOWED_HOSTS", "not a host!", "not a host name"),
+    ("WEBHOOK_ALLOWED_HOSTS", " , ", "at least one"),
+    ("WEBHOOK_ALLOWED_HOSTS", "10.0.0.0/33", "not a host name"),
+    ("AUTH_MODE", "closed", "one of 'open', 'keys'"),
+    ("WEBHOOK_TIMEOUT", 0, "(0, 60]"),
+    ("WEBHOOK_RETRY_SCALE", 2, "[0, 1]"),
+    ("AUTH_FAILURE_LIMIT", 0, "[1, 1000000]"),
+])
+def test_the_auth_and_webhook_settings_refuse_bad_values(key: str, value: object, message: str) -> None:
+    """A bad auth or webhook setting is refused with a message that says what is allowed."""
+    with pytest.raises(ConfigError) as caught:
+        Settings().updated({key: value})
+    assert message in caught.value.errors[key]
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com", "example.com", "http://x/?q=1", "http://"])
+def test_public_url_must_be_an_http_base_url(url: str) -> None:
+    """PUBLIC_URL must be an http(s) base URL without a query."""
+    with pytest.raises(ConfigError) as caught:
+        settings.from_mapping({"PUBLIC_URL": url})
+    assert "PUBLIC_URL" in caught.value.errors

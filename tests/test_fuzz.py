@@ -12,9 +12,10 @@ from server import create_app
 from tests.conftest import ADMIN_TOKEN, FAST, FakeClock
 
 FIELDS = ["role", "video_url", "target_language", "reason", "count", "statuses", "older_than", "WORKERS",
-          "ERROR_RATE", "PROCESSING_MODE", "MAX_WAIT", "ADMIN_TOKEN", "RATE_LIMIT"]
+          "ERROR_RATE", "PROCESSING_MODE", "MAX_WAIT", "ADMIN_TOKEN", "RATE_LIMIT", "simulate", "seconds"]
 PATHS = ["/translate", "/status/{id}", "/status", "/jobs", "/queue", "/cancel/{id}", "/process_jobs", "/process",
-         "/cleanup", "/config", "/healthz", "/{text}", "/status/{id}/{text}"]
+         "/cleanup", "/config", "/healthz", "/{text}", "/status/{id}/{text}", "/admin/clock", "/admin/clock/advance",
+         "/admin/reset", "/admin/requests", "/admin/requests/count"]
 printable = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -30,11 +31,12 @@ def requests_(draw: st.DrawFn) -> dict[str, Any]:
     path = draw(st.sampled_from(PATHS)).replace("{id}", job_id.replace("/", "") or "x")
     path = path.replace("{text}", draw(printable) or "y")
     path = path.replace("?", "").replace("#", "")  # a query belongs in `query`
-    query = draw(st.dictionaries(st.sampled_from(["wait", "since", "user_id", "x"]),
+    query = draw(st.dictionaries(st.sampled_from(["wait", "since", "user_id", "x", "path", "status", "limit"]),
                                  st.sampled_from(["0", "-1", "1e999", "nan", "abc", "0.001", ""]) | printable,
                                  max_size=3))
     headers = draw(st.dictionaries(
-        st.sampled_from(["X-User-Id", "Idempotency-Key", "Prefer", "Authorization", "Content-Type", "Accept"]),
+        st.sampled_from(["X-User-Id", "Idempotency-Key", "Prefer", "Authorization", "Content-Type", "Accept",
+                         "X-Simulate"]),
         st.sampled_from([f"Bearer {ADMIN_TOKEN}", "Bearer", "wait=0", "wait=abc", "application/json", ""])
         | printable,
         max_size=4,

@@ -11,16 +11,18 @@ import random
 import shutil
 import tempfile
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import config
-from jobs import ROLES, InvalidArgument, JobEngine, Stage, Status, TransitionRefused
+from jobs import ROLES, InvalidArgument, JobEngine, Scenario, Stage, Status, TransitionRefused
 from simulator.domain import Job, check_invariants
 from simulator.store import MemoryStore, Store
+from simulator.store.redis_store import RedisStore
 from simulator.store.sqlite import SqliteStore
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, redis_store_url
 
 TERMINAL = {s.value for s in Status if s.terminal}
 
@@ -49,6 +51,26 @@ class EngineMachine(RuleBasedStateMachine):
     def submit(self, role: str, user: str) -> None:
         view, _ = self.engine.submit(role, user)
         self.ids.append(view["job_id"])
+
+    @rule(outcomes=st.lists(st.sampled_from(["succeed", "fail"]), min_size=1, max_size=4),
+          seconds=st.lists(st.sampled_from([0.0, 0.5, 3.0]), min_size=1, max_size=3),
+          faults=st.integers(min_value=0, max_value=2))
+    def submit_scripted(self, outcomes: list[str], seconds: list[float], faults: int) -> None:
+        script = {"outcomes": outcomes, "attempt_seconds": seconds}
+        if faults:
+            script["status_faults"] = [{"status": 503, "times": faults}]
+        view, _ = self.engine.submit("free", "dee", simulate=Scenario.parse(script))
+        self.ids.append(view["job_id"])
+        assert [self.engine.take_read_fault(view["job_id"]) is not None for _ in range(faults + 1)] == (
+            [True] * faults + [False])
+
+    @rule(keep_config=st.booleans())
+    def reset(self, keep_config: bool) -> None:
+        settings = self.engine.settings
+        self.engine.reset(restore_config=not keep_config)
+        assert self.engine.counts() == {"jobs": 0, "queued": 0, "running": 0}
+        assert self.engine.settings == (settings if keep_config else self.engine.config.initial)
+        self.ids, self.terminal, self.progress, self.grandfathered = [], {}, {}, 0
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data())
@@ -300,3 +322,47 @@ def test_the_checker_reports_a_job_in_no_index_and_counts_that_disagree() -> Non
         "a queue, the running set or the finished list holds an unknown id",
         "the queue or running counts disagree with the indexes",
     ]
+
+
+_REDIS: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _redis_for_machines(redis_url: str) -> None:
+    """Let the Redis machines below open stores on the session's Redis server."""
+    _REDIS["url"] = redis_url
+
+
+class RedisEngineMachine(EngineMachine):
+    """The same machine on the Redis store; `switch` moves to a second engine on the same keys (another process)."""
+
+    def __init__(self) -> None:
+        self.url = redis_store_url(_REDIS["url"])
+        self.stores: list[RedisStore] = []
+        super().__init__()
+        self.engines = [self.engine, JobEngine(self.engine.settings, store=self.new_store(), clock=self.clock,
+                                               rng=random.Random(1))]
+
+    def new_store(self) -> Store:
+        store = RedisStore(self.url)
+        self.stores.append(store)
+        return store
+
+    @rule()
+    def switch(self) -> None:
+        """Carry on in the other process: it reads everything the first one changed, from Redis."""
+        self.engine = self.engines[1] if self.engine is self.engines[0] else self.engines[0]
+        # What its follower would have applied: its start-up settings (a reset drops the stored ones), then those
+        # any process changed since.
+        self.engine.config.restore()
+        self.engine.config.update(self.engine.store.stored_settings())
+
+    def teardown(self) -> None:
+        for store in self.stores:
+            store.close()
+
+
+RedisEngineMachine.TestCase.settings = settings(
+    max_examples=40, stateful_step_count=40, deadline=None, derandomize=True, database=None
+)
+TestRedisEngineInvariants = RedisEngineMachine.TestCase

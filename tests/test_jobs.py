@@ -994,9 +994,9 @@ def test_cleanup_and_expiry_publish_each_removal_at_its_instant(clock: FakeClock
     go_to(clock, 10)
     engine.advance()  # both completed at 10
     cursor = engine.feed.cursor()
-    engine.cleanup(older_than=0)  # both completed at 10: removes both
-    assert [(c.kind, c.job_id, c.user_id, c.at) for c in engine.feed.since(cursor)] == [
-        ("removed", cleaned, "alice", START + 10), ("removed", expired, "bob", START + 10)]
+    engine.cleanup(older_than=0)  # both completed at 10: removes both, in an order a store may choose
+    assert sorted((c.kind, c.job_id, c.user_id, c.at) for c in engine.feed.since(cursor)) == sorted([
+        ("removed", cleaned, "alice", START + 10), ("removed", expired, "bob", START + 10)])
     kept = submit(engine)
     go_to(clock, 20)
     engine.advance()  # completed at 20
@@ -1068,6 +1068,17 @@ def test_idempotency_keys_are_per_user(clock: FakeClock) -> None:
     assert a != b
     assert engine.find_idempotent("a", "k") == a
     assert engine.find_idempotent("b", "k") == b
+
+
+def test_would_create_says_whether_a_submission_makes_a_new_job(clock: FakeClock) -> None:
+    """would_create is False for a key the user already used and once MAX_JOBS are stored, True otherwise."""
+    engine = make_engine(clock, MAX_JOBS=2)
+    submit(engine, user_id="a", idempotency_key="k")
+    assert engine.would_create("a", "k") is False
+    assert engine.would_create("b", "k") is True
+    assert engine.would_create("a", None) is True
+    submit(engine, user_id="a")
+    assert engine.would_create("c", None) is False
 
 
 def test_submissions_without_a_key_are_never_merged(engine: JobEngine) -> None:
@@ -1682,3 +1693,35 @@ def test_listed_etas_equal_single_etas_in_a_deep_queue(clock) -> None:
     assert listed == {job_id: engine.get(job_id)["eta_seconds"] for job_id in listed}
     etas = list(listed.values())
     assert etas == sorted(etas), "etas grow along the queue"
+
+
+# ------------------------------------------------------------------------------------ listing snapshots
+
+
+def test_copy_job_copies_every_field(engine):
+    """copy_job makes a separate Job equal in every field, so a snapshot never shares a record with the store."""
+    import dataclasses
+
+    from simulator.domain.job import copy_job
+
+    view, _ = engine.submit("premium", "alice", video_url="https://e.x/v.mp4", target_language="de")
+    with engine.store.transaction():  # every store is read in a transaction (Redis's: loaded from the server)
+        job = engine.store.get(view["job_id"])
+    copy = copy_job(job)
+    assert copy is not job
+    assert all(getattr(copy, f.name) == getattr(job, f.name) for f in dataclasses.fields(job))
+
+
+def test_a_snapshot_shows_the_jobs_as_they_were_when_it_was_taken(engine, clock):
+    """Views built from a snapshot after the jobs moved on are the views of the snapshot's instant."""
+    engine.configure({"WORKERS": 1})
+    ids = [engine.submit("free", f"u{n}")[0]["job_id"] for n in range(3)]
+    expected = engine.jobs()
+    snapshot = engine.snapshot()
+    clock.advance(5)
+    engine.cancel(ids[0])
+    engine.cancel(ids[2])
+    assert snapshot.views() == expected
+    assert [v["queue_position"] for v in snapshot.views()] == [None, 1, 2]
+    queued, running = engine.queue_snapshot()
+    assert snapshot.total == 3 and queued.total == 0 and [j.job_id for j in running.jobs] == [ids[1]]

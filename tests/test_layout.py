@@ -46,3 +46,12 @@ def test_top_level_modules_are_thin_entry_points() -> None:
     """server.py, jobs.py and config.py only re-export the package (a few dozen lines each)."""
     for name in ("server.py", "jobs.py", "config.py"):
         assert len((ROOT / name).read_text(encoding="utf-8").splitlines()) < 40, name
+
+
+def test_the_auth_heygen_and_webhook_packages_never_import_flask() -> None:
+    """simulator/auth, simulator/heygen and simulator/webhooks hold the rules; Flask stays in simulator/http."""
+    for package in ("auth", "heygen", "webhooks"):
+        for path in (ROOT / "simulator" / package).glob("*.py"):
+            for name in imports_of(path):
+                assert not name.startswith(("simulator.http", "simulator.serve", "simulator.main")), (path, name)
+                assert name.split(".")[0] not in ("flask", "werkzeug", "flask_limiter"), (path, name)

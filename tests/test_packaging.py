@@ -42,7 +42,7 @@ def runtime_requirements() -> dict[str, str]:
         if line.strip() == "# Tests":
             break
         if line.strip() and not line.startswith("#"):
-            name, version = line.split("==")
+            name, version = line.split(";")[0].split("==")  # `; sys_platform …`: a marker, not part of the pin
             pins[canonicalize_name(name)] = version.strip()
     return pins
 

@@ -87,3 +87,34 @@ def test_start_and_stop_as_a_context_manager_frees_the_port() -> None:
     assert process is not None and process.returncode == 0
     with socket.socket() as s:
         assert s.connect_ex((url.hostname, url.port)) != 0
+
+
+def readme_block(heading: str) -> str:
+    """Return the first ```python block after `heading` in README.md."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    after = readme[readme.index(heading):]
+    start = after.index("```python\n") + len("```python\n")
+    return after[start:after.index("```", start)]
+
+
+def test_the_readmes_scenario_examples_run_as_they_are(pytester: pytest.Pytester) -> None:
+    """The tests of README's "In pytest" (scripted failures, a manual clock, the journal, the hourly limit) pass."""
+    pytester.makepyfile(test_scenarios=readme_block("### In pytest"))
+    load = [] if PLUGIN_INSTALLED else ["-p", PLUGIN]
+    result = pytester.runpytest("--strict-markers", "-p", "no:cacheprovider", *load)
+    result.assert_outcomes(passed=3)
+
+
+@pytest.mark.translation_server(settings={"CLOCK": "manual", "TRANSLATION_DELAY": 10, "DELAY_JITTER": 0,
+                                          "ERROR_RATE": 0})
+def test_the_fixture_moves_the_clock_reads_the_journal_and_resets(translation_server: TranslationServer) -> None:
+    """server.advance, clock, requests, count_requests and reset reach the server's controls."""
+    tc = translation_server.client(user_id="dev")
+    job = tc.submit()
+    assert translation_server.clock()["next_event_in_seconds"] == 10
+    assert translation_server.advance(10)["changes"] == 1
+    assert tc.get_status(job.job_id).status == "completed"
+    assert [e["method"] for e in translation_server.requests(user_id="dev")] == ["POST", "GET"]
+    assert translation_server.count_requests(path="/status/*") == 1
+    assert translation_server.reset() == {"removed": 1, "config_restored": True}
+    assert translation_server.requests() == []

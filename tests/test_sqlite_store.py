@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import config
-from jobs import JobEngine, StoreUnavailable
+from jobs import JobEngine, Scenario, StoreUnavailable
 from server import create_app
 from simulator.store import StoreError, open_store
 from simulator.store.sqlite import SqliteStore
@@ -64,6 +64,24 @@ def test_a_reopened_store_lists_each_job_under_its_user(tmp_path, clock) -> None
         assert [view["job_id"] for view in reopened.jobs(user_id=user)] == own
         assert reopened.newest(user)["job_id"] == own[-1]
         assert reopened.total(user) == 2
+
+
+def test_a_database_made_before_a_field_existed_gains_its_column(tmp_path, clock) -> None:
+    """A database without the `simulate` column (an earlier version's) opens: the column is added, empty."""
+    path = str(tmp_path / "jobs.db")
+    engine = engine_on(SqliteStore(path), clock)
+    old = engine.submit("free", "u")[0]["job_id"]
+    engine.store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE jobs DROP COLUMN simulate")
+    db.close()
+
+    engine = engine_on(SqliteStore(path), clock)
+    assert engine.get(old)["simulate"] is None
+    scripted = engine.submit("free", "u", simulate=Scenario.parse({"outcomes": ["succeed"]}))[0]["job_id"]
+    engine.store.close()
+    reopened = engine_on(SqliteStore(path), clock)
+    assert reopened.get(scripted)["simulate"] == {"outcomes": ["succeed"]}
     reopened.store.close()
 
 
@@ -120,7 +138,7 @@ def test_a_failed_write_answers_503_and_the_change_is_written_once_the_disk_has_
         ("sqlite:///", "names no file"),
         ("sqlite:///jobs.db?fast=1", "unknown option fast"),
         ("sqlite:///jobs.db?synchronous=off", "synchronous must be one of normal, full"),
-        ("postgres://db/jobs", "STORE must be 'memory' or 'sqlite:///path/to/jobs.db'"),
+        ("postgres://db/jobs", "STORE must be 'memory', 'sqlite:///path/to/jobs.db' or 'redis://host:port/db'"),
     ],
 )
 def test_bad_store_urls_are_refused_saying_why(url: str, message: str) -> None:

@@ -13,19 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 
 import httpx
 
-from simulator.client import protocol
+from simulator.client import protocol, transfer
 from simulator.client.errors import TranslationError, TransportError
 from simulator.client.job import Job
 from simulator.client.pacing import Pacing, deadline_after
-from simulator.client.protocol import Answer, Call
+from simulator.client.protocol import Answer, Call, result_path
 from simulator.client.sync import CONNECT_TIMEOUT, DEFAULT_URL
+from simulator.client.transfer import TransferProgress, Upload
 from simulator.client.waiting import Finished, ProgressCallback, Send, Sleep, SubmitPlan, WaitPlan
 
 log = logging.getLogger(__name__)
@@ -123,19 +128,24 @@ class AsyncTranslationClient:
         deduplicate: bool = True,
         wait_on_rate_limit: float = 0.0,
         timeout: float | None = None,
+        simulate: Mapping[str, Any] | None = None,
+        upload_id: str | None = None,
     ) -> Job:
-        """Submit a job and return it (see TranslationClient.submit: the same keys, retries and limits)."""
+        """Submit a job and return it (see TranslationClient.submit: the same keys, retries, limits and scripts)."""
         return await self._submit(role, user_id=user_id, video_url=video_url, target_language=target_language,
                                   idempotency_key=idempotency_key, deduplicate=deduplicate,
                                   wait_on_rate_limit=wait_on_rate_limit,
-                                  deadline=deadline_after(timeout, self._clock()))
+                                  deadline=deadline_after(timeout, self._clock()), simulate=simulate,
+                                  upload_id=upload_id)
 
     async def _submit(self, role: str, *, user_id: str | None, video_url: str | None,
                       target_language: str | None, idempotency_key: str | None, deduplicate: bool,
-                      wait_on_rate_limit: float, deadline: float) -> Job:
+                      wait_on_rate_limit: float, deadline: float, simulate: Mapping[str, Any] | None = None,
+                      upload_id: str | None = None) -> Job:
         call = protocol.submit_call(role, user=user_id if user_id is not None else self.user_id,
                                     video_url=video_url, target_language=target_language,
-                                    idempotency_key=idempotency_key, deduplicate=deduplicate)
+                                    idempotency_key=idempotency_key, deduplicate=deduplicate, simulate=simulate,
+                                    upload_id=upload_id)
         now = self._clock()
         plan = SubmitPlan(call, deadline=deadline, now=now, rate_limit_until=now + wait_on_rate_limit,
                           retries=self.submit_retries, pacing=self.pacing, rng=self._rng,
@@ -218,13 +228,58 @@ class AsyncTranslationClient:
         """Remove finished jobs (admin; default: completed ones) and return how many were removed."""
         return await self._call(protocol.cleanup_call(statuses, older_than))
 
+    # ---------------------------------------------------------------- testing controls (admin)
+
+    async def get_clock(self) -> dict[str, Any]:
+        """Return the server's clock (admin): `clock` (system or manual), `now`, and when the next event is due."""
+        return await self._call(protocol.clock_call())
+
+    async def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move the server's manual clock `seconds` forward (admin; CLOCK=manual), running every event due meanwhile."""
+        return await self._call(protocol.advance_clock_call(seconds))
+
+    async def reset(self, *, keep_config: bool = False) -> dict[str, Any]:
+        """Leave the server as freshly started (admin); return {"removed": jobs removed, "config_restored": …}."""
+        return await self._call(protocol.reset_call(keep_config))
+
+    async def request_journal(
+        self,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        status: int | None = None,
+        user_id: str | None = None,
+        since: datetime | float | str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the requests the server recorded (admin), oldest first, filtered; `limit`: only the last ones."""
+        params = protocol.journal_params(path, method, status, user_id, since)
+        return await self._call(protocol.request_journal_call(params, limit))
+
+    async def count_requests(
+        self,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        status: int | None = None,
+        user_id: str | None = None,
+        since: datetime | float | str | None = None,
+    ) -> int:
+        """Return how many recorded requests the filters select (admin): what a test verifies its client sent."""
+        params = protocol.journal_params(path, method, status, user_id, since)
+        return await self._call(protocol.count_requests_call(params))
+
     # ---------------------------------------------------------------- waiting
 
     async def wait_for_completion(
-        self, job_id: str, *, timeout: float | None = None, on_progress: ProgressCallback | None = None
+        self, job_id: str | Job, *, timeout: float | None = None, on_progress: ProgressCallback | None = None
     ) -> Job:
-        """Wait until the job is finished and return its final state (WaitTimeoutError after `timeout` s)."""
-        return (await self.wait_for_all([job_id], timeout=timeout, on_progress=on_progress))[job_id]
+        """Wait until the job (an id, or the Job just answered) is finished and return its final state.
+
+        WaitTimeoutError after `timeout` s.
+        """
+        key = job_id if isinstance(job_id, str) else job_id.job_id
+        return (await self.wait_for_all([job_id], timeout=timeout, on_progress=on_progress))[key]
 
     async def check_status(self, job_id: str, timeout: float | None = None) -> str:
         """Wait until the job is finished and return its final status string (the seed's name)."""
@@ -240,14 +295,132 @@ class AsyncTranslationClient:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         wait_on_rate_limit: float = 0.0,
+        simulate: Mapping[str, Any] | None = None,
     ) -> Job:
         """Submit a job and wait for it, all within `timeout`; return it completed or raise JobFailedError."""
         deadline = deadline_after(timeout, self._clock())
         job = await self._submit(role, user_id=user_id, video_url=video_url, target_language=target_language,
                                  idempotency_key=None, deduplicate=True, wait_on_rate_limit=wait_on_rate_limit,
-                                 deadline=deadline)
+                                 deadline=deadline, simulate=simulate)
         finals = await self._wait([job], deadline=deadline, on_progress=on_progress)
         return protocol.completed(finals[job.job_id])
+
+    # ---------------------------------------------------------------- videos
+
+    async def upload(self, path: str | os.PathLike[str], *, on_progress: TransferProgress | None = None,
+                     timeout: float | None = None) -> Upload:
+        """Upload a video file, streamed a block at a time (see TranslationClient.upload)."""
+        path = Path(path)
+        size = path.stat().st_size
+        url = self.base_url + "/uploads"
+        headers = {**transfer.upload_headers(path), "Content-Length": str(size)}
+        if self.user_id is not None:
+            headers["X-User-Id"] = self.user_id
+        sent = 0
+
+        async def blocks() -> AsyncIterator[bytes]:
+            nonlocal sent
+            with open(path, "rb") as file:
+                while block := await asyncio.to_thread(file.read, min(transfer.BLOCK_BYTES, size - sent)):
+                    sent += len(block)
+                    if on_progress is not None:
+                        on_progress(sent, size)
+                    yield block
+
+        try:
+            async with asyncio.timeout(timeout):  # None: no bound
+                response = await self.http.post(url, content=blocks(), headers=headers, timeout=self._limits())
+        except TimeoutError as e:
+            raise TransportError(f"POST {url}: not finished within {timeout} s (sent {sent} of {size} bytes)") from e
+        except httpx.HTTPError as e:
+            raise TransportError(f"POST {url}: {e.__class__.__name__}: {e} (sent {sent} of {size} bytes)") from e
+        return transfer.uploaded(Answer("POST", str(response.url), response.status_code, response.reason_phrase,
+                                        response.headers, response.content, response))
+
+    async def translate_file(
+        self,
+        path: str | os.PathLike[str],
+        role: str = "free",
+        *,
+        target_language: str | None = None,
+        user_id: str | None = None,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_upload_progress: TransferProgress | None = None,
+        wait_on_rate_limit: float = 0.0,
+    ) -> Job:
+        """Upload a video, submit a job for it and wait; return the completed job (see TranslationClient)."""
+        deadline = deadline_after(timeout, self._clock())
+        upload = await self.upload(path, on_progress=on_upload_progress,
+                                   timeout=None if timeout is None else max(0.0, deadline - self._clock()))
+        job = await self._submit(role, user_id=user_id, video_url=None, target_language=target_language,
+                                 idempotency_key=None, deduplicate=True, wait_on_rate_limit=wait_on_rate_limit,
+                                 deadline=deadline, upload_id=upload.upload_id)
+        finals = await self._wait([job], deadline=deadline, on_progress=on_progress)
+        return protocol.completed(finals[job.job_id])
+
+    async def download_result(
+        self,
+        job: Job | str,
+        path: str | os.PathLike[str],
+        *,
+        on_progress: TransferProgress | None = None,
+        retries: int = 5,
+        timeout: float | None = None,
+    ) -> Path:
+        """Download a completed job's video to `path` (a file or a folder), resuming after a dropped connection."""
+        job_id = job.job_id if isinstance(job, Job) else job
+        url = self.base_url + ((job.result_url if isinstance(job, Job) else None) or result_path(job_id))
+        dest = Path(path)
+        partial = transfer.partial_path(dest, job_id)
+        download = transfer.Download(deadline=deadline_after(timeout, self._clock()), retries=retries,
+                                     pacing=self.pacing, rng=self._rng, on_progress=on_progress)
+        try:
+            with open(partial, "wb") as out:
+                while not download.done:
+                    left = download.deadline - self._clock()
+                    try:
+                        async with asyncio.timeout(left if math.isfinite(left) else None):
+                            await self._download_once(url, download, out)
+                    except TimeoutError as e:
+                        error = TransportError(f"GET {url}: no complete answer before the deadline")
+                        error.__cause__ = e
+                        await self._sleep(download.failed(error, self._clock()))
+                    except TranslationError as error:
+                        await self._sleep(download.failed(error, self._clock()))
+        except BaseException:
+            partial.unlink(missing_ok=True)  # nothing half-written is left behind
+            raise
+        final = transfer.final_path(dest, download, job_id)
+        partial.replace(final)
+        return final
+
+    async def _download_once(self, url: str, download: transfer.Download, out: BinaryIO) -> None:
+        headers = download.headers()
+        if self.user_id is not None:
+            headers["X-User-Id"] = self.user_id
+        try:
+            async with self.http.stream("GET", url, headers=headers, timeout=self._limits()) as response:
+                body = b"" if response.status_code in (200, 206) else await response.aread()
+                answer = Answer("GET", str(response.url), response.status_code, response.reason_phrase,
+                                response.headers, body, response)
+                if download.begin(answer):
+                    out.seek(0)
+                    out.truncate()
+                if download.done:
+                    return
+                async for piece in response.aiter_bytes():  # as it arrives: a drop loses nothing received
+                    out.write(piece)
+                    download.received_bytes(len(piece))
+        except httpx.HTTPError as e:
+            raise TransportError(f"GET {url}: {e.__class__.__name__}: {e} (received {download.received} bytes)") \
+                from e
+        if not download.finished():
+            raise transfer.ended_early(download.received, download.total)
+
+    def _limits(self) -> httpx.Timeout:
+        """Return per-read timeouts for a transfer: `timeout` between reads, the connect limit to connect."""
+        return httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT))
 
     async def wait_for_all(
         self,

@@ -37,7 +37,10 @@ class Job:
     cancel_reason: str | None
     video_url: str | None
     target_language: str | None
+    simulate: dict[str, Any] | None  # the job's scripted outcomes, when it was submitted with some
     stage: str | None
+    upload_id: str | None
+    result_url: str | None
     created_at: datetime | None
     updated_at: datetime | None
     started_at: datetime | None
@@ -65,7 +68,10 @@ class Job:
             cancel_reason=data.get("cancel_reason"),
             video_url=data.get("video_url"),
             target_language=data.get("target_language"),
+            simulate=data.get("simulate"),
             stage=data.get("stage"),
+            upload_id=data.get("upload_id"),
+            result_url=data.get("result_url"),
             created_at=_timestamp(data.get("created_at")),
             updated_at=_timestamp(data.get("updated_at")),
             started_at=_timestamp(data.get("started_at")),

@@ -166,3 +166,86 @@ class ProgressBoard:
     def line_open(self) -> bool:
         """Tell whether a terminal line is drawn without its newline yet."""
         return self._line_open
+
+
+def byte_size(nbytes: float) -> str:
+    """Return a byte count for people: `512 B`, `37.4 kB`, `62.0 MB`, `1.20 GB` (decimal units)."""
+    if nbytes < 1000:
+        return f"{nbytes:.0f} B"
+    for unit, scale in (("kB", 1e3), ("MB", 1e6)):
+        if nbytes < scale * 1000:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes / 1e9:.2f} GB"
+
+
+def render_transfer(label: str, done: int, total: int | None, rate: float | None) -> str:
+    """Return one transfer's line: `upload talk.mp4  [######..............]  31%  62.0 MB of 200.0 MB  85.1 MB/s`."""
+    speed = f"  {byte_size(rate)}/s" if rate else ""
+    if not total:
+        return f"{label}  {byte_size(done)}{speed}"
+    share = min(1.0, done / total)
+    filled = int(share * BAR_WIDTH)
+    bar = "#" * filled + "." * (BAR_WIDTH - filled)
+    return f"{label}  [{bar}] {int(share * 100):3d}%  {byte_size(done)} of {byte_size(total)}{speed}"
+
+
+class TransferBar:
+    """Shows the bytes of an upload or download on `stream`, as `on_progress(done_bytes, total_bytes)`.
+
+    On a terminal one line is redrawn in place at most `redraws_per_second` times; anywhere else a line is
+    printed at each tenth of the file. `close()` draws the last state and ends the line.
+    """
+
+    def __init__(self, stream: TextIO, label: str, *, clock: Callable[[], float] = time.monotonic,
+                 interactive: bool | None = None, redraws_per_second: float = 4.0) -> None:
+        self.stream = stream
+        self.label = label
+        self.interactive = stream.isatty() if interactive is None else interactive
+        self._clock = clock
+        self._interval = 1.0 / redraws_per_second
+        self._started = clock()
+        self._last_draw = -float("inf")
+        self._tenths = -1
+        self._state: tuple[int, int | None] = (0, None)
+        self._line_open = False
+        self._reported = False
+
+    def __call__(self, done: int, total: int | None) -> None:
+        """Take the bytes transferred so far (and the total, if known); draw if it is time."""
+        self._state = (done, total)
+        self._reported = True
+        if self.interactive:
+            if self._clock() - self._last_draw >= self._interval:
+                self._draw()
+        elif total:
+            tenths = min(10, done * 10 // total)
+            if tenths > self._tenths:
+                self._tenths = tenths
+                self._print_line()
+
+    def close(self) -> None:
+        """Draw the last state and end the line, so that what is printed next starts afresh (nothing if none came)."""
+        if not self._reported:
+            return
+        if self.interactive:
+            self._draw()
+            if self._line_open:
+                self.stream.write("\n")
+                self._line_open = False
+        elif self._state[1] is None or self._tenths < 10:
+            self._print_line()
+        self.stream.flush()
+
+    def _rate(self) -> float | None:
+        elapsed = self._clock() - self._started
+        return self._state[0] / elapsed if elapsed > 0 else None
+
+    def _draw(self) -> None:
+        self._last_draw = self._clock()
+        self.stream.write("\r" + render_transfer(self.label, *self._state, self._rate()).ljust(78))
+        self.stream.flush()
+        self._line_open = True
+
+    def _print_line(self) -> None:
+        self.stream.write(render_transfer(self.label, *self._state, self._rate()) + "\n")
+        self.stream.flush()

@@ -173,14 +173,29 @@ def long_poll_honoured(answer: Answer) -> bool:
     return "Preference-Applied" in answer.headers
 
 
+def result_path(job_id: str) -> str:
+    """Return where a job's result is downloaded (what a completed job's `result_url` says)."""
+    return f"/results/{job_id}"
+
+
 def newest_call() -> Call[Job]:
     """GET /status: the caller's newest job."""
     return Call("GET", "/status", job_from)
 
 
-def submit_key(user: str | None, role: str, video_url: str | None, target_language: str | None) -> str:
-    """Return the Idempotency-Key of a submission of a video: the same user, video and language, the same key."""
-    material = json.dumps([user, video_url, target_language, role])
+def submit_key(user: str | None, role: str, video_url: str | None, target_language: str | None,
+               simulate: Mapping[str, Any] | None = None, upload_id: str | None = None) -> str:
+    """Return the Idempotency-Key of a submission of a video: the same user, video and language, the same key.
+
+    A scripted submission (`simulate`) gets a key of its own script: the same video scripted otherwise is
+    another job, not a conflict. An uploaded video (`upload_id`) is keyed on the upload.
+    """
+    parts: list[Any] = [user, video_url, target_language, role]
+    if simulate is not None:
+        parts.append(simulate)
+    if upload_id is not None:  # only then, so that the keys of other submissions stay what they were
+        parts.append(upload_id)
+    material = json.dumps(parts, sort_keys=True)
     return "video-" + hashlib.sha256(material.encode()).hexdigest()[:40]
 
 
@@ -192,18 +207,24 @@ def submit_call(
     target_language: str | None,
     idempotency_key: str | None,
     deduplicate: bool,
+    simulate: Mapping[str, Any] | None = None,
+    upload_id: str | None = None,
 ) -> Call[Job]:
     """POST /translate, always under an Idempotency-Key so that it can be retried safely."""
     if idempotency_key is None:
-        if video_url is not None and deduplicate:
-            idempotency_key = submit_key(user, role, video_url, target_language)
+        if (video_url is not None or upload_id is not None) and deduplicate:
+            idempotency_key = submit_key(user, role, video_url, target_language, simulate, upload_id)
         else:
             idempotency_key = str(uuid.uuid4())
-    body = {"role": role}
+    body: dict[str, Any] = {"role": role}
     if video_url is not None:
         body["video_url"] = video_url
     if target_language is not None:
         body["target_language"] = target_language
+    if simulate is not None:
+        body["simulate"] = dict(simulate)
+    if upload_id is not None:
+        body["upload_id"] = upload_id
     headers = {"Idempotency-Key": idempotency_key}
     if user is not None:
         headers["X-User-Id"] = user
@@ -295,3 +316,57 @@ def cleanup_call(statuses: Sequence[str] | None, older_than: float | None) -> Ca
         return removed
 
     return Call("POST", "/cleanup", decode, json_body=body, admin=True)
+
+
+# ------------------------------------------------------------------------------------------ the testing controls
+
+
+def clock_call() -> Call[dict[str, Any]]:
+    """GET /admin/clock (admin): the clock's kind, the simulated now and the next event."""
+    return Call("GET", "/admin/clock", json_object, admin=True)
+
+
+def advance_clock_call(seconds: float) -> Call[dict[str, Any]]:
+    """POST /admin/clock/advance (admin): move a manual clock, running what falls due."""
+    return Call("POST", "/admin/clock/advance", json_object, json_body={"seconds": seconds}, admin=True)
+
+
+def reset_call(keep_config: bool) -> Call[dict[str, Any]]:
+    """POST /admin/reset (admin): leave the server as freshly started."""
+    return Call("POST", "/admin/reset", json_object, json_body={"keep_config": keep_config}, admin=True)
+
+
+def journal_params(path: str | None, method: str | None, status: int | None, user_id: str | None,
+                   since: datetime | float | str | None) -> dict[str, Any]:
+    """Return the journal's filters as query parameters (`since`: a datetime, epoch seconds or ISO 8601 text)."""
+    params: dict[str, Any] = {"path": path, "method": method, "status": status, "user_id": user_id}
+    if isinstance(since, datetime):
+        params["since"] = since.isoformat()
+    elif since is not None:
+        params["since"] = str(since)
+    return {name: value for name, value in params.items() if value is not None}
+
+
+def request_journal_call(params: Mapping[str, Any], limit: int | None) -> Call[list[dict[str, Any]]]:
+    """GET /admin/requests (admin): the recorded requests the filters select, oldest first."""
+
+    def decode(answer: Answer) -> list[dict[str, Any]]:
+        entries = json_object(answer).get("requests")
+        if not isinstance(entries, list):
+            raise answer.foreign("no list of requests")
+        return entries
+
+    query = dict(params) if limit is None else {**params, "limit": limit}
+    return Call("GET", "/admin/requests", decode, params=query, admin=True)
+
+
+def count_requests_call(params: Mapping[str, Any]) -> Call[int]:
+    """GET /admin/requests/count (admin): how many recorded requests the filters select."""
+
+    def decode(answer: Answer) -> int:
+        count = json_object(answer).get("count")
+        if not isinstance(count, int):
+            raise answer.foreign("no count of requests")
+        return count
+
+    return Call("GET", "/admin/requests/count", decode, params=dict(params), admin=True)

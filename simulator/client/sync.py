@@ -11,21 +11,27 @@ within a total time budget (connect and every read together), cut off by cutoff.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import os
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 
 import requests
 import urllib3
 
-from simulator.client import protocol
+from simulator.client import protocol, transfer
 from simulator.client.cutoff import DeadlineAdapter, budget
 from simulator.client.errors import TranslationError, TransportError
 from simulator.client.job import Job
 from simulator.client.pacing import Pacing, deadline_after
-from simulator.client.protocol import Answer, Call
+from simulator.client.protocol import Answer, Call, result_path
+from simulator.client.transfer import TransferProgress, Upload
 from simulator.client.waiting import Finished, ProgressCallback, Send, Sleep, SubmitPlan, WaitPlan
 
 log = logging.getLogger(__name__)
@@ -160,25 +166,32 @@ class TranslationClient:
         deduplicate: bool = True,
         wait_on_rate_limit: float = 0.0,
         timeout: float | None = None,
+        simulate: Mapping[str, Any] | None = None,
+        upload_id: str | None = None,
     ) -> Job:
         """Submit a job and return it.
 
         Every submission carries an Idempotency-Key, so retrying after a lost answer never makes a
-        second job. With a `video_url` (and `deduplicate`), the key comes from the user, URL and
-        language: submitting the same video again answers the job already made. A 429 raises
+        second job. With a `video_url` or an `upload_id` (and `deduplicate`), the key comes from the user,
+        video and language: submitting the same video again answers the job already made. A 429 raises
         RateLimitError at once, unless `wait_on_rate_limit` allows waiting that many seconds for it.
         `timeout` bounds the whole call, retries included (None: `submit_retries` tries of `self.timeout`).
+        `simulate` scripts the job's outcomes (a `simulate` object: outcomes, attempt_seconds, fail_code,
+        fail_message, status_faults; see the README's "Testing your client against exact scenarios").
         """
         now = self._clock()
         return self._submit(role, user_id=user_id, video_url=video_url, target_language=target_language,
                             idempotency_key=idempotency_key, deduplicate=deduplicate,
-                            wait_on_rate_limit=wait_on_rate_limit, deadline=deadline_after(timeout, now))
+                            wait_on_rate_limit=wait_on_rate_limit, deadline=deadline_after(timeout, now),
+                            simulate=simulate, upload_id=upload_id)
 
     def _submit(self, role: str, *, user_id: str | None, video_url: str | None, target_language: str | None,
-                idempotency_key: str | None, deduplicate: bool, wait_on_rate_limit: float, deadline: float) -> Job:
+                idempotency_key: str | None, deduplicate: bool, wait_on_rate_limit: float, deadline: float,
+                simulate: Mapping[str, Any] | None = None, upload_id: str | None = None) -> Job:
         call = protocol.submit_call(role, user=user_id if user_id is not None else self.user_id,
                                     video_url=video_url, target_language=target_language,
-                                    idempotency_key=idempotency_key, deduplicate=deduplicate)
+                                    idempotency_key=idempotency_key, deduplicate=deduplicate, simulate=simulate,
+                                    upload_id=upload_id)
         now = self._clock()
         plan = SubmitPlan(call, deadline=deadline, now=now, rate_limit_until=now + wait_on_rate_limit,
                           retries=self.submit_retries, pacing=self.pacing, rng=self._rng,
@@ -266,17 +279,70 @@ class TranslationClient:
         """Remove finished jobs (admin; default: completed ones) and return how many were removed."""
         return self._call(protocol.cleanup_call(statuses, older_than))
 
+    # ---------------------------------------------------------------- testing controls (admin)
+
+    def get_clock(self) -> dict[str, Any]:
+        """Return the server's clock (admin): `clock` (system or manual), `now`, and when the next event is due."""
+        return self._call(protocol.clock_call())
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move the server's manual clock `seconds` forward (admin; CLOCK=manual), running every event due meanwhile.
+
+        Return the clock after the step, with `advanced_seconds` and `changes` (job changes it made).
+        """
+        return self._call(protocol.advance_clock_call(seconds))
+
+    def reset(self, *, keep_config: bool = False) -> dict[str, Any]:
+        """Leave the server as freshly started (admin); return {"removed": jobs removed, "config_restored": …}.
+
+        Every job, idempotency key, rate-limit window and journal entry goes; the start-up settings come
+        back unless `keep_config`.
+        """
+        return self._call(protocol.reset_call(keep_config))
+
+    def request_journal(
+        self,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        status: int | None = None,
+        user_id: str | None = None,
+        since: datetime | float | str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the requests the server recorded (admin), oldest first, filtered; `limit`: only the last ones.
+
+        `path` is a path or route (`/status/{job_id}`), ending in `*` for a prefix; `since` a datetime,
+        epoch seconds or ISO 8601 text, in the server's (simulated) time.
+        """
+        params = protocol.journal_params(path, method, status, user_id, since)
+        return self._call(protocol.request_journal_call(params, limit))
+
+    def count_requests(
+        self,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        status: int | None = None,
+        user_id: str | None = None,
+        since: datetime | float | str | None = None,
+    ) -> int:
+        """Return how many recorded requests the filters select (admin): what a test verifies its client sent."""
+        return self._call(protocol.count_requests_call(protocol.journal_params(path, method, status, user_id, since)))
+
     # ---------------------------------------------------------------- waiting
 
     def wait_for_completion(
-        self, job_id: str, *, timeout: float | None = None, on_progress: ProgressCallback | None = None
+        self, job_id: str | Job, *, timeout: float | None = None, on_progress: ProgressCallback | None = None
     ) -> Job:
         """Wait until the job is finished and return its final state, whatever it is.
 
+        Pass its id, or the Job just answered (by `submit`): it is taken as the first state, saving a request.
         Raises WaitTimeoutError (a TimeoutError) after `timeout` seconds (None: no limit).
         `on_progress(job)` is called whenever its status, progress or queue position changes.
         """
-        return self.wait_for_all([job_id], timeout=timeout, on_progress=on_progress)[job_id]
+        key = job_id if isinstance(job_id, str) else job_id.job_id
+        return self.wait_for_all([job_id], timeout=timeout, on_progress=on_progress)[key]
 
     def check_status(self, job_id: str, timeout: float | None = None) -> str:
         """Wait until the job is finished and return its final status string (the seed's name)."""
@@ -292,16 +358,136 @@ class TranslationClient:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         wait_on_rate_limit: float = 0.0,
+        simulate: Mapping[str, Any] | None = None,
     ) -> Job:
         """Submit a job and wait for it; return it completed, or raise JobFailedError / WaitTimeoutError.
 
-        `timeout` bounds the whole call: the submission, its retries and the wait.
+        `timeout` bounds the whole call: the submission, its retries and the wait. `simulate` scripts it.
         """
         deadline = deadline_after(timeout, self._clock())
         job = self._submit(role, user_id=user_id, video_url=video_url, target_language=target_language,
                            idempotency_key=None, deduplicate=True, wait_on_rate_limit=wait_on_rate_limit,
-                           deadline=deadline)
+                           deadline=deadline, simulate=simulate)
         return protocol.completed(self._wait([job], deadline=deadline, on_progress=on_progress)[job.job_id])
+
+    # ---------------------------------------------------------------- videos
+
+    def upload(self, path: str | os.PathLike[str], *, on_progress: TransferProgress | None = None,
+               timeout: float | None = None) -> Upload:
+        """Upload a video file and return what the server found in it (POST /uploads).
+
+        The file is streamed a block at a time, never read whole; `on_progress(sent_bytes, total_bytes)` is
+        called as it goes. `timeout` bounds the whole upload (None: only `self.timeout` between two reads).
+        An upload is not retried (the server keeps nothing of a failed one): call again to send it again.
+        """
+        path = Path(path)
+        size = path.stat().st_size
+        url = self.base_url + "/uploads"
+        headers = transfer.upload_headers(path)
+        if self.user_id is not None:
+            headers["X-User-Id"] = self.user_id
+        watch = budget(timeout) if timeout is not None else contextlib.nullcontext(None)
+        with open(path, "rb") as file, watch as cutoff:
+            body = transfer.ProgressReader(file, size, on_progress)
+            try:
+                response = self.session.post(url, data=body, headers=headers, allow_redirects=False,
+                                             timeout=(min(self.timeout, CONNECT_TIMEOUT), self.timeout))
+                content = response.content
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
+                cut = cutoff is not None and cutoff.fired
+                why = f"not finished within {timeout} s" if cut else f"{e.__class__.__name__}: {_reason(e)}"
+                raise TransportError(f"POST {url}: {why} (sent {body.sent} of {size} bytes)") from e
+        answer = Answer("POST", url, response.status_code, response.reason or "", response.headers, content, response)
+        return transfer.uploaded(answer)
+
+    def translate_file(
+        self,
+        path: str | os.PathLike[str],
+        role: str = "free",
+        *,
+        target_language: str | None = None,
+        user_id: str | None = None,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_upload_progress: TransferProgress | None = None,
+        wait_on_rate_limit: float = 0.0,
+    ) -> Job:
+        """Upload a video, submit a job for it and wait; return the completed job (its `result_url` is set).
+
+        Raises JobFailedError / WaitTimeoutError like `translate`; `timeout` bounds the whole call, upload included.
+        """
+        deadline = deadline_after(timeout, self._clock())
+        upload = self.upload(path, on_progress=on_upload_progress,
+                             timeout=None if timeout is None else max(0.0, deadline - self._clock()))
+        job = self._submit(role, user_id=user_id, video_url=None, target_language=target_language,
+                           idempotency_key=None, deduplicate=True, wait_on_rate_limit=wait_on_rate_limit,
+                           deadline=deadline, upload_id=upload.upload_id)
+        return protocol.completed(self._wait([job], deadline=deadline, on_progress=on_progress)[job.job_id])
+
+    def download_result(
+        self,
+        job: Job | str,
+        path: str | os.PathLike[str],
+        *,
+        on_progress: TransferProgress | None = None,
+        retries: int = 5,
+        timeout: float | None = None,
+    ) -> Path:
+        """Download a completed job's video to `path` and return it; a dropped connection resumes where it stopped.
+
+        `path` may be a folder: the file then takes the name the server gives it (`talk.de.mp4`). The bytes go to
+        `<path>.part` first, renamed once whole (deleted if the download fails). `on_progress(received_bytes,
+        total_bytes)` is called as they arrive. Up to `retries` failed tries in a row (no answer, a dropped
+        connection, 5xx) are retried, each asking only for the rest; `timeout` bounds the whole call.
+        """
+        job_id = job.job_id if isinstance(job, Job) else job
+        url = self.base_url + ((job.result_url if isinstance(job, Job) else None) or result_path(job_id))
+        dest = Path(path)
+        partial = transfer.partial_path(dest, job_id)
+        download = transfer.Download(deadline=deadline_after(timeout, self._clock()), retries=retries,
+                                     pacing=self.pacing, rng=self._rng, on_progress=on_progress)
+        try:
+            with open(partial, "wb") as out:
+                while not download.done:
+                    left = download.deadline - self._clock()
+                    watch = budget(left) if math.isfinite(left) else contextlib.nullcontext(None)
+                    try:
+                        with watch:
+                            self._download_once(url, download, out)
+                    except TranslationError as error:
+                        self._sleep(download.failed(error, self._clock()))
+        except BaseException:
+            partial.unlink(missing_ok=True)  # nothing half-written is left behind
+            raise
+        final = transfer.final_path(dest, download, job_id)
+        partial.replace(final)
+        return final
+
+    def _download_once(self, url: str, download: transfer.Download, out: BinaryIO) -> None:
+        """Make one try of a download, writing what arrives; raise TransportError if the body stops early."""
+        headers = download.headers()
+        if self.user_id is not None:
+            headers["X-User-Id"] = self.user_id
+        try:
+            with self.session.get(url, headers=headers, stream=True, allow_redirects=False,
+                                  timeout=(min(self.timeout, CONNECT_TIMEOUT), self.timeout)) as response:
+                body = b"" if response.status_code in (200, 206) else response.content
+                answer = Answer("GET", url, response.status_code, response.reason or "", response.headers, body,
+                                response)
+                if download.begin(answer):
+                    out.seek(0)
+                    out.truncate()
+                if download.done:
+                    return
+                # read1: whatever has arrived, so a dropped connection loses nothing already received.
+                while piece := response.raw.read1(transfer.BLOCK_BYTES):
+                    out.write(piece)
+                    download.received_bytes(len(piece))
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
+            raise TransportError(f"GET {url}: {e.__class__.__name__}: {_reason(e)} "
+                                 f"(received {download.received} bytes)") from e
+        if not download.finished():
+            raise transfer.ended_early(download.received, download.total)
 
     def wait_for_all(
         self,

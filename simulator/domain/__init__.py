@@ -6,15 +6,18 @@ Plain Python: it never imports Flask, python-dotenv or requests.
 from simulator.domain.engine import ERROR_CODES, ERROR_MESSAGES, JobEngine
 from simulator.domain.errors import (
     CapacityExceeded,
+    ClockNotManual,
     IdempotencyMismatch,
     InvalidArgument,
     JobError,
     JobNotFound,
+    ScenariosDisabled,
     StoreUnavailable,
     TransitionRefused,
 )
 from simulator.domain.invariants import check_invariants
 from simulator.domain.job import Job, iso
+from simulator.domain.scenario import ReadFault, Scenario, ScenarioError
 from simulator.domain.status import RESULTS, ROLES, TERMINAL, TRANSITIONS, Event, Stage, State, Status
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "TERMINAL",
     "TRANSITIONS",
     "CapacityExceeded",
+    "ClockNotManual",
     "Event",
     "IdempotencyMismatch",
     "InvalidArgument",
@@ -32,6 +36,10 @@ __all__ = [
     "JobEngine",
     "JobError",
     "JobNotFound",
+    "ReadFault",
+    "Scenario",
+    "ScenarioError",
+    "ScenariosDisabled",
     "Stage",
     "State",
     "Status",

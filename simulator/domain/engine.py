@@ -3,7 +3,9 @@
 Pure Python. Time comes only from the injected `clock` (seconds, epoch-based so timestamps read as
 dates) and randomness only from the injected `random.Random`, so a run with a fake clock and a seeded
 generator is reproducible to the microsecond. Jobs live in a `Store`; every public method runs in one
-store transaction, and every change of a job is published on the `ChangeFeed`.
+store transaction (`_atomic`), and every change of a job is published on the `ChangeFeed` once the
+transaction has committed. A shared store (Redis) may refuse a commit because another process changed
+what the transaction read (`StoreConflict`); the call then runs again from the start, on fresh reads.
 
 Time is exact: `_advance` replays every attempt end that fell due since the last call, in time order,
 at the instant it was due, and a slot freed by it starts the next job at that same instant. Every
@@ -13,28 +15,35 @@ jobs finish on time even when nobody asks.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from simulator.clock import Clock, system_clock
+from simulator.clock import Clock, ManualClock, system_clock
 from simulator.domain.errors import (
     CapacityExceeded,
+    ClockNotManual,
     IdempotencyMismatch,
     InvalidArgument,
+    JobError,
     JobNotFound,
+    ScenariosDisabled,
+    StoreConflict,
+    StoreUnavailable,
     TransitionRefused,
 )
 from simulator.domain.invariants import check_invariants
-from simulator.domain.job import Job, iso
-from simulator.domain.planning import StartPlan, attempt_seconds, progress, running_eta
+from simulator.domain.job import Job, copy_job, iso
+from simulator.domain.planning import StartPlan, job_attempt_seconds, progress, running_eta
+from simulator.domain.scenario import ReadFault, Scenario
 from simulator.domain.status import ROLES, TERMINAL, TRANSITIONS, Event, Stage, Status
-from simulator.domain.view import job_view
+from simulator.domain.view import Places, Snapshot, job_view
 from simulator.feed import ChangeFeed
 from simulator.settings import RuntimeConfig, Settings
 
@@ -55,7 +64,17 @@ CHANGE_KINDS = {
     Event.CANCEL: "cancelled",
 }
 
-Places = dict[str, tuple[int, float | None]]
+#: Called with (change kind, job, time) for every change: `JobEngine.observers` inside the store transaction that
+#: made it (the job itself), `JobEngine.observe` after that transaction committed (a copy of the job as it was).
+Observer = Callable[[str, Job, float], None]
+#: The longest a manual clock may be moved in one step: ten years, in seconds.
+MAX_CLOCK_STEP = 315_360_000
+#: How many ids of jobs without status_faults a process remembers (a shared store's reads skip a load for them).
+MAX_UNSCRIPTED = 100_000
+T = TypeVar("T")
+#: How often a call is run again after commit conflicts before it answers StoreUnavailable.
+MAX_CONFLICTS = 100
+_backoff_rng = random.Random()  # noqa: S311 - jitter for conflict retries, never the simulation's generator
 
 
 def _page_end(offset: int, limit: int | None) -> int | None:
@@ -88,6 +107,11 @@ class JobEngine:
         self._rng = rng or self._seeded_rng(config.current.RANDOM_SEED)
         self._schedule_changed = threading.Condition(self.store.lock)
         self._schedule_generation = 0  # moves on every change of the schedule, so no wake-up is missed
+        # Whatever must be written with a change (the webhook outbox) observes it inside its transaction.
+        self.observers: list[Observer] = []
+        self._local = threading.local()  # the changes of the thread's open transaction, published at commit
+        self._unscripted: dict[str, None] = {}  # shared stores: ids of jobs seen without status_faults (bounded)
+        self._observers: list[Observer] = []
 
     def _seeded_rng(self, seed: int | None) -> random.Random:
         """Return the generator: RANDOM_SEED alone for a new store, mixed with the store's counter otherwise.
@@ -113,19 +137,35 @@ class JobEngine:
 
     def get(self, job_id: str) -> dict[str, Any]:
         """Return the job's current view, or raise JobNotFound."""
-        with self.store.transaction():
+
+        def read() -> dict[str, Any]:
             now = self._advance()
             return self._view(self._require(job_id), now)
 
+        return self._atomic(read, job_id=job_id)
+
+    def get_with_meta(self, job_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Return the job's current view and what it carries in `meta` (a copy), or raise JobNotFound."""
+
+        def read() -> tuple[dict[str, Any], dict[str, Any] | None]:
+            now = self._advance()
+            job = self._require(job_id)
+            return self._view(job, now), dict(job.meta) if job.meta else None
+
+        return self._atomic(read, job_id=job_id)
+
     def newest(self, user_id: str | None = None) -> dict[str, Any]:
         """Return the newest job of `user_id` (of anyone if None), or raise JobNotFound."""
-        with self.store.transaction():
+
+        def read() -> dict[str, Any]:
             now = self._advance()
             job = self.store.newest(user_id)
             if job is None:
                 who = f"user {user_id!r}" if user_id is not None else "anyone"
                 raise JobNotFound(f"No job has been submitted by {who}.")
             return self._view(job, now)
+
+        return self._atomic(read, newest=True, user_id=user_id)
 
     def jobs(
         self,
@@ -137,7 +177,10 @@ class JobEngine:
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Return views of the stored jobs, oldest first, filtered by user, status and role, optionally one page."""
-        with self.store.transaction():
+        if status is None and role is None:
+            return self.snapshot(user_id=user_id, offset=offset, limit=limit).views()
+
+        def read() -> list[dict[str, Any]]:
             now = self._advance()
             selected = (
                 job
@@ -145,18 +188,62 @@ class JobEngine:
                 if (status is None or job.status is status) and (role is None or job.role == role)
             )
             page = list(itertools.islice(selected, offset, _page_end(offset, limit)))
-            # A page needs the queue walked only as deep as its deepest queued job (not at all without one).
-            depth = None if limit is None else max(
-                (self.store.queue_position(job) for job in page if job.stage is Stage.QUEUED), default=0
-            )
-            places = self._queued_places(now, depth)
+            places = self._queued_places(now, self._depth(page, limit))
             return [self._view(job, now, places) for job in page]
+
+        return self._atomic(read)
+
+    def snapshot(self, *, user_id: str | None = None, offset: int = 0, limit: int | None = None) -> Snapshot:
+        """Return copies of the stored jobs (one user's, one page), oldest first, as they are now (see Snapshot)."""
+
+        def read() -> Snapshot:
+            now = self._advance()
+            page = list(itertools.islice(self.store.jobs(user_id), offset, _page_end(offset, limit)))
+            places = self._queued_places(now, self._depth(page, limit))
+            return Snapshot(now, [copy_job(job) for job in page], places, self.store.count(user_id))
+
+        return self._atomic(read)
+
+    def queue_snapshot(
+        self, *, offset: int = 0, limit: int | None = None, user_id: str | None = None
+    ) -> tuple[Snapshot, Snapshot]:
+        """Return copies of the queued jobs in start order (one page; `total`: all queued) and of the running ones.
+
+        With `user_id`, only that user's jobs (and their total); their queue positions stay the global ones.
+        """
+
+        def read() -> tuple[Snapshot, Snapshot]:
+            now = self._advance()
+            end = _page_end(offset, limit)
+            if user_id is None:
+                places = self._queued_places(now, end)
+                queued = [copy_job(job) for job in itertools.islice(self.store.queued(), offset, end)]
+                running = [copy_job(job) for job in self.store.running()]
+                total = self.store.queued_count()
+            else:
+                mine = [job for job in self.store.queued() if job.user_id == user_id]
+                page, total = mine[offset:end], len(mine)
+                places = self._queued_places(now, max((self.store.queue_position(job) for job in page), default=0))
+                queued = [copy_job(job) for job in page]
+                running = [copy_job(job) for job in self.store.running() if job.user_id == user_id]
+            return Snapshot(now, queued, places, total), Snapshot(now, running, {}, len(running))
+
+        return self._atomic(read)
+
+    def _depth(self, page: list[Job], limit: int | None) -> int | None:
+        """Return how deep the queue must be walked for a page: to its deepest queued job (all without a limit)."""
+        if limit is None:
+            return None
+        return max((self.store.queue_position(job) for job in page if job.stage is Stage.QUEUED), default=0)
 
     def total(self, user_id: str | None = None) -> int:
         """Return how many jobs are stored (of one user, if given)."""
-        with self.store.transaction():
+
+        def read() -> int:
             self._advance()
             return self.store.count(user_id)
+
+        return self._atomic(read)
 
     def grouped(
         self, *, user_id: str | None = None, offset: int = 0, limit: int | None = None
@@ -169,25 +256,48 @@ class JobEngine:
             groups[view["status"]][view["role"]][view["job_id"]] = view
         return groups
 
-    def queue(self, *, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
-        """Return the queued jobs in start order (optionally a page), their total, the running ones, workers, mode."""
-        with self.store.transaction():
+    def queue(self, *, offset: int = 0, limit: int | None = None, user_id: str | None = None) -> dict[str, Any]:
+        """Return the queued jobs in start order (optionally a page), their total, the running ones, workers, mode.
+
+        With `user_id`, only that user's jobs are listed (and counted); their queue positions stay global.
+        """
+        queued, running = self.queue_snapshot(offset=offset, limit=limit, user_id=user_id)
+        settings = self.settings
+        return {
+            "mode": settings.PROCESSING_MODE,
+            "workers": settings.WORKERS,
+            "queued": queued.views(),
+            "queued_total": queued.total,
+            "running": running.views(),
+        }
+
+    def running(self) -> list[dict[str, Any]]:
+        """Return the views of the jobs being translated."""
+
+        def read() -> list[dict[str, Any]]:
             now = self._advance()
-            settings = self.settings
-            end = _page_end(offset, limit)
-            places = self._queued_places(now, end)
-            queued = itertools.islice(self.store.queued(), offset, end)
+            return [self._view(job, now) for job in self.store.running()]
+
+        return self._atomic(read)
+
+    def depths(self) -> dict[str, int]:
+        """Return how many jobs are queued per role, running and stored, without walking any of them."""
+
+        def read() -> dict[str, int]:
+            self._advance()
+            store = self.store
             return {
-                "mode": settings.PROCESSING_MODE,
-                "workers": settings.WORKERS,
-                "queued": [self._view(job, now, places) for job in queued],
-                "queued_total": self.store.queued_count(),
-                "running": [self._view(job, now) for job in self.store.running()],
+                **{role: store.queued_count(priority) for role, priority in ROLES.items()},
+                "running": store.running_count(),
+                "stored": store.count(),
             }
+
+        return self._atomic(read)
 
     def counts(self) -> dict[str, int]:
         """Return how many jobs are stored, queued and running."""
-        with self.store.transaction():
+
+        def read() -> dict[str, int]:
             self._advance()
             return {
                 "jobs": self.store.count(),
@@ -195,12 +305,61 @@ class JobEngine:
                 "running": self.store.running_count(),
             }
 
+        return self._atomic(read)
+
     def find_idempotent(self, user_id: str, key: str) -> str | None:
         """Return the id of the job `user_id` submitted under Idempotency-Key `key`, if it is stored."""
-        with self.store.transaction():
+
+        def read() -> str | None:
             self._advance()
             job = self.store.find_idempotent(user_id, key)
             return None if job is None else job.job_id
+
+        return self._atomic(read, idempotency=(user_id, key))
+
+    def would_create(self, user_id: str, key: str | None) -> bool:
+        """Tell whether a submission now would make a new job: not when MAX_JOBS are stored or `key` is known."""
+
+        def read() -> bool:
+            self._advance()
+            if self.store.count() >= self.settings.MAX_JOBS:
+                return False
+            return key is None or self.store.find_idempotent(user_id, key) is None
+
+        return self._atomic(read, idempotency=None if key is None else (user_id, key))
+
+    def take_read_fault(self, job_id: str) -> ReadFault | None:
+        """Count one status read of the job; return the HTTP fault its script says this read answers, if any.
+
+        None for a job without status_faults, and for no job at all (the read itself answers that). Reads are
+        counted only for jobs scripted with status_faults, by the store (so every process of a shared store
+        counts the same reads). It does not advance time: the read that follows does (this keeps an
+        unscripted read as cheap as before; on a shared store, a job this process has seen without
+        status_faults costs no round trip at all: a job's script never changes).
+        """
+        if job_id in self._unscripted:
+            return None
+
+        def read() -> ReadFault | None:
+            job = self.store.get(job_id)
+            if job is None:
+                return None
+            if not job.simulate or "status_faults" not in job.simulate:
+                self._remember_unscripted(job_id)
+                return None
+            script = Scenario.parse(job.simulate)
+            read = self.store.take_read(job_id, sum(times for _, times in script.status_faults))
+            return None if read is None else script.read_fault(read)
+
+        return self._atomic(read, job_id=job_id)
+
+    def _remember_unscripted(self, job_id: str) -> None:
+        """Remember (shared stores only) that a job has no status_faults, so its reads skip `take_read_fault`'s load."""
+        if not self.store.shared:
+            return
+        if len(self._unscripted) >= MAX_UNSCRIPTED:
+            self._unscripted.clear()  # one assignment at a time: safe without a lock; the ids come back as seen
+        self._unscripted[job_id] = None
 
     # ---------------------------------------------------------------- changing
 
@@ -212,53 +371,154 @@ class JobEngine:
         video_url: str | None = None,
         target_language: str | None = None,
         idempotency_key: str | None = None,
+        simulate: Scenario | None = None,
+        upload_id: str | None = None,
+        media_seconds: float | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Queue a new job and return (its view, False); a known Idempotency-Key returns (that job, True)."""
+        """Queue a new job and return (its view, False); a known Idempotency-Key returns (that job, True).
+
+        `simulate` scripts the job's outcomes (see `simulator.domain.scenario`); refused with
+        ScenariosDisabled while SCENARIOS is off. `upload_id` names the uploaded video the job translates and
+        `media_seconds` its duration, which times the job's attempts when DELAY_PER_MEDIA_SECOND is set.
+        `meta` is carried with the job, unread by the engine (callback URL, title, …: see `Job.meta`).
+        """
         if role not in ROLES:
             raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
+        if media_seconds is not None and not (media_seconds >= 0 and math.isfinite(media_seconds)):
+            raise InvalidArgument(f"media_seconds must be a finite number ≥ 0, got {media_seconds!r}.")
+        script = self._script(simulate)
         store = self.store
-        with store.transaction():
+
+        def change() -> tuple[dict[str, Any], bool]:
             now = self._advance()
             if idempotency_key is not None:
                 known = store.find_idempotent(user_id, idempotency_key)
                 if known is not None:
-                    if known.fingerprint != (role, video_url, target_language):
+                    if known.fingerprint != (role, video_url, target_language, script, upload_id):
                         raise IdempotencyMismatch(
                             "This Idempotency-Key was already used with a different request body.", job_id=known.job_id
                         )
                     return self._view(known, now), True
-            settings = self.settings
-            if store.count() >= settings.MAX_JOBS:
-                raise CapacityExceeded(
-                    f"The server holds {store.count()} jobs (MAX_JOBS); retry later or clean up.",
-                    retry_after=self._room_expected_in(now),
-                )
-            seq = store.next_seq()
-            job = Job(
-                job_id=self._new_id(),
-                role=role,
-                user_id=user_id,
-                created_at=now,
-                updated_at=now,
-                created_iso=(stamp := iso(now)),
-                updated_iso=stamp,  # one string for both until the job first moves
-                video_url=video_url,
-                target_language=target_language,
-                idempotency_key=idempotency_key,
-                max_retries=settings.MAX_RETRIES,
-                submitted_seq=seq,
-                enqueued_seq=seq,
-            )
-            store.add(job)
-            self._publish("submitted", job, now)
-            self._fill_slots(now)
+            self._ensure_room(now, 1)
+            job = self._add(now, role, user_id, video_url=video_url, target_language=target_language,
+                            idempotency_key=idempotency_key, simulate=script, upload_id=upload_id,
+                            media_seconds=media_seconds, meta=meta)
             # A job may end the instant it starts (TRANSLATION_DELAY=0): let that happen now.
             now = self._advance()
             return self._view(job, now), False
 
+        known = None if idempotency_key is None else (user_id, idempotency_key)
+        view, replayed = self._atomic(change, idempotency=known)
+        if not replayed and not (script and "status_faults" in script):
+            self._remember_unscripted(view["job_id"])
+        return view, replayed
+
+    def submit_many(
+        self,
+        role: str,
+        user_id: str,
+        requests: Sequence[dict[str, Any]],
+        *,
+        simulate: Scenario | None = None,
+        also: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Queue one job per request (`video_url`, `target_language`, `upload_id`, `media_seconds`, `meta`), all or
+        none; return their views.
+
+        For a submission that asks for several jobs at once (one per output language): if MAX_JOBS leaves
+        no room for all of them, none is made. `simulate` scripts every one of them, as `submit`'s does.
+        `also(views)` runs in the same transaction, for what must be committed with the jobs or not at all
+        (the answer an Idempotency-Key replays).
+        """
+        if role not in ROLES:
+            raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
+        script = self._script(simulate)
+
+        def change() -> list[dict[str, Any]]:
+            now = self._advance()
+            self._ensure_room(now, len(requests))
+            jobs = [
+                self._add(now, role, user_id, video_url=r.get("video_url"), target_language=r.get("target_language"),
+                          simulate=script, upload_id=r.get("upload_id"), media_seconds=r.get("media_seconds"),
+                          meta=r.get("meta"))
+                for r in requests
+            ]
+            now = self._advance()
+            views = [self._view(job, now) for job in jobs]
+            if also is not None:
+                also(views)
+            return views
+
+        views = self._atomic(change)
+        if not (script and "status_faults" in script):
+            for view in views:
+                self._remember_unscripted(view["job_id"])
+        return views
+
+    def _script(self, simulate: Scenario | None) -> dict[str, Any] | None:
+        """Return a submission's script as the job keeps it; ScenariosDisabled while SCENARIOS is off."""
+        if simulate is None:
+            return None
+        if self.settings.SCENARIOS != "on":
+            raise ScenariosDisabled("Scripted outcomes (simulate, X-Simulate) are switched off on this server "
+                                    "(SCENARIOS=off).")
+        return simulate.to_json()
+
+    def _ensure_room(self, now: float, count: int) -> None:
+        """Raise CapacityExceeded unless `count` more jobs fit under MAX_JOBS."""
+        store = self.store
+        if store.count() + count > self.settings.MAX_JOBS:
+            raise CapacityExceeded(
+                f"The server holds {store.count()} jobs (MAX_JOBS); retry later or clean up.",
+                retry_after=self._room_expected_in(now),
+            )
+
+    def _add(
+        self,
+        now: float,
+        role: str,
+        user_id: str,
+        *,
+        video_url: str | None,
+        target_language: str | None,
+        idempotency_key: str | None = None,
+        simulate: dict[str, Any] | None = None,
+        upload_id: str | None = None,
+        media_seconds: float | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Job:
+        """Make, store and announce a new queued job at `now`, and fill free slots."""
+        store = self.store
+        seq = store.next_seq()
+        job = Job(
+            job_id=self._new_id(),
+            role=role,
+            user_id=user_id,
+            created_at=now,
+            updated_at=now,
+            created_iso=(stamp := iso(now)),
+            updated_iso=stamp,  # one string for both until the job first moves
+            video_url=video_url,
+            target_language=target_language,
+            idempotency_key=idempotency_key,
+            max_retries=self.settings.MAX_RETRIES,
+            submitted_seq=seq,
+            enqueued_seq=seq,
+            simulate=simulate,
+            upload_id=upload_id,
+            media_seconds=media_seconds,
+            meta=meta or None,
+        )
+        store.add(job)
+        self._publish("submitted", job, now)
+        self._fill_slots(now)
+        return job
+
     def cancel(self, job_id: str, reason: str | None = None) -> tuple[dict[str, Any], bool]:
         """Cancel a queued or running job; return (its view, whether it was already cancelled)."""
-        with self.store.transaction():
+
+        def change() -> tuple[dict[str, Any], bool]:
             now = self._advance()
             job = self._require(job_id)
             if job.status is Status.CANCELLED:
@@ -278,6 +538,8 @@ class JobEngine:
                 self._fill_slots(now)
             return self._view(job, now), False
 
+        return self._atomic(change, job_id=job_id)
+
     def start_next(self, count: int = 1) -> list[dict[str, Any]]:
         """Start the next `count` queued jobs in priority order; return those started.
 
@@ -286,25 +548,36 @@ class JobEngine:
         """
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise InvalidArgument(f"count must be an integer ≥ 1, got {count!r}.")
-        with self.store.transaction():
+
+        def change() -> list[dict[str, Any]]:
             now = self._advance()
             settings = self.settings
+            wanted = count
             if settings.PROCESSING_MODE == "auto":
-                count = min(count, max(0, settings.WORKERS - self.store.running_count()))
-            started = [self._start_next(now) for _ in range(min(count, self.store.queued_count()))]
+                wanted = min(wanted, max(0, settings.WORKERS - self.store.running_count()))
+            started = [self._start_next(now) for _ in range(min(wanted, self.store.queued_count()))]
             # A job may end the instant it starts (TRANSLATION_DELAY=0): let that happen now.
             now = self._advance()
             return [self._view(job, now) for job in started]
 
+        return self._atomic(change)
+
     def configure(self, changes: dict[str, Any]) -> Settings:
-        """Change runtime settings all or nothing (ConfigError if any is bad); they apply from now on."""
-        with self.store.transaction():
+        """Change runtime settings all or nothing (ConfigError if any is bad); they apply from now on.
+
+        A shared store takes the changed values to every other process (`Store.record_settings`).
+        """
+
+        def change() -> Settings:
             self._advance()  # events due before the change happen under the old settings
             new = self.config.update(changes)
+            self.store.record_settings({name: getattr(new, name) for name in changes})
             now = self._advance()
             self._fill_slots(now)
             self._schedule_moved()
             return new
+
+        return self._atomic(change)
 
     def cleanup(self, statuses: Iterable[Status] = (Status.COMPLETED,), older_than: float = 0.0) -> int:
         """Remove finished jobs with one of `statuses` that finished at least `older_than` s ago; return how many."""
@@ -314,7 +587,8 @@ class JobEngine:
             raise InvalidArgument(f"Only finished jobs can be cleaned up; not {bad}.")
         if older_than < 0:
             raise InvalidArgument(f"older_than must be ≥ 0, got {older_than!r}.")
-        with self.store.transaction():
+
+        def change() -> int:
             now = self._advance()
             doomed = []
             for job in self.store.finished():
@@ -325,6 +599,43 @@ class JobEngine:
             for job in doomed:
                 self._remove(job, now)
             return len(doomed)
+
+        return self._atomic(change)
+
+    def reset(self, *, restore_config: bool = True, also: Callable[[], None] | None = None) -> int:
+        """Remove every job and idempotency key and, unless told not to, restore the start-up settings: in one step.
+
+        The engine is left as freshly started on its store: with RANDOM_SEED the generator starts again as
+        a new process's would (on a durable or shared store, whose counter never goes back, as a restarted
+        one's); without, it stays as random as it was. The clock is not touched. Every removal is published;
+        a shared store also restores the settings of every other process. `also` runs before anything else
+        reads the engine (the service's own state: rate-limit windows, the journal). Return how many jobs
+        were removed.
+        """
+
+        def change() -> int:
+            now = self._clock()
+            removed = list(self.store.jobs())
+            self.store.clear()
+            for job in removed:
+                self._publish("removed", job, now)
+            if restore_config:
+                self.store.record_settings({}, restore=True)
+            self._schedule_moved()
+            return len(removed)
+
+        # In-process stores: their lock is the transaction's, so no request sees half of a reset. A shared
+        # store's generator is seeded after the commit, from the counter as it is in the store.
+        with self.store.lock:
+            count = self._atomic(change)
+            self._unscripted.clear()
+            if restore_config:
+                self.config.restore()
+            if self.settings.RANDOM_SEED is not None:
+                self._rng = self._seeded_rng(self.settings.RANDOM_SEED)
+            if also is not None:
+                also()
+        return count
 
     # ---------------------------------------------------------------- waiting
 
@@ -337,40 +648,53 @@ class JobEngine:
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             cursor = self.feed.cursor()  # before reading the job: a change in between is not missed
-            with self.store.transaction():
+
+            def look(since: int | None = since) -> tuple[dict[str, Any] | None, int, float]:
                 now = self._advance()
                 job = self._require(job_id)
-                if since is None:
-                    since = job.version
+                seen = job.version if since is None else since
                 remaining = deadline - time.monotonic()
-                if job.status.terminal or job.version > since or remaining <= 0 or self.feed.closed:
-                    return self._view(job, now)
-                if job.stage is Stage.TRANSLATING:
+                if job.status.terminal or job.version > seen or remaining <= 0 or self.feed.closed:
+                    return self._view(job, now), seen, 0.0
+                if job.stage is Stage.TRANSLATING and not self.manual_clock:
+                    # A manual clock moves only through advance_clock, which publishes what it makes happen.
                     remaining = min(remaining, running_eta(job, now))
+                return None, seen, remaining
+
+            answer, since, remaining = self._atomic(look, job_id=job_id)
+            if answer is not None:
+                return answer
             self.feed.wait_for_job(job_id, cursor, remaining)
 
     def wait_for_next_event(self, max_seconds: float = 1.0) -> None:
         """Sleep (real s) until the next event is due, the schedule changes or `max_seconds` pass; advance."""
-        with self.store.transaction():
+        generation = self._schedule_generation  # read first: a change committed after it is not slept through
+
+        def plan() -> float:
             now = self._advance()
             due = self._next_due()
-            timeout = max_seconds if due is None else min(max_seconds, max(0.0, due - now))
-            generation = self._schedule_generation
+            return max_seconds if due is None else min(max_seconds, max(0.0, due - now))
+
+        timeout = self._atomic(plan)
         if timeout > 0:
             with self.store.lock:  # not in a transaction: nothing may wait with one open
                 if generation == self._schedule_generation:
                     self._schedule_changed.wait(timeout)
-        with self.store.transaction():
-            self._advance()
+        self._atomic(self._advance)
 
     def wake(self) -> None:
-        """Wake whoever waits in `wait_for_next_event` (to stop the thread that drives the clock)."""
+        """Wake whoever waits in `wait_for_next_event` (to stop it, or because another process changed the schedule)."""
         with self.store.lock:
-            self._schedule_moved()
+            self._schedule_generation += 1
+            self._schedule_changed.notify_all()
 
     def release_waiters(self) -> None:
         """Answer every held and future `wait_for_change` at once (the server is shutting down)."""
         self.feed.close()
+
+    def observe(self, observer: Observer) -> None:
+        """Call `observer(kind, job, at)` for every change this engine makes, once committed, with a copy of the job."""
+        self._observers.append(observer)
 
     def check_invariants(self) -> list[str]:
         """Return every broken invariant of the stored jobs (an empty list when all hold); for tests and debugging."""
@@ -378,9 +702,120 @@ class JobEngine:
 
     def advance(self) -> float | None:
         """Process every event due by now; return the time of the next one (None if none is scheduled)."""
-        with self.store.transaction():
+
+        def step() -> float | None:
             self._advance()
             return self._next_due()
+
+        return self._atomic(step)
+
+    # ---------------------------------------------------------------- the clock
+
+    @property
+    def manual_clock(self) -> bool:
+        """Tell whether time moves only when `advance_clock` moves it (CLOCK=manual)."""
+        return isinstance(self._clock, ManualClock)
+
+    def clock_state(self) -> dict[str, Any]:
+        """Return the clock's kind, the simulated now, and when the next event is due (None: nothing scheduled)."""
+
+        def read() -> dict[str, Any]:
+            now = self._advance()
+            due = self._next_due()
+            return {
+                "clock": "manual" if self.manual_clock else "system",
+                "now": iso(now),
+                "epoch_seconds": now,
+                "next_event_at": iso(due),
+                "next_event_in_seconds": None if due is None else max(0.0, due - now),
+            }
+
+        return self._atomic(read)
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move a manual clock `seconds` forward, running every event due meanwhile at its own instant, in order.
+
+        Attempt ends, the retries and next jobs they start, and TTL expiries all happen at the instants
+        they were due, as they would have in real time; long-polls wake on what changed. Return the
+        clock's state, how far it moved and how many job changes it made. ClockNotManual unless CLOCK=manual.
+        """
+        if not self.manual_clock:
+            raise ClockNotManual("The clock is the system clock (CLOCK=system); start the server with CLOCK=manual "
+                                 "to move simulated time yourself.")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_CLOCK_STEP:
+            raise InvalidArgument(f"seconds must be a number in [0, {MAX_CLOCK_STEP}], got {seconds!r}.")
+        clock: ManualClock = self._clock  # type: ignore[assignment]
+        moved: list[float] = []  # the clock moves once, even when a conflict runs the body again
+
+        def change() -> tuple[dict[str, Any], int]:
+            self._advance()
+            if not moved:
+                moved.append(clock.advance(seconds))
+            self._advance()
+            self._schedule_moved()
+            return self.clock_state(), len(self._local.changes)
+
+        state, changes = self._atomic(change)
+        return {**state, "advanced_seconds": float(seconds), "changes": changes}
+
+    # ---------------------------------------------------------------- transactions
+
+    def _atomic(
+        self,
+        body: Callable[[], T],
+        *,
+        job_id: str | None = None,
+        idempotency: tuple[str, str] | None = None,
+        newest: bool = False,
+        user_id: str | None = None,
+    ) -> T:
+        """Run `body` in one store transaction, again from the start on a StoreConflict; then publish its changes.
+
+        The keywords tell the store what the body reads first (`Store.prefetch`), so that a store in
+        another process loads it with the indexes in one round trip. Changes are published, and the
+        ticker told of a new schedule, only once the transaction has committed: a change that was
+        refused is never seen.
+
+        A call that answers a domain error (JobNotFound, CapacityExceeded, …) still commits and publishes what
+        it changed before (the events that fell due: an expired job's removal), as an in-process store keeps
+        them anyway; then the error is raised. Any other exception commits nothing on a shared store.
+        """
+        local = self._local
+        if getattr(local, "changes", None) is not None:
+            return body()  # inside another call's transaction: part of it
+        attempt = 0
+        while True:
+            local.changes, local.schedule_moved, local.observed = [], False, []
+            failure: JobError | None = None
+            try:
+                with self.store.transaction():
+                    self.store.prefetch(job_id=job_id, idempotency=idempotency, newest=newest, user_id=user_id)
+                    try:
+                        result = body()
+                    except JobError as e:
+                        failure = e  # the call's answer; what it changed before that still holds
+            except StoreConflict:
+                attempt += 1
+                if attempt >= MAX_CONFLICTS:
+                    raise StoreUnavailable(
+                        "The job store is too busy with changes from other processes; retry.", retry_after=1
+                    ) from None
+                time.sleep(_backoff_rng.uniform(0, min(0.02, 0.0002 * 2**attempt)))
+                continue
+            finally:
+                changes, moved, observed = local.changes, local.schedule_moved, local.observed
+                local.changes = None
+            break
+        for change in changes:
+            self.feed.publish(*change)
+        for kind, job, at in observed:
+            for observer in self._observers:
+                observer(kind, job, at)
+        if moved:
+            self.wake()
+        if failure is not None:
+            raise failure
+        return result
 
     # ---------------------------------------------------------------- internals (in a transaction)
 
@@ -394,16 +829,25 @@ class JobEngine:
         """Draw a UUID4 from the simulation's generator (again on the rare clash with a stored one)."""
         while True:
             job_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-            if self.store.get(job_id) is None:
+            if not self.store.id_taken(job_id):
                 return job_id
 
     def _schedule_moved(self) -> None:
-        """Tell the ticker that the schedule changed (store lock held)."""
-        self._schedule_generation += 1
-        self._schedule_changed.notify_all()
+        """Tell the ticker that the schedule changed, once the transaction commits."""
+        self._local.schedule_moved = True
 
     def _publish(self, kind: str, job: Job, at: float) -> None:
-        self.feed.publish(kind, job.job_id, job.user_id, job.version, at)
+        """Publish a change once the transaction commits (a shared store also sends it to the other processes).
+
+        Observers see it at once, inside the transaction, so that what they write (the webhook outbox) is
+        committed with the change or not at all.
+        """
+        for observe in self.observers:
+            observe(kind, job, at)
+        self.store.record_change(kind, job, at)
+        self._local.changes.append((kind, job.job_id, job.user_id, job.version, at))
+        if self._observers:  # told after the commit, with the job as it was at this change
+            self._local.observed.append((kind, copy.copy(job), at))
 
     def _move(self, job: Job, event: Event, at: float) -> None:
         """Apply `event` to `job` at time `at`, or raise TransitionRefused: the one place jobs change state."""
@@ -435,18 +879,28 @@ class JobEngine:
         job = next(self.store.queued())
         settings = self.settings
         rng = self._rng
-        base = attempt_seconds(job.role, settings)
-        jitter = settings.DELAY_JITTER
-        duration = base * rng.uniform(1.0 - jitter, 1.0 + jitter) if jitter else base
-        fails = rng.random() < settings.ERROR_RATE
-        job.attempts += 1
+        script = Scenario.parse(job.simulate) if job.simulate else Scenario()
+        attempt = job.attempts + 1
+        # What the script says is taken as it is and draws nothing; the rest is drawn as configured.
+        duration = script.seconds(attempt)
+        if duration is None:
+            base = job_attempt_seconds(job, settings)
+            jitter = settings.DELAY_JITTER
+            duration = base * rng.uniform(1.0 - jitter, 1.0 + jitter) if jitter else base
+        outcome = script.outcome(attempt)
+        fails = rng.random() < settings.ERROR_RATE if outcome is None else outcome == "fail"
+        job.attempts = attempt
         # A new MAX_RETRIES applies from this attempt on, but cannot take back a retry already granted.
         job.max_retries = max(settings.MAX_RETRIES, job.attempts - 1)
         job.attempt_started_at = at
         job.attempt_duration = duration
-        if fails:
+        if fails and outcome is not None:
+            job.attempt_ends_at = at + duration  # a scripted failure comes when the attempt's time is up
+            job.attempt_error = script.fail_code or "internal_error"
+        elif fails:
             job.attempt_ends_at = at + duration * rng.random()
-            job.attempt_error = rng.choice(ERROR_CODES)
+            code = rng.choice(ERROR_CODES)
+            job.attempt_error = script.fail_code or code
         else:
             job.attempt_ends_at = at + duration
             job.attempt_error = None
@@ -464,9 +918,10 @@ class JobEngine:
             self._move(job, Event.COMPLETE, at)
             return
         job.progress_at_stop = progress(job, at)
+        message = (job.simulate or {}).get("fail_message") or ERROR_MESSAGES[job.attempt_error]
         job.error = {
             "code": job.attempt_error,
-            "message": ERROR_MESSAGES[job.attempt_error],
+            "message": message,
             "attempt": job.attempts,
             "at": iso(at),
         }
@@ -482,24 +937,35 @@ class JobEngine:
             self._start_next(at)
 
     def _advance(self) -> float:
-        """Replay every attempt end due by now, each at its own instant; expire old jobs; return now."""
+        """Replay every event due by now in time order, each at its own instant; return now.
+
+        The events are attempt ends (each may free a slot that starts the next job at that instant)
+        and TTL expiries of finished jobs; at the same instant an attempt end goes first.
+        """
         now = self._clock()
         store = self.store
-        while (job := store.next_attempt_end()) is not None and job.attempt_ends_at <= now:
-            due = job.attempt_ends_at
-            self._end_attempt(job, due)
-            self._fill_slots(due)
-        self._expire(now)
-        return now
+        expiry = self._next_expiry()
+        while True:
+            # `until`: a shared store loads no job when no attempt is due.
+            job = store.next_attempt_end(until=min(now, expiry[0]))
+            ends = job.attempt_ends_at if job is not None else math.inf
+            if min(ends, expiry[0]) > now:
+                return now
+            if job is not None and ends <= expiry[0]:
+                self._end_attempt(job, ends)
+                self._fill_slots(ends)
+                if expiry[1] is None:  # the first finished job: later ones expire after the oldest
+                    expiry = self._next_expiry()
+            else:
+                self._remove(expiry[1], expiry[0])  # type: ignore[arg-type]
+                expiry = self._next_expiry()
 
-    def _expire(self, now: float) -> None:
-        """Remove finished jobs older than JOB_TTL."""
-        ttl = self.settings.JOB_TTL
-        finished = self.store.finished
-        while (oldest := next(finished(), None)) is not None:
-            if oldest.finished_at is None or oldest.finished_at + ttl > now:
-                break
-            self._remove(oldest, now)
+    def _next_expiry(self) -> tuple[float, Job | None]:
+        """Return when the oldest finished job expires (JOB_TTL after it finished) and that job; (inf, None): none."""
+        oldest = next(self.store.finished(), None)
+        if oldest is None or oldest.finished_at is None:
+            return math.inf, None
+        return oldest.finished_at + self.settings.JOB_TTL, oldest
 
     def _remove(self, job: Job, now: float) -> None:
         """Forget a finished job and its idempotency key."""
@@ -509,9 +975,9 @@ class JobEngine:
     def _next_due(self) -> float | None:
         """Return when the next attempt ends or the next finished job expires (None if nothing is scheduled)."""
         candidates = []
-        running = self.store.next_attempt_end()
-        if running is not None:
-            candidates.append(running.attempt_ends_at)
+        ends = self.store.running_ends()
+        if ends:
+            candidates.append(min(ends))
         oldest = next(self.store.finished(), None)
         if oldest is not None and oldest.finished_at is not None:
             candidates.append(oldest.finished_at + self.settings.JOB_TTL)
@@ -525,7 +991,7 @@ class JobEngine:
         return max(1, math.ceil(self.settings.JOB_TTL))
 
     def _plan(self, now: float) -> StartPlan:
-        return StartPlan((job.attempt_ends_at for job in self.store.running()), now, self.settings)
+        return StartPlan(self.store.running_ends(), now, self.settings)
 
     def _queued_eta(self, job: Job, now: float) -> float | None:
         """Return seconds until a queued job's first attempt is expected to end (None in manual mode)."""
@@ -541,7 +1007,7 @@ class JobEngine:
             premium = self.store.queued_count(1)
             plan.skip("premium", premium)
             plan.skip("free", position - premium - 1)
-        return plan.start() + attempt_seconds(job.role, settings)
+        return plan.start() + job_attempt_seconds(job, settings)
 
     def _queued_places(self, now: float, depth: int | None = None) -> Places:
         """Return (queue_position, eta) of the first `depth` queued jobs (None: all) in one pass.
@@ -552,14 +1018,14 @@ class JobEngine:
             return {}
         settings = self.settings
         plan = self._plan(now) if settings.PROCESSING_MODE == "auto" else None
-        seconds = {role: attempt_seconds(role, settings) for role in ROLES}
         places: Places = {}
         for position, job in enumerate(itertools.islice(self.store.queued(), depth), 1):
             if plan is None:
                 places[job.job_id] = (position, None)
                 continue
-            places[job.job_id] = (position, plan.start() + seconds[job.role])
-            plan.skip(job.role, 1)
+            seconds = job_attempt_seconds(job, settings)
+            places[job.job_id] = (position, plan.start() + seconds)
+            plan.skip(job.role, 1, seconds)
         return places
 
     def _view(self, job: Job, now: float, places: Places | None = None) -> dict[str, Any]:

@@ -50,3 +50,22 @@ class StoreUnavailable(JobError):
     """The store could not make a change durable (disk full, database gone); nothing was acknowledged."""
 
     code = "store_unavailable"
+
+
+class ClockNotManual(JobError):
+    """Only a manual clock (CLOCK=manual) can be moved by hand."""
+
+    code = "clock_not_manual"
+
+
+class ScenariosDisabled(JobError):
+    """A submission scripted its outcomes while SCENARIOS is off."""
+
+    code = "scenarios_disabled"
+
+
+class StoreConflict(Exception):
+    """A shared store refused a transaction's commit: another process changed what it read. Run it again.
+
+    Not a `JobError`: the engine retries the call, and gives up with StoreUnavailable only after many tries.
+    """

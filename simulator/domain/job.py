@@ -46,6 +46,12 @@ class Job:
     started_seq: int = -1  # when its current attempt started, on the same counter
     error: dict[str, Any] | None = None
     cancel_reason: str | None = None
+    simulate: dict[str, Any] | None = None  # the job's script (Scenario.to_json), when it was submitted with one
+    upload_id: str | None = None  # the uploaded video this job translates (None: a plain video_url job)
+    media_seconds: float | None = None  # that video's duration, known from probing it (None: unknown)
+    # What the submission asked for beyond the translation, which the engine carries but never reads:
+    # api (native, v2, v3), callback_url, callback_id, title, base_url. JSON-able; None when nothing.
+    meta: dict[str, Any] | None = None
     # The timestamps as the API shows them, formatted once: formatting them on every view was over
     # half the time of GET /jobs at 100k jobs (bench/load.py). Derived, never stored.
     created_iso: str | None = None
@@ -59,10 +65,26 @@ class Job:
         return ROLES[self.role]
 
     @property
-    def fingerprint(self) -> tuple[str, str | None, str | None]:
+    def fingerprint(self) -> tuple[str, str | None, str | None, dict[str, Any] | None, str | None]:
         """Return what an Idempotency-Key must match to replay this job."""
-        return (self.role, self.video_url, self.target_language)
+        return (self.role, self.video_url, self.target_language, self.simulate, self.upload_id)
 
+
+def _make_copier() -> Any:
+    """Return `copy(job)`: a new Job with every field of `job`, assigned one by one (0.5 µs; copy.copy: 5.7 µs).
+
+    Built from the fields, as dataclasses builds its methods, so a field added to Job is copied too.
+    Listings copy every job they show while holding the store, then build the views without it.
+    """
+    names = [f.name for f in dataclasses.fields(Job)]
+    body = [f"    new.{name} = job.{name}" for name in names]
+    lines = ["def copy(job):", "    new = make(Job)", *body, "    return new"]
+    namespace: dict[str, Any] = {"make": object.__new__, "Job": Job}
+    exec("\n".join(lines), namespace)  # noqa: S102 - our own field names, nothing from outside
+    return namespace["copy"]
+
+
+copy_job = _make_copier()
 
 DERIVED_FIELDS = ("created_iso", "updated_iso", "started_iso", "finished_iso")
 #: The fields a store keeps, in a fixed order (the SQLite store's columns).

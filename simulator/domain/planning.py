@@ -13,9 +13,22 @@ from simulator.settings import Simulation
 EXACT_DEPTH = 128
 
 
-def attempt_seconds(role: str, sim: Simulation) -> float:
-    """Return how long an attempt of `role` takes when it does not fail (before jitter)."""
-    return sim.TRANSLATION_DELAY * (sim.PREMIUM_DELAY_FACTOR if role == "premium" else 1.0)
+def attempt_seconds(role: str, sim: Simulation, media_seconds: float | None = None) -> float:
+    """Return how long an attempt of `role` takes when it does not fail (before jitter).
+
+    With DELAY_PER_MEDIA_SECOND set, a job whose video's duration is known takes that much per second of it;
+    otherwise (the setting is 0, or the job came without an upload) it takes TRANSLATION_DELAY.
+    """
+    if sim.DELAY_PER_MEDIA_SECOND > 0 and media_seconds is not None:
+        base = sim.DELAY_PER_MEDIA_SECOND * media_seconds
+    else:
+        base = sim.TRANSLATION_DELAY
+    return base * (sim.PREMIUM_DELAY_FACTOR if role == "premium" else 1.0)
+
+
+def job_attempt_seconds(job: Job, sim: Simulation) -> float:
+    """Return how long an attempt of this job takes when it does not fail (before jitter)."""
+    return attempt_seconds(job.role, sim, job.media_seconds)
 
 
 def progress(job: Job, now: float) -> int:
@@ -50,8 +63,8 @@ class StartPlan:
         else:
             self.slots = [0.0] * (self.workers - len(remaining)) + remaining
         heapq.heapify(self.slots)
-        expected = 1.0 - sim.ERROR_RATE / 2
-        self.seconds = {role: attempt_seconds(role, sim) * expected for role in ROLES}
+        self.expected = 1.0 - sim.ERROR_RATE / 2
+        self.seconds = {role: attempt_seconds(role, sim) * self.expected for role in ROLES}
         self.placed = 0
         self.backlog = 0.0
 
@@ -59,10 +72,14 @@ class StartPlan:
         """Return when the next job in queue order is expected to start, seconds from now."""
         return self.slots[0] + self.backlog / self.workers
 
-    def skip(self, role: str, count: int) -> None:
-        """Let the next `count` jobs of `role` in queue order take their slots."""
+    def skip(self, role: str, count: int, attempt: float | None = None) -> None:
+        """Let the next `count` jobs of `role` in queue order take their slots.
+
+        `attempt` is their attempt time when it is known (a job timed by its video); by default, the role's.
+        """
+        seconds = self.seconds[role] if attempt is None else attempt * self.expected
         exact = max(0, min(count, EXACT_DEPTH - self.placed))
         for _ in range(exact):
-            heapq.heapreplace(self.slots, self.slots[0] + self.seconds[role])
+            heapq.heapreplace(self.slots, self.slots[0] + seconds)
         self.placed += count
-        self.backlog += (count - exact) * self.seconds[role]
+        self.backlog += (count - exact) * seconds

@@ -13,26 +13,36 @@ from simulator.http.context import sim
 from simulator.http.errors import ApiError
 
 
+def _bearer_token() -> str:
+    """Return the token of an `Authorization: Bearer <token>` header ('' without one)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def require_bearer(expected: bytes, realm: str, missing: str, wrong: str) -> None:
+    """Raise 401 unless the request carries `Authorization: Bearer <expected>` (compared in constant time)."""
+    token = _bearer_token()
+    if not token:
+        raise ApiError(401, "missing_token", missing, headers={"WWW-Authenticate": f'Bearer realm="{realm}"'})
+    if not hmac.compare_digest(token.encode(), expected):
+        raise ApiError(401, "invalid_token", wrong,
+                       headers={"WWW-Authenticate": f'Bearer realm="{realm}", error="invalid_token"'})
+
+
+def has_admin_token() -> bool:
+    """Tell whether the request carries the admin token (compared in constant time)."""
+    token = _bearer_token()
+    return bool(token) and hmac.compare_digest(token.encode(), sim().admin_token)
+
+
 def admin_only(view: Callable[..., Any]) -> Callable[..., Any]:
     """Let the view run only for a request carrying the admin token (401 otherwise)."""
 
     @wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(
-                401,
-                "missing_token",
-                "This endpoint needs an admin token: Authorization: Bearer <ADMIN_TOKEN>.",
-                headers={"WWW-Authenticate": 'Bearer realm="admin"'},
-            )
-        if not hmac.compare_digest(token.strip().encode(), sim().admin_token):
-            raise ApiError(
-                401,
-                "invalid_token",
-                "The admin token is wrong.",
-                headers={"WWW-Authenticate": 'Bearer realm="admin", error="invalid_token"'},
-            )
+        require_bearer(sim().admin_token, "admin",
+                       "This endpoint needs an admin token: Authorization: Bearer <ADMIN_TOKEN>.",
+                       "The admin token is wrong.")
         return view(*args, **kwargs)
 
     guarded.admin_only = True  # type: ignore[attr-defined]  # faults are never injected here

@@ -7,9 +7,9 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import request
+from flask import g, request
 
-from simulator.domain import Status
+from simulator.domain import Scenario, ScenarioError, Status
 from simulator.http.errors import ApiError
 
 MAX_ID_LENGTH = 64
@@ -88,8 +88,48 @@ def json_type(value: Any) -> str:
     return "null"
 
 
+def shown(text: str) -> str:
+    """Return `text` as it can be shown in an answer: lone surrogates (not encodable as UTF-8) as `\\udXXX`."""
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unencodable_paths(value: Any) -> list[str]:
+    """Return where `value` (decoded JSON) holds text that cannot be encoded as UTF-8: lone surrogates like \\ud800.
+
+    JSON may escape them (`"\\ud800"`) and Python decodes them, but no answer, log or database can carry
+    them: a field name or value that holds one is refused before anything is stored. Each path names the
+    member (`video_url`, `statuses[1]`, or the name itself when the name is the bad text).
+    """
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if not _encodable(item):
+                found.append(path or "(body)")
+        elif isinstance(item, dict):
+            for key, member in item.items():
+                name = shown(key)
+                if not _encodable(key):
+                    found.append(f"{path}.{name}" if path else name)
+                stack.append((f"{path}.{name}" if path else name, member))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", member) for i, member in enumerate(item))
+    return sorted(found)
+
+
 def json_object() -> dict[str, Any]:
-    """Return the request body as a JSON object ({} when empty), or raise a 400 ApiError."""
+    """Return the request body as a JSON object ({} when empty), or raise a 400 (or 422) ApiError."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
@@ -101,6 +141,12 @@ def json_object() -> dict[str, Any]:
         raise ApiError(400, "malformed_json", "The request body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", f"The request body must be a JSON object, got {json_type(body)}.")
+    bad = unencodable_paths(body)
+    if bad:
+        message = "holds a lone surrogate (such as \\ud800), which is not Unicode text and cannot be stored"
+        errors = [{"field": path, "message": message} for path in bad]
+        raise ApiError(422, "validation_error", f"The request body is invalid: {', '.join(bad)} {message}.",
+                       errors=errors)
     return body
 
 
@@ -124,29 +170,47 @@ def parse_fields(fields: Mapping[str, Validator]) -> dict[str, Any]:
     return clean
 
 
-def header_token(name: str, max_length: int) -> str | None:
-    """Return a header's value, or raise 400 when it is empty, too long or not printable ASCII."""
+def header_token(name: str, max_length: int, *, single: bool = False) -> str | None:
+    """Return a header's value, or raise 400 when it is empty, too long or not printable ASCII (see `check_token`)."""
     value = request.headers.get(name)
-    if value is None:
-        return None
+    return None if value is None else check_token(name, value, max_length, single=single)
+
+
+def check_token(name: str, value: str, max_length: int, *, single: bool = False) -> str:
+    """Return a header's value, or raise 400 when it is empty, too long or not printable ASCII.
+
+    `single`: the header names one thing and must be sent once. Every WSGI server joins a repeated
+    header's values with commas before the app sees them, so a comma in it means it was repeated (or
+    holds a comma, which is refused too): either way a 400, never a merged value such as "alice, bob".
+    """
     if not value or len(value) > max_length or not value.isprintable() or not value.isascii():
         raise ApiError(400, "invalid_header", f"{name} must be 1–{max_length} printable ASCII characters.")
+    if single and "," in value:
+        raise ApiError(400, "invalid_header", f"{name} must be sent once, without commas (a repeated header "
+                       "arrives joined by commas).")
     return value
 
 
 def user_id() -> str:
-    """Return who is asking: X-User-Id, else the client address."""
-    return header_token("X-User-Id", MAX_USER_ID_LENGTH) or request.remote_addr or "anonymous"
+    """Return who is asking: the API key's user, else X-User-Id, else the client address (the limiter's key too)."""
+    caller = g.get("caller")
+    if caller is not None and caller.principal is not None:
+        return caller.principal.user_id
+    return header_token("X-User-Id", MAX_USER_ID_LENGTH, single=True) or request.remote_addr or "anonymous"
 
 
 def idempotency_key() -> str | None:
     """Return the Idempotency-Key header, if sent (400 when malformed)."""
-    return header_token("Idempotency-Key", MAX_IDEMPOTENCY_KEY_LENGTH)
+    return header_token("Idempotency-Key", MAX_IDEMPOTENCY_KEY_LENGTH, single=True)
 
 
 def query_number(name: str, *, integer: bool = False) -> float | None:
     """Return a query parameter as a number ≥ 0, or raise 400."""
-    raw = request.args.get(name)
+    return parse_number(name, request.args.get(name), integer=integer)
+
+
+def parse_number(name: str, raw: str | None, *, integer: bool = False) -> float | None:
+    """Return query parameter `name`'s text `raw` as a number ≥ 0 (None when absent), or raise 400."""
     if raw is None:
         return None
     try:
@@ -161,10 +225,15 @@ def query_number(name: str, *, integer: bool = False) -> float | None:
 
 def requested_wait() -> float | None:
     """Return the long-poll wait asked for by `?wait=N` or `Prefer: wait=N` (the query wins)."""
-    wait = query_number("wait")
+    return parse_wait(request.args.get("wait"), request.headers.get("Prefer", ""))
+
+
+def parse_wait(query_wait: str | None, prefer: str) -> float | None:
+    """Return the wait of `?wait=` (its text) or else of a `Prefer` header's `wait=N`; raise 400 when malformed."""
+    wait = parse_number("wait", query_wait)
     if wait is not None:
         return wait
-    for preference in request.headers.get("Prefer", "").split(","):
+    for preference in prefer.split(","):
         name, _, value = preference.strip().partition("=")
         if name.strip().lower() == "wait":
             try:
@@ -193,3 +262,19 @@ def job_id_arg(job_id: str) -> str:
     if len(job_id) > MAX_ID_LENGTH:
         raise ApiError(404, "job_not_found", f"No job with id {job_id[:MAX_ID_LENGTH]!r}… (ids are UUIDs).")
     return job_id
+
+
+def simulate_header() -> Scenario | None:
+    """Return the script of the X-Simulate header (a `simulate` object as JSON), if sent; 400 when it is bad."""
+    raw = request.headers.get("X-Simulate")
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "invalid_header", "X-Simulate must be a JSON object, the same as the body's simulate "
+                       'member, e.g. {"outcomes": ["fail", "succeed"]}.') from None
+    try:
+        return Scenario.parse(value)
+    except ScenarioError as e:
+        raise ApiError(400, "invalid_header", f"X-Simulate is invalid: {e}.") from None

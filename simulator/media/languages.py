@@ -1,6 +1,7 @@
 """Target languages as media files tag them: "de", "German", "pt-BR" or "ger" → ISO 639-2 codes and a name.
 
-The jobs' `target_language` is free text (up to 35 characters), so resolving never fails: a language that cannot
+The jobs' `target_language` is free text (up to 35 characters), so resolving never fails: a name with a qualifier
+("Spanish (Spain)", as HeyGen writes them) is the language it names, and a language that cannot
 be identified is tagged `und` (ISO 639-2 for "undetermined") and keeps the caller's text as its name.
 """
 
@@ -19,9 +20,12 @@ _ALIASES = {
     "farsi": "fas",
     "iw": "heb",  # retired ISO 639-1 codes that older systems still send
     "in": "ind",
+    "malay": "msa",  # ISO 639 names it "Malay (macrolanguage)"
     "ji": "yid",
 }
 _SUBTAG_SPLIT = re.compile(r"[-_]")
+#: An English name with a qualifier, as HeyGen's language names are written: "Spanish (Spain)".
+_QUALIFIED_NAME = re.compile(r"(?P<name>[^()]+?) \((?P<qualifier>[^()]+)\)")
 _DATED_QUALIFIER = re.compile(r"\s*\(\d[^)]*\)$")
 
 
@@ -50,6 +54,11 @@ def resolve_language(value: str | None) -> Language:
 def _resolve(text: str) -> Language:
     entry = _lookup(text)
     region = None
+    qualified = _QUALIFIED_NAME.fullmatch(text) if entry is None else None
+    if qualified is not None:
+        named = _resolve(qualified["name"])
+        if named.known:  # "Spanish (Spain)": the language is Spanish; the name stays as the caller wrote it
+            return Language(tag=named.tag, iso639_2=named.iso639_2, iso639_2b=named.iso639_2b, name=text)
     if entry is None:
         # A BCP 47 tag: the primary language subtag comes first, then script (4 letters) and region (2 letters).
         primary, *rest = _SUBTAG_SPLIT.split(text)

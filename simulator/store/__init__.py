@@ -3,6 +3,7 @@
 - `memory` — dicts and lanes in this process (the default; lost when it exits).
 - `sqlite:///relative/path.db` or `sqlite:////absolute/path.db` (SQLAlchemy's convention: the path
   follows the third slash), optionally `?synchronous=full` — durable, one process per file.
+- `redis://host:port/db` or `rediss://…` (TLS), optionally `?prefix=name` — shared by several processes.
 """
 
 from __future__ import annotations
@@ -31,4 +32,8 @@ def open_store(url: str) -> Store:
         if unknown:
             raise StoreError(f"STORE {url!r}: unknown option {', '.join(sorted(unknown))}; allowed: synchronous")
         return SqliteStore(path, synchronous=options.get("synchronous", "normal").lower())
-    raise StoreError(f"STORE must be 'memory' or 'sqlite:///path/to/jobs.db', got {url!r}")
+    if url.startswith(("redis://", "rediss://")):
+        from simulator.store.redis_store import RedisStore
+
+        return RedisStore(url)
+    raise StoreError(f"STORE must be 'memory', 'sqlite:///path/to/jobs.db' or 'redis://host:port/db', got {url!r}")

@@ -16,7 +16,13 @@ the `Serving on http://HOST:PORT` line the server prints when it is ready), in a
 (`@pytest.mark.parametrize("translation_server", [{...}], indirect=True)`), over the server's defaults.
 It yields a `TranslationServer` — `.url`, `.admin_token`, `.admin` (an admin TranslationClient),
 `.client(user_id=...)` — and stops it with SIGTERM at the end of the test. For a server shared by a
-module or a session, use `start_translation_server(settings)` in a fixture of that scope.
+module or a session, use `start_translation_server(settings)` in a fixture of that scope, and
+`server.reset()` at the start of each test.
+
+The testing controls are there too: `server.advance(3600)` moves a manual clock (settings
+`{"CLOCK": "manual"}`) an hour on, running everything that falls due; `server.clock()` reads it;
+`server.reset()` leaves the server as freshly started; `server.requests(path=...)` and
+`server.count_requests(path=...)` read the request journal, to verify what a client sent.
 """
 
 from __future__ import annotations
@@ -104,6 +110,29 @@ class TranslationServer:
         client = TranslationClient(self.url, user_id=user_id, **options)
         self._clients.append(client)
         return client
+
+    # ---------------------------------------------------------------- controls
+
+    def advance(self, seconds: float) -> dict[str, Any]:
+        """Move the server's manual clock (CLOCK=manual) `seconds` on, running every event due; return the clock."""
+        return self.admin.advance_clock(seconds)
+
+    def clock(self) -> dict[str, Any]:
+        """Return the server's clock: its kind, the simulated `now` and when the next event is due."""
+        return self.admin.get_clock()
+
+    def reset(self, *, keep_config: bool = False) -> dict[str, Any]:
+        """Leave the server as freshly started: no jobs, keys, rate-limit windows or journal; start-up settings."""
+        return self.admin.reset(keep_config=keep_config)
+
+    def requests(self, **filters: Any) -> list[dict[str, Any]]:
+        """Return the requests the server recorded, oldest first (filters: path, method, status, user_id, since,
+        limit)."""
+        return self.admin.request_journal(**filters)
+
+    def count_requests(self, **filters: Any) -> int:
+        """Return how many recorded requests the filters select (path, method, status, user_id, since)."""
+        return self.admin.count_requests(**filters)
 
 
 def start_translation_server(settings: Mapping[str, Any] | None = None, **options: Any) -> TranslationServer:

@@ -10,6 +10,7 @@ from simulator.http.context import sim
 from simulator.http.encoding import json_response
 from simulator.http.errors import ApiError
 from simulator.http.parsing import finished_statuses, integer, job_id_arg, json_object, parse_fields, seconds, text
+from simulator.settings import ConfigError
 
 bp = Blueprint("admin", __name__)
 
@@ -58,4 +59,8 @@ def set_config() -> Response:
     if not changes:
         detail = 'Send at least one setting to change, e.g. {"WORKERS": 4}.'
         raise ApiError(422, "validation_error", detail, errors=[])
-    return json_response(sim().engine.configure(changes).public())
+    engine = sim().engine
+    if engine.store.shared and changes.get("AUTH_MODE") == "keys":
+        raise ConfigError({"AUTH_MODE": "keys needs STORE=memory or sqlite:///…: a shared store (redis://) does "
+                                        "not keep API keys yet"})
+    return json_response(engine.configure(changes).public())
