@@ -4,6 +4,7 @@
     python bench/mutation.py           # every target, one after another (about half an hour on 2 cores)
     python bench/mutation.py pacing    # one target: domain, settings or pacing
     python bench/mutation.py --report  # only print the table of the last results
+    python bench/mutation.py domain --survivors  # run again only the target's mutants not caught last time
 
 mutmut reads `[tool.mutmut]` in pyproject.toml: it copies the package into `mutants/`, mutates the targets'
 modules, records which of the fast tests (the list there) reach each function, and then runs each mutant
@@ -129,6 +130,9 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
     parser.add_argument("--fresh", action="store_true", help="delete mutants/ first (a clean copy and clean stats)")
     parser.add_argument("--report", action="store_true", help="run nothing, print the table of the last results")
+    parser.add_argument("--survivors", action="store_true",
+                        help="run again only the mutants the last run did not catch (after adding tests); the "
+                             "caught ones keep their result, since tests were only added")
     args = parser.parse_args()
     unknown = set(args.targets) - set(TARGETS)
     if unknown:
@@ -139,7 +143,13 @@ def main() -> int:
             shutil.rmtree(ROOT / "mutants", ignore_errors=True)
         for target in args.targets or TARGETS:
             started = time.monotonic()
-            run = mutmut("run", "--max-children", str(args.jobs), *TARGETS[target])
+            names = TARGETS[target]
+            if args.survivors:
+                names = tuple(sorted(name for name, status in results().items()
+                                     if target_of(name) == target and status not in CAUGHT))
+                if not names:
+                    continue
+            run = mutmut("run", "--max-children", str(args.jobs), *names)
             seconds[target] = time.monotonic() - started
             if run.returncode != 0:
                 print(run.stdout[-3000:] + run.stderr[-3000:], file=sys.stderr)
