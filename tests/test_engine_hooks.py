@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs import CapacityExceeded
+from jobs import CapacityExceeded, InvalidArgument, JobNotFound, Scenario, ScenariosDisabled, iso
 from tests.conftest import make_engine
 
 
@@ -71,3 +71,72 @@ def test_a_users_queue_lists_only_their_jobs_with_global_positions(clock):
     assert [j["queue_position"] for j in mine["queued"]] == [2, 4]
     assert mine["queued_total"] == 2 and mine["running"] == []
     assert engine.queue(user_id="alice", offset=1, limit=1)["queued"][0]["queue_position"] == 4
+
+
+@pytest.mark.usefixtures("each_store")
+def test_submit_many_keeps_each_requests_fields_and_queues_the_jobs_like_single_submissions(clock):
+    """Each job of a batch keeps its own video, language, upload, duration and meta and shares the script; free
+    workers start them at once in order, and an attempt is timed by its video's duration."""
+    engine = make_engine(clock, WORKERS=2, DELAY_PER_MEDIA_SECOND=2.0)
+    script = Scenario.parse({"outcomes": ["succeed"]})
+    made = engine.submit_many("free", "alice", [
+        {"video_url": "https://v.example/1.mp4", "target_language": "de", "upload_id": "u-1", "media_seconds": 3.0,
+         "meta": {"callback_id": "c-1"}},
+        {"video_url": "https://v.example/2.mp4", "target_language": "fr"},
+        {"target_language": "es"},
+    ], simulate=script)
+    assert [(v["video_url"], v["target_language"], v["upload_id"], v["role"], v["user_id"]) for v in made] == [
+        ("https://v.example/1.mp4", "de", "u-1", "free", "alice"),
+        ("https://v.example/2.mp4", "fr", None, "free", "alice"),
+        (None, "es", None, "free", "alice"),
+    ]
+    assert [v["simulate"] for v in made] == [{"outcomes": ["succeed"]}] * 3
+    assert [(v["status"], v["queue_position"]) for v in made] == [("pending", None), ("pending", None),
+                                                                   ("pending", 1)]
+    assert [v["started_at"] is not None for v in made] == [True, True, False]
+    first, second, third = (v["job_id"] for v in made)
+    clock.advance(6)  # 3 s of video at 2 s per second; the job without an upload takes TRANSLATION_DELAY (10 s)
+    assert engine.get(first)["status"] == "completed"
+    assert engine.get(second)["status"] == "pending"
+    assert engine.get(third)["started_at"] == iso(clock.now)
+    assert engine.get_with_meta(first)[1] == {"callback_id": "c-1"}
+    assert engine.get_with_meta(second)[1] is None
+
+
+@pytest.mark.usefixtures("each_store")
+def test_submit_many_refuses_an_unknown_role_and_a_script_while_scenarios_are_off(clock):
+    """A batch is checked as a single submission is: the role, and scripts only while SCENARIOS is on."""
+    engine = make_engine(clock, SCENARIOS="off")
+    with pytest.raises(InvalidArgument, match="role must be one of"):
+        engine.submit_many("gold", "alice", [{}])
+    with pytest.raises(ScenariosDisabled):
+        engine.submit_many("free", "alice", [{}], simulate=Scenario.parse({"outcomes": ["fail"]}))
+    assert engine.total() == 0
+
+
+@pytest.mark.usefixtures("each_local_store")  # a shared store holds no lock in this process for a transaction
+def test_submit_many_hands_the_views_to_also_inside_its_transaction(clock):
+    """`also` gets the batch's views, exactly those returned, while the store is still held."""
+    engine = make_engine(clock)
+    seen = []
+
+    def also(views):
+        assert engine.store.lock._is_owned()
+        seen.append([v["job_id"] for v in views])
+
+    made = engine.submit_many("free", "alice", [{}, {}], also=also)
+    assert seen == [[v["job_id"] for v in made]]
+
+
+@pytest.mark.usefixtures("each_store")
+def test_get_with_meta_answers_the_view_now_and_a_copy_of_the_meta(clock):
+    """The view is the job's state at the time of the call; changing the meta returned changes nothing stored."""
+    engine = make_engine(clock)
+    job, _ = engine.submit("free", "alice", meta={"title": "Intro"})
+    clock.advance(10)
+    view, meta = engine.get_with_meta(job["job_id"])
+    assert view == engine.get(job["job_id"]) and view["status"] == "completed"
+    meta["title"] = "changed"
+    assert engine.get_with_meta(job["job_id"])[1] == {"title": "Intro"}
+    with pytest.raises(JobNotFound):
+        engine.get_with_meta("no-such-job")
