@@ -195,6 +195,19 @@ def make_engine(clock: FakeClock, **overrides: Any) -> JobEngine:
     return JobEngine(settings, store=_new_store.get()(), clock=clock, rng=random.Random(settings.RANDOM_SEED))
 
 
+def count_feed_sleeps(engine: JobEngine) -> list[float]:
+    """Record the timeout of every wait a long-poll makes on the change feed (each is a sleep until woken)."""
+    sleeps: list[float] = []
+    wait_for_job = engine.feed.wait_for_job
+
+    def counted(job_id: str, cursor: int, timeout: float) -> Any:
+        sleeps.append(timeout)
+        return wait_for_job(job_id, cursor, timeout)
+
+    engine.feed.wait_for_job = counted  # type: ignore[method-assign]
+    return sleeps
+
+
 @pytest.fixture
 def engine(clock: FakeClock) -> JobEngine:
     return make_engine(clock)

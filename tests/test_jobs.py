@@ -24,7 +24,7 @@ from jobs import (
     iso,
 )
 from simulator.store import MemoryStore
-from tests.conftest import START, FakeClock, make_engine
+from tests.conftest import START, FakeClock, count_feed_sleeps, make_engine
 
 #: The store contract: every test here runs once per store implementation.
 pytestmark = pytest.mark.usefixtures("each_store")
@@ -1265,13 +1265,16 @@ def test_wait_with_zero_timeout_returns_at_once(clock: FakeClock) -> None:
 
 
 def test_wait_times_out_with_the_unchanged_job(clock: FakeClock) -> None:
-    """When nothing happens, the wait ends after its timeout with the same version."""
+    """When nothing happens, the wait ends after its timeout with the same version, having slept once: a queued
+    job has no attempt to wake for."""
     engine = make_engine(clock, PROCESSING_MODE="manual")
     job_id = submit(engine)
+    sleeps = count_feed_sleeps(engine)
     began = time.monotonic()
     view = engine.wait_for_change(job_id, timeout=0.05)
     assert 0.04 <= time.monotonic() - began < 1.0
     assert view["version"] == engine.get(job_id)["version"]
+    assert len(sleeps) == 1 and 0.04 <= sleeps[0] <= 0.05
 
 
 def test_a_waiter_is_woken_by_a_transition_in_another_thread() -> None:
