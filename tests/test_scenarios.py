@@ -122,6 +122,40 @@ def test_bad_scripts_are_refused_naming_the_member(value: Any, message: str) -> 
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"fail_code": "oom"}, "fail_code must be one of timeout, internal_error, unknown, got 'oom'"),
+        ({"fail_message": 5}, "fail_message must be a non-empty string of at most 500 characters, got 5"),
+        ({"status_faults": [503]},
+         "status_faults[0] must be an object with a status and optionally retry_after and times, got 503"),
+        ({"status_faults": [{"status": 503, "count": 2}]},
+         "status_faults[0] has an unknown member 'count'; allowed: status, retry_after, times"),
+        ({"status_faults": [{"status": 404}]},
+         "status_faults[0].status must be one of 429, 500, 502, 503, 504, got 404"),
+        ({"status_faults": [{"status": 503, "times": 2.5}]}, "status_faults[0].times must be an integer in [1, 1000]"),
+    ],
+)
+def test_a_refusal_shows_the_value_given(value: Any, message: str) -> None:
+    """Each refusal ends with the value it refused, so the caller sees what was wrong with it."""
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.parse(value)
+    assert str(caught.value).startswith(message)
+
+
+def test_a_long_refused_value_is_cut_to_60_characters() -> None:
+    """A value is shown whole up to 60 characters; a longer one by its first 57 and an ellipsis."""
+    for code, shown in [("x" * 58, repr("x" * 58)), ("x" * 59, repr("x" * 57)[:57] + "...")]:
+        with pytest.raises(ScenarioError) as caught:
+            Scenario.parse({"fail_code": code})
+        assert str(caught.value).endswith(f"got {shown}")
+
+
+def test_a_fail_message_of_exactly_500_characters_is_accepted() -> None:
+    """MAX_MESSAGE is the longest message allowed, not the first refused."""
+    assert Scenario.parse({"fail_message": "m" * 500}).to_json()["fail_message"] == "m" * 500
+
+
 # ------------------------------------------------------------------------------------------ the engine playing it
 
 
@@ -229,6 +263,8 @@ def test_read_faults_are_taken_in_order_then_reads_answer_normally() -> None:
     assert taken == [ReadFault(503, 1), ReadFault(503, 1), ReadFault(500, None), None, None]
     assert [engine.take_read_fault(plain) for _ in range(3)] == [None, None, None]
     assert engine.take_read_fault("00000000-0000-4000-8000-000000000000") is None
+    assert engine.store.reads_counted(job_id) == 3  # the script's 3 faulty reads; the reads after them not counted
+    assert engine.store.reads_counted(plain) == 0
 
 
 @pytest.mark.usefixtures("each_store")
