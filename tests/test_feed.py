@@ -81,6 +81,31 @@ def test_a_cursor_older_than_the_buffer_is_a_gap() -> None:
         feed.since(1)
 
 
+def test_a_resync_is_a_gap_for_every_older_cursor_and_takes_one_number() -> None:
+    """After resync() a reader at any earlier cursor must reload; the resync takes one number, so a cursor read
+    after it resumes normally with the next change."""
+    feed = ChangeFeed()
+    publish(feed)
+    publish(feed)
+    feed.resync()
+    assert feed.cursor() == 3
+    with pytest.raises(FeedGap, match=r"^changes after 2 may be missing \(resynchronised at 3\)$"):
+        feed.since(2)
+    assert feed.since(3) == []
+    assert publish(feed) == 4
+    assert [c.seq for c in feed.since(3)] == [4]
+
+
+def test_a_resync_wakes_a_waiter_for_a_job_at_once() -> None:
+    """A held wait for a job answers True as soon as the feed resynchronises: its job may have changed unseen."""
+    feed = ChangeFeed()
+    waiter = Waiter(feed, JOB, timeout=5)
+    until(lambda: feed.waiting() == 1)
+    feed.resync()
+    waiter.thread.join(2)
+    assert waiter.answer is True and waiter.elapsed < 2
+
+
 def test_the_default_buffer_keeps_the_latest_ten_thousand_changes() -> None:
     """A reader 10 000 changes behind can resume; one a change further behind has to reload."""
     feed = ChangeFeed()
