@@ -1673,6 +1673,40 @@ def test_every_page_shows_each_job_as_get_does(clock, mode) -> None:
     assert any(v["stage"] == "queued" for v in engine.jobs(offset=40, limit=30))
 
 
+@pytest.mark.parametrize("mode", ["auto", "manual"])
+def test_filtered_pages_and_one_users_queue_show_each_job_as_get_does(clock, mode) -> None:
+    """Pages of `jobs` filtered by role or status, and pages of one user's queue, hold exactly the jobs they
+    select, each shown as `get` shows it; a user's snapshot counts that user's jobs."""
+    engine = make_engine(clock, WORKERS=2, PROCESSING_MODE=mode)
+    for n in range(24):
+        engine.submit("premium" if n % 3 == 0 else "free", f"u{n % 4}")
+        clock.advance(0.1)
+    if mode == "manual":
+        engine.start_next(3)
+    else:
+        clock.advance(7.5)  # some finished, two running part-way, the rest queued
+    everything = engine.jobs()
+    for offset, limit in [(0, 3), (2, 4), (5, 30)]:
+        for where, chosen in [({"role": "free"}, lambda v: v["role"] == "free"),
+                              ({"status": Status.PENDING}, lambda v: v["status"] == "pending"),
+                              ({"status": Status.COMPLETED, "role": "premium"},
+                               lambda v: v["status"] == "completed" and v["role"] == "premium")]:
+            page = engine.jobs(offset=offset, limit=limit, **where)
+            assert [v["job_id"] for v in page] == [v["job_id"] for v in everything if chosen(v)][offset:offset + limit]
+            for view in page:
+                assert view == engine.get(view["job_id"])
+        whole = engine.queue()
+        mine = engine.queue(offset=offset, limit=limit, user_id="u1")
+        queued_u1 = [v["job_id"] for v in whole["queued"] if v["user_id"] == "u1"]
+        assert [v["job_id"] for v in mine["queued"]] == queued_u1[offset:offset + limit]
+        assert mine["queued_total"] == len(queued_u1)
+        assert mine["running"] == [v for v in whole["running"] if v["user_id"] == "u1"]
+        for view in mine["queued"] + mine["running"]:
+            assert view == engine.get(view["job_id"])
+    assert engine.snapshot(user_id="u1", offset=1, limit=2).total == engine.total("u1") == 6
+    assert any(v["stage"] == "translating" for v in engine.jobs(status=Status.PENDING, limit=5))
+
+
 def test_a_page_holding_only_the_first_queued_job_shows_its_place(clock: FakeClock) -> None:
     """A page of one job that is first in the queue shows position 1 and the ETA get() shows."""
     engine = make_engine(clock, WORKERS=1)
