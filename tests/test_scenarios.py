@@ -7,9 +7,12 @@ from typing import Any
 
 import pytest
 
+import config
 from jobs import (
     IdempotencyMismatch,
+    Job,
     JobEngine,
+    MemoryStore,
     ReadFault,
     Scenario,
     ScenarioError,
@@ -18,7 +21,7 @@ from jobs import (
     iso,
 )
 from simulator.clock import ManualClock
-from tests.conftest import START, make_engine
+from tests.conftest import FAST, START, make_engine
 
 FULL = {
     "outcomes": ["fail", "fail", "succeed"],
@@ -276,3 +279,47 @@ def test_a_removed_job_takes_its_read_count_with_it() -> None:
     clock.advance(1)
     assert engine.cleanup([Status.COMPLETED]) == 1
     assert engine.store.reads_counted(job_id) == 0  # bounded memory: only stored jobs are counted
+
+
+class SharedMemoryStore(MemoryStore):
+    """A memory store that says it is shared by several processes, and counts the jobs it is asked for.
+
+    On a shared store the engine remembers the jobs it has seen without status_faults, so that their status
+    reads cost no store read for the script (a job's script never changes).
+    """
+
+    shared = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets = 0
+
+    def get(self, job_id: str) -> Job | None:
+        self.gets += 1
+        return super().get(job_id)
+
+
+def test_on_a_shared_store_a_job_without_status_faults_costs_no_script_read_and_a_scripted_one_always_does() -> None:
+    """Jobs submitted alone or in a batch, with a script of outcomes or none, are remembered as having no faults;
+    a job with status_faults never is, so its faults are answered; a job submitted by another process is
+    remembered after its first read."""
+    store = SharedMemoryStore()
+    engine = JobEngine(config.from_mapping(FAST), store=store, clock=ManualClock(START))
+    other_process = JobEngine(config.from_mapping(FAST), store=store, clock=ManualClock(START))
+    faults = Scenario.parse({"status_faults": [{"status": 503, "times": 2}]})
+    outcomes = Scenario.parse({"outcomes": ["succeed"]})
+    plain = [v["job_id"] for v in engine.submit_many("free", "alice", [{}, {}])]
+    plain += [v["job_id"] for v in engine.submit_many("free", "alice", [{}], simulate=outcomes)]
+    plain += [engine.submit("free", "alice")[0]["job_id"],
+              engine.submit("free", "alice", simulate=outcomes)[0]["job_id"]]
+    scripted = [engine.submit_many("free", "alice", [{}], simulate=faults)[0]["job_id"],
+                engine.submit("free", "alice", simulate=faults)[0]["job_id"]]
+    foreign = other_process.submit("free", "bob")[0]["job_id"]
+    store.gets = 0
+    assert [engine.take_read_fault(job_id) for job_id in plain] == [None] * 5
+    assert store.gets == 0
+    for job_id in scripted:
+        assert [engine.take_read_fault(job_id) for _ in range(3)] == [ReadFault(503, None)] * 2 + [None]
+    store.gets = 0
+    assert [engine.take_read_fault(foreign) for _ in range(3)] == [None] * 3
+    assert store.gets == 1
