@@ -141,9 +141,38 @@ def test_free_job_has_priority_zero(engine: JobEngine) -> None:
 @pytest.mark.parametrize("role", ["admin", "", "Premium", None])
 def test_submit_refuses_unknown_roles(engine: JobEngine, role: Any) -> None:
     """A role other than free or premium raises InvalidArgument and stores nothing."""
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidArgument) as caught:
         engine.submit(role, "bob")
+    assert str(caught.value) == f"role must be one of free, premium, got {role!r}."
     assert engine.counts()["jobs"] == 0
+
+
+def test_a_job_submitted_without_a_user_belongs_to_anonymous(engine: JobEngine) -> None:
+    """The default user is `anonymous`, lower case, as the API documents."""
+    assert engine.submit()[0]["user_id"] == "anonymous"
+
+
+@pytest.mark.parametrize("seconds", [-0.5, math.inf, math.nan])
+def test_submit_refuses_a_media_duration_that_is_negative_or_not_finite(engine: JobEngine, seconds: float) -> None:
+    """An upload's duration must be a finite number of seconds ≥ 0; anything else is refused, naming it."""
+    with pytest.raises(InvalidArgument) as caught:
+        engine.submit("free", "bob", upload_id="u-1", media_seconds=seconds)
+    assert str(caught.value) == f"media_seconds must be a finite number ≥ 0, got {seconds!r}."
+    assert engine.counts()["jobs"] == 0
+
+
+def test_an_uploads_duration_times_a_free_attempt(clock: FakeClock) -> None:
+    """With DELAY_PER_MEDIA_SECOND a free job made from an upload takes that many seconds per second of video
+    (half a second of video included, and 0 s is allowed); the job shows its upload."""
+    engine = make_engine(clock, DELAY_PER_MEDIA_SECOND=4.0, WORKERS=3)
+    half = engine.submit("free", "bob", upload_id="u-1", media_seconds=0.5)[0]
+    empty = engine.submit("free", "bob", upload_id="u-2", media_seconds=0.0)[0]
+    assert (half["upload_id"], empty["upload_id"]) == ("u-1", "u-2")
+    assert engine.get(empty["job_id"])["status"] == "completed"  # 0 s of video: done as it starts
+    clock.advance(1.9)
+    assert engine.get(half["job_id"])["status"] == "pending"
+    clock.advance(0.1)
+    assert engine.get(half["job_id"])["finished_at"] == t(2)
 
 
 # ------------------------------------------------------------------------------------ priority and order
@@ -1057,6 +1086,7 @@ def test_same_key_with_a_different_body_is_refused(clock: FakeClock, changed: di
     with pytest.raises(IdempotencyMismatch) as caught:
         engine.submit(user_id="dave", idempotency_key="k", **{**body, **changed})
     assert caught.value.extra["job_id"] == first["job_id"]
+    assert str(caught.value) == "This Idempotency-Key was already used with a different request body."
     assert engine.counts()["jobs"] == 1
 
 

@@ -313,7 +313,9 @@ def test_on_a_shared_store_a_job_without_status_faults_costs_no_script_read_and_
     plain += [engine.submit("free", "alice")[0]["job_id"],
               engine.submit("free", "alice", simulate=outcomes)[0]["job_id"]]
     scripted = [engine.submit_many("free", "alice", [{}], simulate=faults)[0]["job_id"],
-                engine.submit("free", "alice", simulate=faults)[0]["job_id"]]
+                engine.submit("free", "alice", simulate=faults)[0]["job_id"],
+                engine.submit("free", "alice", simulate=faults, idempotency_key="k")[0]["job_id"]]
+    assert engine.submit("free", "alice", simulate=faults, idempotency_key="k") == (engine.get(scripted[-1]), True)
     foreign = other_process.submit("free", "bob")[0]["job_id"]
     store.gets = 0
     assert [engine.take_read_fault(job_id) for job_id in plain] == [None] * 5
