@@ -163,16 +163,27 @@ def test_submit_refuses_a_media_duration_that_is_negative_or_not_finite(engine: 
 
 def test_an_uploads_duration_times_a_free_attempt(clock: FakeClock) -> None:
     """With DELAY_PER_MEDIA_SECOND a free job made from an upload takes that many seconds per second of video
-    (half a second of video included, and 0 s is allowed); the job shows its upload."""
-    engine = make_engine(clock, DELAY_PER_MEDIA_SECOND=4.0, WORKERS=3)
+    (half a second of video included, and 0 s is allowed); the job shows its upload, and once completed its
+    result's URL."""
+    engine = make_engine(clock, DELAY_PER_MEDIA_SECOND=0.5, WORKERS=3)
     half = engine.submit("free", "bob", upload_id="u-1", media_seconds=0.5)[0]
     empty = engine.submit("free", "bob", upload_id="u-2", media_seconds=0.0)[0]
     assert (half["upload_id"], empty["upload_id"]) == ("u-1", "u-2")
-    assert engine.get(empty["job_id"])["status"] == "completed"  # 0 s of video: done as it starts
-    clock.advance(1.9)
+    done = engine.get(empty["job_id"])  # 0 s of video: done as it starts
+    assert (done["status"], done["result_url"]) == ("completed", f"/results/{empty['job_id']}")
+    assert engine.get(half["job_id"])["result_url"] is None
+    clock.advance(0.2)
     assert engine.get(half["job_id"])["status"] == "pending"
-    clock.advance(0.1)
-    assert engine.get(half["job_id"])["finished_at"] == t(2)
+    clock.advance(0.05)
+    assert engine.get(half["job_id"])["finished_at"] == t(0.25)
+
+
+def test_without_delay_per_media_second_an_upload_takes_translation_delay(clock: FakeClock) -> None:
+    """DELAY_PER_MEDIA_SECOND 0 (the default) times every attempt by TRANSLATION_DELAY, uploads included."""
+    engine = make_engine(clock)
+    job_id = engine.submit("free", "bob", upload_id="u-1", media_seconds=3.0)[0]["job_id"]
+    clock.advance(10)
+    assert engine.get(job_id)["finished_at"] == t(10)
 
 
 # ------------------------------------------------------------------------------------ priority and order
@@ -1549,6 +1560,37 @@ def test_wake_ends_the_tickers_sleep() -> None:
     engine.wake()
     ticker.join(3)
     assert not errors and not ticker.is_alive()
+
+
+class WakingClock(FakeClock):
+    """A fake clock that calls `engine.wake()` the first time it is read after `arm()`: a wake that comes after the
+    ticker noted the schedule and before it sleeps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.engine: JobEngine | None = None
+
+    def arm(self, engine: JobEngine) -> None:
+        self.engine = engine
+
+    def __call__(self) -> float:
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.wake()
+        return super().__call__()
+
+
+@pytest.mark.parametrize("earlier_wakes", [0, 1, 2])
+def test_a_wake_just_before_the_ticker_sleeps_is_not_slept_through(earlier_wakes: int) -> None:
+    """However many wakes came before, one that lands while the ticker plans its sleep ends that sleep at once."""
+    clock = WakingClock()
+    engine = make_engine(clock)
+    for _ in range(earlier_wakes):
+        engine.wake()
+    clock.arm(engine)
+    began = time.monotonic()
+    engine.wait_for_next_event(max_seconds=5)
+    assert time.monotonic() - began < 2.0
 
 
 # ------------------------------------------------------------------------------------------ reproducibility
