@@ -186,6 +186,18 @@ def test_without_delay_per_media_second_an_upload_takes_translation_delay(clock:
     assert engine.get(job_id)["finished_at"] == t(10)
 
 
+def test_etas_in_the_queue_count_each_uploads_duration(clock: FakeClock) -> None:
+    """A queued job's ETA adds the expected length of each attempt before it, an upload's timed by its video, and
+    get() shows the ETA the queue's listing shows (it counted the job ahead by TRANSLATION_DELAY: 30 s)."""
+    engine = make_engine(clock, DELAY_PER_MEDIA_SECOND=0.5, WORKERS=1)
+    engine.submit("free", "bob")  # running: ends at 10
+    video = engine.submit("free", "bob", upload_id="u-1", media_seconds=3.0)[0]["job_id"]  # 1.5 s
+    plain = engine.submit("free", "bob")[0]["job_id"]  # 10 s
+    assert engine.get(video)["eta_seconds"] == 11.5
+    assert engine.get(plain)["eta_seconds"] == 21.5
+    assert [v["eta_seconds"] for v in engine.queue()["queued"]] == [11.5, 21.5]
+
+
 # ------------------------------------------------------------------------------------ priority and order
 
 
