@@ -1833,6 +1833,16 @@ def test_copy_job_copies_every_field(engine):
     assert all(getattr(copy, f.name) == getattr(job, f.name) for f in dataclasses.fields(job))
 
 
+def test_a_snapshot_shows_the_views_of_the_jobs_asked_for(engine: JobEngine) -> None:
+    """views(jobs) gives the views of those jobs only, in the order given (GET /jobs groups a snapshot this way)."""
+    for user in ("ann", "ben", "cy"):
+        engine.submit("free", user)
+    snap = engine.snapshot()
+    chosen = [snap.jobs[2], snap.jobs[0]]
+    assert [v["user_id"] for v in snap.views(chosen)] == ["cy", "ann"]
+    assert [v["user_id"] for v in snap.views()] == ["ann", "ben", "cy"]
+
+
 def test_a_snapshot_shows_the_jobs_as_they_were_when_it_was_taken(engine, clock):
     """Views built from a snapshot after the jobs moved on are the views of the snapshot's instant."""
     engine.configure({"WORKERS": 1})
