@@ -4,7 +4,7 @@
     python bench/mutation.py           # every target, one after another (about half an hour on 2 cores)
     python bench/mutation.py pacing    # one target: domain, settings or pacing
     python bench/mutation.py --report  # only print the table of the last results
-    python bench/mutation.py domain --survivors  # run again only the target's mutants not caught last time
+    python bench/mutation.py domain --survivors  # run again only the target's unlisted mutants not caught last time
 
 mutmut reads `[tool.mutmut]` in pyproject.toml: it copies the package into `mutants/`, mutates the targets'
 modules, records which of the fast tests (the list there) reach each function, and then runs each mutant
@@ -131,8 +131,8 @@ def main() -> int:
     parser.add_argument("--fresh", action="store_true", help="delete mutants/ first (a clean copy and clean stats)")
     parser.add_argument("--report", action="store_true", help="run nothing, print the table of the last results")
     parser.add_argument("--survivors", action="store_true",
-                        help="run again only the mutants the last run did not catch (after adding tests); the "
-                             "caught ones keep their result, since tests were only added")
+                        help="run again only the mutants the last run did not catch and the list does not name "
+                             "(after adding tests); the others keep their result, since tests were only added")
     args = parser.parse_args()
     unknown = set(args.targets) - set(TARGETS)
     if unknown:
@@ -145,8 +145,9 @@ def main() -> int:
             started = time.monotonic()
             names = TARGETS[target]
             if args.survivors:
+                listed = excluded()
                 names = tuple(sorted(name for name, status in results().items()
-                                     if target_of(name) == target and status not in CAUGHT))
+                                     if target_of(name) == target and status not in CAUGHT and name not in listed))
                 if not names:
                     continue
             run = mutmut("run", "--max-children", str(args.jobs), *names)
