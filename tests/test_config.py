@@ -322,3 +322,38 @@ def test_public_url_must_be_an_http_base_url(url: str) -> None:
     with pytest.raises(ConfigError) as caught:
         settings.from_mapping({"PUBLIC_URL": url})
     assert "PUBLIC_URL" in caught.value.errors
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:4777", "https://sim.example/base/"])
+def test_public_url_takes_an_http_or_https_base_url(url: str) -> None:
+    """An http(s) URL with a host, and a path, is a PUBLIC_URL."""
+    assert settings.from_mapping({"PUBLIC_URL": url}).PUBLIC_URL == url
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com", "http://x/#part", "https://", "http://x/?q=1"])
+def test_public_url_refusals_say_what_is_wanted_and_show_the_value(url: str) -> None:
+    """A refused PUBLIC_URL is named with an example of what is allowed and the value given."""
+    with pytest.raises(ConfigError) as caught:
+        settings.from_mapping({"PUBLIC_URL": url})
+    assert caught.value.errors["PUBLIC_URL"] == (
+        f"must be an http(s):// base URL such as http://127.0.0.1:4777, got {url!r}")
+
+
+def test_cors_origins_are_lower_case_without_a_trailing_slash() -> None:
+    """Origins are compared as browsers send them: lower case, no trailing slash, spaces around commas ignored."""
+    assert settings.parse_origins("https://App.Example.com:8080/ , http://localhost:3000") == frozenset(
+        {"https://app.example.com:8080", "http://localhost:3000"})
+    assert settings.parse_origins("*") == frozenset({"*"})
+
+
+@pytest.mark.parametrize("text", ["app.example.com", "ftp://app.example.com", "https://", "https://a.example/path",
+                                  "https://a example", "https//a.example", "https://a.example, *x"])
+def test_cors_origins_refuse_what_is_not_an_origin(text: str) -> None:
+    """Each origin must be `*` or scheme://host[:port] with http or https; the first bad one is named."""
+    with pytest.raises(ValueError) as caught:
+        settings.parse_origins(text)
+    assert str(caught.value).startswith("must be * or origins such as https://app.example.com:8080 separated by "
+                                        "commas, got '")
+    with pytest.raises(ConfigError) as refused:
+        settings.from_mapping({"CORS_ORIGINS": text})
+    assert refused.value.errors["CORS_ORIGINS"] == str(caught.value)
