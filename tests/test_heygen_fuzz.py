@@ -85,5 +85,7 @@ def test_random_requests_to_the_new_routes_never_get_a_server_error() -> None:
                 assert response.mimetype == "application/problem+json" and body["code"]
 
     check()
-    assert len(statuses) >= 6
+    # The draw reached past authentication: answers, refusals of keys and unknown jobs and methods all came.
+    # (How often a 400 or 403 comes depends on the draw, which differs with the suite's other tests.)
+    assert {200, 401, 404, 405} <= set(statuses), statuses
     assert app.extensions["simulator"].engine.check_invariants() == []

@@ -10,7 +10,7 @@ import pytest
 from jobs import iso
 from server import create_app
 from simulator.clock import ManualClock
-from simulator.http.journal import Filter, RequestJournal, redacted_query
+from simulator.http.journal import Filter, RequestJournal, recorded_query
 from simulator.paths import check_pattern, openapi_template, path_matches
 from tests.conftest import FAST, START
 
@@ -75,9 +75,9 @@ def test_route_rules_are_written_as_openapi_paths() -> None:
 
 
 def test_secret_query_values_are_redacted_whatever_their_case() -> None:
-    """token, access_token and api_key keep their names but never their values."""
-    query = redacted_query([("wait", "5"), ("Token", "s3cret"), ("api_key", "k"), ("access_token", "a")])
-    assert query == "wait=5&Token=[redacted]&api_key=[redacted]&access_token=[redacted]"
+    """token, access_token, api_key and signature keep their names but never their values; the rest is as sent."""
+    query = recorded_query("wait=5&Token=s3cret&api_key=k&access_token=a&signature=ab&q=a%20b")
+    assert query == "wait=5&Token=REDACTED&api_key=REDACTED&access_token=REDACTED&signature=REDACTED&q=a%20b"
 
 
 def test_the_journal_keeps_the_last_entries_and_counts_them_all() -> None:
@@ -156,7 +156,7 @@ def test_bodies_headers_and_tokens_are_never_recorded(client, auth) -> None:
     text = client.get("/admin/requests", headers=auth.ok).get_data(as_text=True)
     assert "private.example" not in text and "s3cret" not in text and "leaked" not in text
     assert "test-admin-token" not in text
-    assert journal(client, auth)["requests"][0]["query"] == "token=[redacted]"
+    assert journal(client, auth)["requests"][0]["query"] == "token=REDACTED"
 
 
 def test_filters_select_by_path_method_status_user_and_time(client, auth) -> None:

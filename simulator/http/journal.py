@@ -11,20 +11,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 from flask import Flask, Response, current_app, g, request
 
 from simulator.domain import iso
+from simulator.http.accesslog import redacted_query
 from simulator.paths import openapi_template, path_matches
 
 #: Query parameters whose values are never recorded (compared without case).
-SECRET_PARAMS = frozenset({"token", "access_token", "api_key", "signature"})
-REDACTED = "[redacted]"
 #: Requests under this prefix (the controls: clock, reset, the journal) are not recorded.
 UNRECORDED_PREFIX = "/admin/"
 MAX_USER_ID = 128
@@ -114,23 +111,14 @@ class RequestJournal:
             self.recorded = 0
 
 
-def redacted_query(pairs: Iterable[tuple[str, str]]) -> str:
-    """Return a query string with the values of secret parameters replaced."""
-    return urlencode([(name, REDACTED if name.lower() in SECRET_PARAMS else value) for name, value in pairs],
-                     safe="[]")
-
-
 def _query() -> str:
     """Return the request's query string as sent, rebuilt with secrets redacted when it may hold one."""
     return recorded_query(request.query_string.decode("latin-1"))
 
 
 def recorded_query(raw: str) -> str:
-    """Return a raw query string as the journal keeps it: as sent, unless it may hold a secret (then redacted)."""
-    lowered = raw.lower()
-    if "token" not in lowered and "api_key" not in lowered and "signature" not in lowered:
-        return raw  # the usual case, and the cheap one: nothing to redact
-    return redacted_query(parse_qsl(raw, keep_blank_values=True))
+    """Return a raw query string as the journal keeps it: as sent, secrets redacted as in the access log."""
+    return redacted_query(raw)
 
 
 def recorded_user(header: str | None, remote_addr: str | None) -> str | None:
