@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
-from jobs import CapacityExceeded, InvalidArgument, JobNotFound, Scenario, ScenariosDisabled, iso
-from tests.conftest import make_engine
+import config
+import simulator.domain.engine as engine_module
+from jobs import (
+    CapacityExceeded,
+    InvalidArgument,
+    JobEngine,
+    JobNotFound,
+    MemoryStore,
+    Scenario,
+    ScenariosDisabled,
+    StoreUnavailable,
+    iso,
+)
+from simulator.domain.errors import StoreConflict
+from tests.conftest import FAST, make_engine
 
 
 @pytest.mark.usefixtures("each_local_store")  # a shared store holds no lock in this process for a transaction
@@ -141,3 +156,60 @@ def test_get_with_meta_answers_the_view_now_and_a_copy_of_the_meta(clock):
     assert engine.get_with_meta(job["job_id"])[1] == {"title": "Intro"}
     with pytest.raises(JobNotFound):
         engine.get_with_meta("no-such-job")
+
+
+class ConflictingStore(MemoryStore):
+    """A memory store whose next `conflicts` transactions fail at commit, as a shared store's do when another
+    process changed what they read (the changes stay: each attempt here adds a job, which the retry must not)."""
+
+    def __init__(self, conflicts: int) -> None:
+        super().__init__()
+        self.conflicts = conflicts
+        self.commits = 0
+
+    @contextlib.contextmanager
+    def transaction(self):
+        with self.lock:
+            yield
+            self.commits += 1
+            if self.conflicts > 0:
+                self.conflicts -= 1
+                raise StoreConflict("changed by another process")
+
+
+def conflicting_engine(clock, conflicts: int, sleeps: list[float], monkeypatch) -> JobEngine:
+    """An engine on a ConflictingStore whose conflict back-off sleeps are recorded instead of slept."""
+    monkeypatch.setattr(engine_module.time, "sleep", sleeps.append)
+    store = ConflictingStore(0)
+    engine = JobEngine(config.from_mapping({**FAST, "PROCESSING_MODE": "manual"}), store=store, clock=clock)
+    store.conflicts, store.commits = conflicts, 0  # from the first call on
+    return engine
+
+
+def test_a_call_whose_commit_conflicts_runs_again_and_publishes_once(clock, monkeypatch):
+    """Each conflict runs the call again from the start; only the committed run's changes are published, and the
+    waits between runs grow from 0.4 ms and never pass 20 ms."""
+    sleeps: list[float] = []
+    engine = conflicting_engine(clock, 9, sleeps, monkeypatch)
+    cursor = engine.feed.cursor()
+    view, _ = engine.submit("free", "alice")
+    assert engine.store.commits == 10
+    assert [(c.kind, c.job_id) for c in engine.feed.since(cursor)] == [("submitted", view["job_id"])]
+    assert len(sleeps) == 9
+    assert all(0 <= pause <= min(0.02, 0.0002 * 2**attempt) for attempt, pause in enumerate(sleeps, 1))
+    assert max(sleeps[6:]) > 0.0002 * 2**3  # later waits may be longer than the first ones could be
+
+
+def test_a_call_that_keeps_conflicting_gives_up_after_100_tries(clock, monkeypatch):
+    """After MAX_CONFLICTS (100) conflicting commits the call answers StoreUnavailable, retry in 1 s, and nothing
+    it did is published; 99 conflicts still end in success."""
+    sleeps: list[float] = []
+    engine = conflicting_engine(clock, 100, sleeps, monkeypatch)
+    cursor = engine.feed.cursor()
+    with pytest.raises(StoreUnavailable) as caught:
+        engine.submit("free", "alice")
+    assert str(caught.value) == "The job store is too busy with changes from other processes; retry."
+    assert caught.value.extra == {"retry_after": 1}
+    assert engine.store.commits == 100 and len(sleeps) == 99
+    assert engine.feed.since(cursor) == []
+    assert conflicting_engine(clock, 99, [], monkeypatch).submit("free", "alice")[1] is False
