@@ -344,6 +344,7 @@ def test_cors_origins_are_lower_case_without_a_trailing_slash() -> None:
     assert settings.parse_origins("https://App.Example.com:8080/ , http://localhost:3000") == frozenset(
         {"https://app.example.com:8080", "http://localhost:3000"})
     assert settings.parse_origins("*") == frozenset({"*"})
+    assert settings.parse_origins("https://SANDBOX/") == frozenset({"https://sandbox"})  # only the slash is cut
 
 
 @pytest.mark.parametrize("text", ["app.example.com", "ftp://app.example.com", "https://", "https://a.example/path",
