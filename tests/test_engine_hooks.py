@@ -20,6 +20,7 @@ from jobs import (
     iso,
 )
 from simulator.domain.errors import StoreConflict
+from simulator.feed import ChangeFeed
 from tests.conftest import FAST, make_engine
 
 
@@ -125,8 +126,10 @@ def test_submit_many_refuses_an_unknown_role_and_a_script_while_scenarios_are_of
     with pytest.raises(InvalidArgument) as caught:
         engine.submit_many("gold", "alice", [{}])
     assert str(caught.value) == "role must be one of free, premium, got 'gold'."
-    with pytest.raises(ScenariosDisabled):
+    with pytest.raises(ScenariosDisabled) as disabled:
         engine.submit_many("free", "alice", [{}], simulate=Scenario.parse({"outcomes": ["fail"]}))
+    assert str(disabled.value) == ("Scripted outcomes (simulate, X-Simulate) are switched off on this server "
+                                   "(SCENARIOS=off).")
     assert engine.total() == 0
 
 
@@ -213,3 +216,36 @@ def test_a_call_that_keeps_conflicting_gives_up_after_100_tries(clock, monkeypat
     assert engine.store.commits == 100 and len(sleeps) == 99
     assert engine.feed.since(cursor) == []
     assert conflicting_engine(clock, 99, [], monkeypatch).submit("free", "alice")[1] is False
+
+
+def test_an_engine_made_without_a_store_or_feed_keeps_jobs_in_memory_and_publishes_to_its_own_feed(clock):
+    """JobEngine() alone works (a memory store, a feed of its own); a feed given is the one it publishes to."""
+    feed = ChangeFeed()
+    engine = JobEngine(config.from_mapping(FAST), feed=feed, clock=clock)
+    assert isinstance(engine.store, MemoryStore) and engine.feed is feed
+    job_id = engine.submit("free", "alice")[0]["job_id"]
+    assert [c.job_id for c in feed.since(0)] == [job_id, job_id]  # submitted, started
+    assert JobEngine(config.from_mapping(FAST), clock=clock).submit()[0]["status"] == "pending"
+
+
+class ChangeRecordingStore(MemoryStore):
+    """A memory store that keeps the changes the engine asks a shared store to send to the other processes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, str, float]] = []
+
+    def record_change(self, kind, job, at):
+        self.sent.append((kind, job.job_id, at))
+
+
+def test_the_store_is_given_every_change_the_feed_gets(clock):
+    """Each change is handed to the store (for other processes' feeds) with its kind, job and time."""
+    store = ChangeRecordingStore()
+    engine = JobEngine(config.from_mapping(FAST), store=store, clock=clock)
+    cursor = engine.feed.cursor()
+    engine.submit("free", "alice")
+    clock.advance(10)
+    engine.advance()
+    assert store.sent == [(c.kind, c.job_id, c.at) for c in engine.feed.since(cursor)]
+    assert [kind for kind, _, _ in store.sent] == ["submitted", "started", "completed"]

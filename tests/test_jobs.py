@@ -1150,6 +1150,7 @@ def test_max_jobs_refuses_new_jobs_with_retry_after(clock: FakeClock) -> None:
     with pytest.raises(CapacityExceeded) as caught:
         engine.submit()
     assert caught.value.extra["retry_after"] == 100  # nothing finished: a whole JOB_TTL
+    assert str(caught.value) == "The server holds 2 jobs (MAX_JOBS); retry later or clean up."
     assert engine.submit("free", "alice", idempotency_key="k")[1] is True
     assert engine.counts()["jobs"] == 2
 

@@ -146,6 +146,34 @@ def test_a_refusal_shows_the_value_given(value: Any, message: str) -> None:
     assert str(caught.value).startswith(message)
 
 
+ALL = "outcomes, attempt_seconds, fail_code, fail_message, status_faults"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([], f"must be an object with one or more of {ALL}, got []"),
+        ({"outcome": ["fail"]}, f"unknown member 'outcome'; allowed: {ALL}"),
+        ({}, f"must script something: one or more of {ALL}"),
+        ({"outcomes": "fail"}, "outcomes must be a list of 1–100 entries, got 'fail'"),
+        ({"outcomes": ["maybe"]}, "outcomes[0] must be 'succeed' or 'fail', got 'maybe'"),
+    ],
+)
+def test_a_refusal_of_the_whole_script_names_every_member(value: Any, message: str) -> None:
+    """The script-level refusals list the members allowed, and show the value refused."""
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.parse(value)
+    assert str(caught.value) == message
+
+
+def test_the_upper_bounds_are_allowed() -> None:
+    """100 entries, 86400 s of attempt and 1000 faulty reads are each the most a script may ask for."""
+    script = Scenario.parse({"outcomes": ["succeed"] * 100, "attempt_seconds": [86400],
+                             "status_faults": [{"status": 503, "times": 1000}]}).to_json()
+    assert (len(script["outcomes"]), script["attempt_seconds"], script["status_faults"][0]["times"]) == (
+        100, [86400.0], 1000)
+
+
 def test_a_long_refused_value_is_cut_to_60_characters() -> None:
     """A value is shown whole up to 60 characters; a longer one by its first 57 and an ellipsis."""
     for code, shown in [("x" * 58, repr("x" * 58)), ("x" * 59, repr("x" * 57)[:57] + "...")]:
