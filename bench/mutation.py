@@ -1,7 +1,7 @@
 """Mutation testing of the domain, the settings and the client's pacing (issue 18), one target at a time.
 
     pip install -r requirements-dev.txt   # mutmut 3.8.1, a developer tool: not in requirements.txt
-    python bench/mutation.py           # every target, one after another (about half an hour on 2 cores)
+    python bench/mutation.py           # every target, one after another (about 45 minutes on 2 shared cores)
     python bench/mutation.py pacing    # one target: domain, settings or pacing
     python bench/mutation.py --report  # only print the table of the last results
     python bench/mutation.py domain --survivors  # run again only the target's unlisted mutants not caught last time
