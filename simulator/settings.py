@@ -306,7 +306,8 @@ def from_mapping(values: Mapping[str, Any]) -> Settings:
             errors[name] = RETIRED.get(name, "unknown setting")
             continue
         try:
-            clean[name] = key.parse(value) if isinstance(value, str) and key.kind is not str else key.check(value)
+            # Text is read as the environment's: stripped, and empty for an optional key means unset.
+            clean[name] = key.parse(value) if isinstance(value, str) else key.check(value)
         except ValueError as e:
             errors[name] = str(e)
     if errors:

@@ -137,9 +137,24 @@ def _each(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         try:
             assert {job.job_id: to_record(job) for job in reopened.jobs()} == in_memory
             assert [j.job_id for j in reopened.queued()] == [j.job_id for j in store.queued()]
+            assert indexes(reopened) == indexes(store)
             assert stored_records(reopened) == records
         finally:
             reopened.close()
+
+
+def indexes(store: Store) -> dict[str, object]:
+    """Return what a store's indexes answer: each user's jobs, the idempotency keys, running and finished jobs."""
+    users = {job.user_id for job in store.jobs()}
+    keyed = [(job.user_id, job.idempotency_key) for job in store.jobs() if job.idempotency_key is not None]
+    return {
+        "by_user": {user: [job.job_id for job in store.jobs(user)] for user in users},
+        "newest": {user: store.newest(user).job_id for user in users},  # type: ignore[union-attr]
+        "keys": {key: store.find_idempotent(*key).job_id for key in keyed},  # type: ignore[union-attr]
+        "running": sorted(job.job_id for job in store.running()),
+        "finished": sorted(job.job_id for job in store.finished()),
+        "finishing order": [job.finished_at for job in store.finished()],  # jobs that finished together: any order
+    }
 
 
 def check_redis_reads_back(store: RedisStore) -> None:
@@ -178,6 +193,19 @@ def make_engine(clock: FakeClock, **overrides: Any) -> JobEngine:
     """Build an engine on `clock` with FAST settings plus `overrides`, on the store of `each_store`."""
     settings = config.from_mapping({**FAST, **overrides})
     return JobEngine(settings, store=_new_store.get()(), clock=clock, rng=random.Random(settings.RANDOM_SEED))
+
+
+def count_feed_sleeps(engine: JobEngine) -> list[float]:
+    """Record the timeout of every wait a long-poll makes on the change feed (each is a sleep until woken)."""
+    sleeps: list[float] = []
+    wait_for_job = engine.feed.wait_for_job
+
+    def counted(job_id: str, cursor: int, timeout: float) -> Any:
+        sleeps.append(timeout)
+        return wait_for_job(job_id, cursor, timeout)
+
+    engine.feed.wait_for_job = counted  # type: ignore[method-assign]
+    return sleeps
 
 
 @pytest.fixture

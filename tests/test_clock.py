@@ -12,7 +12,7 @@ import pytest
 from jobs import ClockNotManual, InvalidArgument, JobEngine, iso
 from simulator.clock import ManualClock, make_clock, system_clock
 from simulator.domain.engine import MAX_CLOCK_STEP
-from tests.conftest import START, make_engine
+from tests.conftest import START, count_feed_sleeps, make_engine
 
 #: The store contract: the engine tests run once per store implementation.
 pytestmark = pytest.mark.usefixtures("each_store")
@@ -143,6 +143,31 @@ def test_clock_state_shows_now_and_the_next_event() -> None:
     assert (busy["now"], busy["next_event_at"], busy["next_event_in_seconds"]) == (t(4), t(10), 6.0)
 
 
+def test_clock_state_counts_the_last_fraction_of_a_second_and_names_a_system_clock(clock) -> None:
+    """Half a second before the next event it says 0.5 s; on the system clock it says `system`."""
+    engine, _ = manual_engine()
+    engine.submit()
+    engine.advance_clock(9.5)
+    assert engine.clock_state()["next_event_in_seconds"] == 0.5
+    assert make_engine(clock).clock_state()["clock"] == "system"
+
+
+def test_advance_clock_takes_both_ends_of_its_range() -> None:
+    """A step of 0 s is allowed (it runs what is due now) and so is the longest, ten years."""
+    engine, clock = manual_engine()
+    assert engine.advance_clock(0)["advanced_seconds"] == 0.0
+    assert clock() == START
+    assert engine.advance_clock(MAX_CLOCK_STEP)["epoch_seconds"] == START + MAX_CLOCK_STEP
+
+
+def test_advance_clock_on_the_system_clock_says_how_to_get_a_manual_one(clock) -> None:
+    """The refusal names the setting to start the server with, in full."""
+    with pytest.raises(ClockNotManual) as refused:
+        make_engine(clock).advance_clock(1)
+    assert str(refused.value) == ("The clock is the system clock (CLOCK=system); start the server with CLOCK=manual "
+                                  "to move simulated time yourself.")
+
+
 def test_advance_clock_wakes_a_long_poll_whose_job_changed() -> None:
     """A wait held on a job answers as soon as the clock is advanced past its attempt's end."""
     engine, _ = manual_engine()
@@ -171,7 +196,9 @@ def test_a_long_poll_on_a_manual_clock_does_not_wake_for_an_attempt_that_cannot_
     engine, _ = manual_engine(TRANSLATION_DELAY=0.001)
     job_id = engine.submit()[0]["job_id"]
     version = engine.get(job_id)["version"]
+    sleeps = count_feed_sleeps(engine)
     began = time.monotonic()
     view = engine.wait_for_change(job_id, timeout=0.2)
     assert time.monotonic() - began >= 0.19
     assert (view["status"], view["version"]) == ("pending", version)
+    assert len(sleeps) == 1  # one sleep for the whole timeout, not one wake-up per "due" attempt end

@@ -1,4 +1,7 @@
-"""Property-based test of jobs.py: random sequences of operations keep the engine's invariants."""
+"""Property-based test of jobs.py: random sequences of operations keep the engine's invariants.
+
+And the invariant checker itself, on stores broken on purpose: it must name every kind of breakage.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import config
 from jobs import ROLES, InvalidArgument, JobEngine, Scenario, Stage, Status, TransitionRefused
+from simulator.domain import Job, check_invariants
 from simulator.store import MemoryStore, Store
 from simulator.store.redis_store import RedisStore
 from simulator.store.sqlite import SqliteStore
@@ -196,6 +200,128 @@ SqliteEngineMachine.TestCase.settings = settings(
     max_examples=60, stateful_step_count=40, deadline=None, derandomize=True, database=None
 )
 TestSqliteEngineInvariants = SqliteEngineMachine.TestCase
+
+
+# ------------------------------------------------------------------ the checker itself, on stores broken on purpose
+
+
+def stored(store: MemoryStore, job_id: str, role: str = "free", stage: Stage = Stage.QUEUED, seq: int = 0,
+           **fields: object) -> Job:
+    """Add a job to `store` in `stage` (filed as that stage's index wants it) and return it."""
+    record = {"user_id": "ann", "created_at": 0.0, "video_url": None, "target_language": None,
+              "idempotency_key": None, "max_retries": 1, **fields}
+    job = Job(job_id=job_id, role=role, stage=stage, submitted_seq=seq, enqueued_seq=seq, **record)  # type: ignore[arg-type]
+    store.add(job)
+    return job
+
+
+def test_a_consistent_store_has_no_problems() -> None:
+    """Jobs filed where their stage says, in queue order, within their attempts: the checker reports nothing."""
+    store = MemoryStore()
+    stored(store, "p", "premium", seq=3)
+    stored(store, "f", seq=1, idempotency_key="k")
+    stored(store, "r", stage=Stage.TRANSLATING, seq=0, started_seq=2, attempts=2)
+    stored(store, "c", stage=Stage.FINISHED, status=Status.COMPLETED, seq=4)
+    assert check_invariants(store) == []
+
+
+def test_the_checker_reports_a_job_indexed_but_no_longer_stored() -> None:
+    """A running job removed from the store but left in the running set is named, and the counts disagree."""
+    store = MemoryStore()
+    job = stored(store, "r", stage=Stage.TRANSLATING, started_seq=1, attempts=1)
+    store.remove(job)
+    assert check_invariants(store) == [
+        "an index holds r, which is not stored",
+        "a queue, the running set or the finished list holds an unknown id",
+    ]
+
+
+def test_the_checker_reports_a_job_in_two_places_and_at_the_wrong_stage() -> None:
+    """A job filed both as queued and as running is in 2 places; a queued job said to translate is misplaced."""
+    store = MemoryStore()
+    twice = stored(store, "twice")
+    twice.stage = Stage.TRANSLATING
+    store.add(twice)  # filed again, as running
+    assert check_invariants(store) == ["twice is in 2 places"]
+    store = MemoryStore()
+    stored(store, "moved").stage = Stage.TRANSLATING  # changed without telling the store
+    assert check_invariants(store) == ["moved is translating but not kept as such"]
+
+
+def test_the_checker_reports_statuses_that_do_not_fit_the_stage() -> None:
+    """A terminal status while queued, and a failed job that is not queued for its retry, are both named."""
+    store = MemoryStore()
+    stored(store, "q", seq=5).status = Status.CANCELLED
+    stored(store, "r", stage=Stage.TRANSLATING, seq=1, started_seq=2, attempts=1).status = Status.FAILED
+    assert check_invariants(store) == [
+        "q is cancelled at stage queued",
+        "r is failed but not queued for its retry",
+    ]
+
+
+def test_the_checker_allows_one_plus_max_retries_attempts_and_no_more() -> None:
+    """With MAX_RETRIES 1 two attempts are fine and a third is reported."""
+    store = MemoryStore()
+    job = stored(store, "r", stage=Stage.TRANSLATING, started_seq=1, attempts=2)
+    assert check_invariants(store) == []
+    job.attempts = 3
+    assert check_invariants(store) == ["r made 3 attempts, more than 1 + 1"]
+
+
+def test_the_checker_reports_a_job_missing_from_its_users_history_or_key() -> None:
+    """A job whose user or Idempotency-Key changed behind the store's back cannot be found by them."""
+    store = MemoryStore()
+    stored(store, "a", seq=0).user_id = "bob"
+    stored(store, "b", seq=1).idempotency_key = "k"
+    assert check_invariants(store) == [
+        "a is missing from its user's history",
+        "the idempotency key of b does not lead to it",
+    ]
+
+
+def test_the_checker_reports_priority_and_fifo_inversions_in_each_lane() -> None:
+    """A premium job behind a free one, and a lane out of its queueing order, are reported with wrong positions."""
+    store = MemoryStore()
+    stored(store, "f", seq=0)
+    stored(store, "p", seq=1).role = "premium"  # in the free lane, behind f
+    problems = check_invariants(store)
+    assert "a free job is queued before a premium one" in problems
+    assert "p is said to be at 1, not 2" in problems
+    for role in ("premium", "free"):
+        store = MemoryStore()
+        stored(store, "first", role, seq=0).enqueued_seq = 5
+        stored(store, "second", role, seq=1)
+        assert "a lane is not in the order its jobs were queued" in check_invariants(store), role
+
+
+def test_the_checker_reports_a_job_started_out_of_order_after_one_that_was_in_order() -> None:
+    """Every running job is compared with every queued one, also after a running job that started first."""
+    for role, message in [("premium", "free late started while premium waiting waited"),
+                          ("free", "late started before waiting, queued earlier")]:
+        store = MemoryStore()
+        stored(store, "early", stage=Stage.TRANSLATING, seq=0, started_seq=1, attempts=1)  # before `waiting` came
+        stored(store, "waiting", role, seq=2)
+        stored(store, "late", stage=Stage.TRANSLATING, seq=3, started_seq=4, attempts=1)
+        assert check_invariants(store) == [message]
+
+
+class HidingStore(MemoryStore):
+    """A store broken on purpose: its running index hides every job, while its count still counts them."""
+
+    def running(self) -> list[Job]:
+        return []
+
+
+def test_the_checker_reports_a_job_in_no_index_and_counts_that_disagree() -> None:
+    """A stored job that no index holds is in 0 places, and the running count no longer matches the index."""
+    store = HidingStore()
+    stored(store, "r", stage=Stage.TRANSLATING, started_seq=1, attempts=1)
+    assert check_invariants(store) == [
+        "r is in 0 places",
+        "r is translating but not kept as such",
+        "a queue, the running set or the finished list holds an unknown id",
+        "the queue or running counts disagree with the indexes",
+    ]
 
 
 _REDIS: dict[str, str] = {}

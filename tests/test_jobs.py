@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 import uuid
@@ -22,7 +23,8 @@ from jobs import (
     TransitionRefused,
     iso,
 )
-from tests.conftest import START, FakeClock, make_engine
+from simulator.store import MemoryStore
+from tests.conftest import START, FakeClock, count_feed_sleeps, make_engine
 
 #: The store contract: every test here runs once per store implementation.
 pytestmark = pytest.mark.usefixtures("each_store")
@@ -139,9 +141,61 @@ def test_free_job_has_priority_zero(engine: JobEngine) -> None:
 @pytest.mark.parametrize("role", ["admin", "", "Premium", None])
 def test_submit_refuses_unknown_roles(engine: JobEngine, role: Any) -> None:
     """A role other than free or premium raises InvalidArgument and stores nothing."""
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidArgument) as caught:
         engine.submit(role, "bob")
+    assert str(caught.value) == f"role must be one of free, premium, got {role!r}."
     assert engine.counts()["jobs"] == 0
+
+
+def test_a_job_submitted_without_a_user_belongs_to_anonymous(engine: JobEngine) -> None:
+    """The default user is `anonymous`, lower case, as the API documents."""
+    assert engine.submit()[0]["user_id"] == "anonymous"
+
+
+@pytest.mark.parametrize("seconds", [-0.5, math.inf, math.nan])
+def test_submit_refuses_a_media_duration_that_is_negative_or_not_finite(engine: JobEngine, seconds: float) -> None:
+    """An upload's duration must be a finite number of seconds ≥ 0; anything else is refused, naming it."""
+    with pytest.raises(InvalidArgument) as caught:
+        engine.submit("free", "bob", upload_id="u-1", media_seconds=seconds)
+    assert str(caught.value) == f"media_seconds must be a finite number ≥ 0, got {seconds!r}."
+    assert engine.counts()["jobs"] == 0
+
+
+def test_an_uploads_duration_times_a_free_attempt(clock: FakeClock) -> None:
+    """With DELAY_PER_MEDIA_SECOND a free job made from an upload takes that many seconds per second of video
+    (half a second of video included, and 0 s is allowed); the job shows its upload, and once completed its
+    result's URL."""
+    engine = make_engine(clock, DELAY_PER_MEDIA_SECOND=0.5, WORKERS=3)
+    half = engine.submit("free", "bob", upload_id="u-1", media_seconds=0.5)[0]
+    empty = engine.submit("free", "bob", upload_id="u-2", media_seconds=0.0)[0]
+    assert (half["upload_id"], empty["upload_id"]) == ("u-1", "u-2")
+    done = engine.get(empty["job_id"])  # 0 s of video: done as it starts
+    assert (done["status"], done["result_url"]) == ("completed", f"/results/{empty['job_id']}")
+    assert engine.get(half["job_id"])["result_url"] is None
+    clock.advance(0.2)
+    assert engine.get(half["job_id"])["status"] == "pending"
+    clock.advance(0.05)
+    assert engine.get(half["job_id"])["finished_at"] == t(0.25)
+
+
+def test_without_delay_per_media_second_an_upload_takes_translation_delay(clock: FakeClock) -> None:
+    """DELAY_PER_MEDIA_SECOND 0 (the default) times every attempt by TRANSLATION_DELAY, uploads included."""
+    engine = make_engine(clock)
+    job_id = engine.submit("free", "bob", upload_id="u-1", media_seconds=3.0)[0]["job_id"]
+    clock.advance(10)
+    assert engine.get(job_id)["finished_at"] == t(10)
+
+
+def test_etas_in_the_queue_count_each_uploads_duration(clock: FakeClock) -> None:
+    """A queued job's ETA adds the expected length of each attempt before it, an upload's timed by its video, and
+    get() shows the ETA the queue's listing shows (it counted the job ahead by TRANSLATION_DELAY: 30 s)."""
+    engine = make_engine(clock, DELAY_PER_MEDIA_SECOND=0.5, WORKERS=1)
+    engine.submit("free", "bob")  # running: ends at 10
+    video = engine.submit("free", "bob", upload_id="u-1", media_seconds=3.0)[0]["job_id"]  # 1.5 s
+    plain = engine.submit("free", "bob")[0]["job_id"]  # 10 s
+    assert engine.get(video)["eta_seconds"] == 11.5
+    assert engine.get(plain)["eta_seconds"] == 21.5
+    assert [v["eta_seconds"] for v in engine.queue()["queued"]] == [11.5, 21.5]
 
 
 # ------------------------------------------------------------------------------------ priority and order
@@ -329,7 +383,7 @@ def test_start_next_refuses_invalid_counts(clock: FakeClock, count: Any) -> None
     """A count that is not an integer ≥ 1 raises InvalidArgument and starts nothing."""
     engine = make_engine(clock, PROCESSING_MODE="manual")
     submit(engine)
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidArgument, match=r"count must be an integer ≥ 1, got "):
         engine.start_next(count)
     assert engine.queue()["running"] == []
 
@@ -390,6 +444,36 @@ def test_a_job_ends_exactly_at_its_due_instant_after_a_mid_run_submission(clock:
     go_to(clock, 60)
     assert engine.get(a)["finished_at"] == t(10)
     assert engine.get(b)["finished_at"] == t(14)
+
+
+def test_a_cancelled_attempt_does_not_hold_up_the_other_ends_of_a_late_advance(clock: FakeClock) -> None:
+    """After a running job is cancelled, one late advance still ends every other attempt at its own instant."""
+    engine = make_engine(clock, WORKERS=2)
+    cancelled = submit(engine)
+    go_to(clock, 1)
+    b = submit(engine)
+    c, d, e = submit(engine), submit(engine), submit(engine)
+    go_to(clock, 2)
+    engine.cancel(cancelled)  # its attempt would have ended at 10; c takes the slot at 2
+    go_to(clock, 100)
+    ends = {job_id: engine.get(job_id)["finished_at"] for job_id in (b, c, d, e)}
+    assert ends == {b: t(11), c: t(12), d: t(21), e: t(22)}
+
+
+def test_an_attempt_that_failed_and_restarted_does_not_hold_up_an_earlier_end(clock: FakeClock) -> None:
+    """A job that fails and is retried at once ends later; a job due in between still ends on time."""
+    engine = make_engine(clock, WORKERS=2, ERROR_RATE=1.0)
+    failing = submit(engine)
+    fails_in = engine.get(failing)["eta_seconds"]  # exact: the moment its attempt fails
+    engine.configure({"ERROR_RATE": 0.0})  # the retry and the next job succeed
+    other = submit(engine)
+    go_to(clock, 10 + fails_in / 2)  # past the other's end (10), before the retry's (fails_in + 10)
+    engine.advance()
+    assert engine.get(other)["status"] == "completed"
+    assert engine.get(other)["finished_at"] == t(10)
+    retried = engine.get(failing)
+    assert (retried["status"], retried["attempts"]) == ("pending", 2)
+    assert retried["eta_seconds"] == pytest.approx(fails_in / 2, abs=1e-3)
 
 
 def test_jitter_keeps_durations_inside_the_allowed_spread(clock: FakeClock) -> None:
@@ -578,6 +662,8 @@ def test_eta_is_exact_while_translating(clock: FakeClock) -> None:
     go_to(clock, 2.25)
     assert engine.get(free)["eta_seconds"] == 7.75
     assert engine.get(premium)["eta_seconds"] == 2.75
+    go_to(clock, 2.8765432)
+    assert engine.get(free)["eta_seconds"] == 7.123  # to the millisecond
 
 
 def test_eta_is_exact_while_translating_in_manual_mode(clock: FakeClock) -> None:
@@ -633,6 +719,56 @@ def test_eta_while_queued_when_more_jobs_run_than_workers(clock: FakeClock) -> N
     assert engine.get(waiting)["finished_at"] == t(24)
 
 
+def test_a_queued_eta_counts_each_job_ahead_as_an_expected_attempt_when_attempts_fail(clock: FakeClock) -> None:
+    """With ERROR_RATE r each job ahead holds its slot for (1 - r/2) of an attempt: failures stop halfway."""
+    engine = make_engine(clock, WORKERS=1, ERROR_RATE=0.5)
+    running = submit(engine)
+    free_next, premium_next = submit(engine), submit(engine, "premium")
+    last = submit(engine)
+    left = engine.get(running)["eta_seconds"]  # exact: when the running attempt ends, by failing or not
+    assert engine.get(premium_next)["eta_seconds"] == pytest.approx(left + 5.0, abs=1e-3)
+    assert engine.get(free_next)["eta_seconds"] == pytest.approx(left + 5.0 * 0.75 + 10.0, abs=1e-3)
+    assert engine.get(last)["eta_seconds"] == pytest.approx(left + 5.0 * 0.75 + 10.0 * 0.75 + 10.0, abs=1e-3)
+
+
+def test_etas_deep_in_the_queue_share_the_backlog_among_the_workers(clock: FakeClock) -> None:
+    """Past the depth planned slot by slot, the ETA still grows by one attempt per WORKERS jobs ahead."""
+    workers = 4
+    engine = make_engine(clock, WORKERS=workers)  # 10 s attempts, no failures, no jitter: the truth is known
+    for _ in range(workers + 300):
+        submit(engine)
+    etas = [view["eta_seconds"] for view in engine.queue()["queued"]]
+    assert len(etas) == 300
+    for position, eta in enumerate(etas, 1):
+        exact = 10.0 * ((position - 1) // workers + 1) + 10.0  # its slot frees after every job ahead of it
+        assert exact - 10.0 <= eta <= exact + 10.0, position
+        if position > 128 and (position - 1) % workers == 0:
+            assert eta == exact, position
+
+
+def test_a_running_jobs_eta_counts_down_to_zero_in_its_last_second(clock: FakeClock) -> None:
+    """A translating job's eta keeps falling below one second (0.75 s, 0.001 s), and the job behind counts from it."""
+    engine = make_engine(clock, WORKERS=1)
+    job_id, behind = submit(engine), submit(engine)
+    go_to(clock, 9.25)
+    assert engine.get(job_id)["eta_seconds"] == 0.75
+    assert engine.get(behind)["eta_seconds"] == 10.75
+    go_to(clock, 9.999)
+    assert engine.get(job_id)["eta_seconds"] == 0.001
+    assert engine.get(job_id)["progress"] == 99
+
+
+def test_progress_of_a_short_attempt_moves_with_its_time(clock: FakeClock) -> None:
+    """An attempt shorter than a second still reports its share done (25, 50, 99), not a constant."""
+    engine = make_engine(clock, TRANSLATION_DELAY=0.5)
+    job_id = submit(engine)
+    for seconds, expected in [(0.125, 25), (0.25, 50), (0.375, 75), (0.498046875, 99)]:  # exact in binary
+        go_to(clock, seconds)
+        assert engine.get(job_id)["progress"] == expected
+    go_to(clock, 0.5)
+    assert engine.get(job_id)["progress"] == 100
+
+
 def test_eta_is_none_while_queued_in_manual_mode(clock: FakeClock) -> None:
     """Nothing starts by itself in manual mode, so a queued job has no eta."""
     engine = make_engine(clock, PROCESSING_MODE="manual")
@@ -667,6 +803,29 @@ def test_version_grows_on_every_transition_and_only_then(clock: FakeClock) -> No
     assert engine.get(job_id)["status"] == "permanently_failed"
     assert len(versions) == 5
     assert versions == sorted(set(versions))
+
+
+def test_every_change_of_a_job_is_published_with_its_kind_and_new_version(clock: FakeClock) -> None:
+    """The change feed numbers each job's changes: submitted 1, started 2, failed 3, retried 4, then its end."""
+    engine = make_engine(clock, ERROR_RATE=1.0, MAX_RETRIES=1, WORKERS=1)
+    doomed = submit(engine)
+    run_to_next_event(clock, engine)  # fails, and the retry starts at once
+    run_to_next_event(clock, engine)  # fails again: no retry left
+    engine.configure({"ERROR_RATE": 0.0})
+    done, dropped = submit(engine), submit(engine)
+    engine.cancel(dropped)
+    run_to_next_event(clock, engine)
+    engine.advance()
+    changes: dict[str, list[tuple[str, int]]] = {}
+    for change in engine.feed.since(0):
+        changes.setdefault(change.job_id, []).append((change.kind, change.version))
+    assert changes[doomed] == [("submitted", 1), ("started", 2), ("failed", 3), ("retried", 4),
+                               ("permanently_failed", 5)]
+    assert changes[done] == [("submitted", 1), ("started", 2), ("completed", 3)]
+    assert changes[dropped] == [("submitted", 1), ("cancelled", 2)]
+    submitted_at = clock.now - 10  # `done` was submitted and started 10 s before it completed, now
+    assert [c.at for c in engine.feed.since(0) if c.job_id == done] == [submitted_at, submitted_at, clock.now]
+    assert engine.get(done)["version"] == 3
 
 
 def test_cancellation_raises_the_version(clock: FakeClock) -> None:
@@ -751,7 +910,8 @@ def test_cancel_a_finished_job_is_refused(clock: FakeClock, status: Status) -> N
     engine, job_id = make_job_in(status, clock)
     with pytest.raises(TransitionRefused) as caught:
         engine.cancel(job_id, "late")
-    assert caught.value.extra["job_status"] == status.value
+    assert caught.value.extra == {"job_id": job_id, "job_status": status.value}
+    assert caught.value.detail == str(caught.value) == f"Job {job_id} is {status.value} and can no longer be cancelled."
     assert engine.get(job_id)["cancel_reason"] is None
 
 
@@ -775,8 +935,10 @@ def test_cancel_an_unknown_job_raises_not_found(engine: JobEngine) -> None:
 
 def test_get_an_unknown_job_raises_not_found(engine: JobEngine) -> None:
     """Reading an id that never existed raises JobNotFound."""
-    with pytest.raises(JobNotFound):
-        engine.get(str(uuid.uuid4()))
+    job_id = str(uuid.uuid4())
+    with pytest.raises(JobNotFound) as caught:
+        engine.get(job_id)
+    assert (caught.value.detail, caught.value.extra) == (f"No job with id {job_id!r}.", {"job_id": job_id})
 
 
 # ---------------------------------------------------------------------------------------------- cleanup
@@ -843,6 +1005,14 @@ def test_cleanup_refuses_a_negative_age(engine: JobEngine) -> None:
         engine.cleanup(older_than=-1)
 
 
+def test_cleanup_errors_say_what_was_wrong(engine: JobEngine) -> None:
+    """A refused cleanup names the unfinished statuses asked for, or the negative age."""
+    with pytest.raises(InvalidArgument, match=r"not failed, pending\."):
+        engine.cleanup([Status.PENDING, Status.COMPLETED, Status.FAILED])
+    with pytest.raises(InvalidArgument, match=r"older_than must be ≥ 0, got -1"):
+        engine.cleanup(older_than=-1)
+
+
 def test_removed_jobs_are_gone_everywhere(clock: FakeClock) -> None:
     """A cleaned-up job raises JobNotFound on get, cancel and wait, and leaves the listings."""
     engine = make_engine(clock)
@@ -867,6 +1037,25 @@ def test_cleanup_forgets_the_idempotency_keys_of_removed_jobs(clock: FakeClock) 
     new = submit(engine, idempotency_key="k1")
     assert new != old
     assert engine.find_idempotent("alice", "k1") == new
+
+
+def test_cleanup_and_expiry_publish_each_removal_at_its_instant(clock: FakeClock) -> None:
+    """Each removed job is a `removed` change on the feed, at the time it was removed, for event streams to follow."""
+    engine = make_engine(clock, JOB_TTL=100.0)
+    cleaned, expired = submit(engine), submit(engine, user_id="bob")
+    go_to(clock, 10)
+    engine.advance()  # both completed at 10
+    cursor = engine.feed.cursor()
+    engine.cleanup(older_than=0)  # both completed at 10: removes both, in an order a store may choose
+    assert sorted((c.kind, c.job_id, c.user_id, c.at) for c in engine.feed.since(cursor)) == sorted([
+        ("removed", cleaned, "alice", START + 10), ("removed", expired, "bob", START + 10)])
+    kept = submit(engine)
+    go_to(clock, 20)
+    engine.advance()  # completed at 20
+    cursor = engine.feed.cursor()
+    go_to(clock, 120)
+    engine.advance()
+    assert [(c.kind, c.job_id, c.at) for c in engine.feed.since(cursor)] == [("removed", kept, START + 120)]
 
 
 def test_job_ttl_removes_finished_jobs(clock: FakeClock) -> None:
@@ -920,6 +1109,7 @@ def test_same_key_with_a_different_body_is_refused(clock: FakeClock, changed: di
     with pytest.raises(IdempotencyMismatch) as caught:
         engine.submit(user_id="dave", idempotency_key="k", **{**body, **changed})
     assert caught.value.extra["job_id"] == first["job_id"]
+    assert str(caught.value) == "This Idempotency-Key was already used with a different request body."
     assert engine.counts()["jobs"] == 1
 
 
@@ -960,6 +1150,7 @@ def test_max_jobs_refuses_new_jobs_with_retry_after(clock: FakeClock) -> None:
     with pytest.raises(CapacityExceeded) as caught:
         engine.submit()
     assert caught.value.extra["retry_after"] == 100  # nothing finished: a whole JOB_TTL
+    assert str(caught.value) == "The server holds 2 jobs (MAX_JOBS); retry later or clean up."
     assert engine.submit("free", "alice", idempotency_key="k")[1] is True
     assert engine.counts()["jobs"] == 2
 
@@ -975,6 +1166,21 @@ def test_max_jobs_retry_after_counts_to_the_oldest_expiry(clock: FakeClock) -> N
     assert caught.value.extra["retry_after"] == math.ceil(110 - 30.5)
     go_to(clock, 110)
     submit(engine)
+
+
+def test_a_full_store_says_room_is_expected_in_at_least_a_second(clock: FakeClock) -> None:
+    """retry_after rounds the time to the oldest job's expiry up to whole seconds, and is never below 1."""
+    engine = make_engine(clock, MAX_JOBS=1, JOB_TTL=100.0)
+    submit(engine)
+    go_to(clock, 109.6)  # finished at 10, expires at 110: in 0.4 s
+    with pytest.raises(CapacityExceeded) as caught:
+        submit(engine)
+    assert caught.value.extra["retry_after"] == 1
+    nothing_finished = make_engine(clock, MAX_JOBS=1, JOB_TTL=0.5, PROCESSING_MODE="manual")
+    submit(nothing_finished)
+    with pytest.raises(CapacityExceeded) as caught:
+        submit(nothing_finished)
+    assert caught.value.extra["retry_after"] == 1
 
 
 def test_cleanup_makes_room_under_max_jobs(clock: FakeClock) -> None:
@@ -1039,6 +1245,31 @@ def test_newest_returns_the_latest_job_of_a_user_or_anyone(clock: FakeClock) -> 
         engine.newest("c")
 
 
+def test_newest_names_who_has_no_job(engine: JobEngine) -> None:
+    """JobNotFound from newest says whose newest job was asked for: a user's, or anyone's."""
+    with pytest.raises(JobNotFound, match="No job has been submitted by anyone"):
+        engine.newest()
+    with pytest.raises(JobNotFound, match="No job has been submitted by user 'carol'"):
+        engine.newest("carol")
+
+
+def test_total_counts_all_jobs_or_one_users(clock: FakeClock) -> None:
+    """total() is how many jobs are stored, total(user) how many of them that user submitted."""
+    engine = make_engine(clock)
+    for user_id in ("alice", "alice", "bob"):
+        submit(engine, user_id=user_id)
+    assert (engine.total(), engine.total("alice"), engine.total("bob"), engine.total("carol")) == (3, 2, 1, 0)
+
+
+def test_grouped_can_be_paged(clock: FakeClock) -> None:
+    """grouped(offset=, limit=) groups one page of jobs, in submission order."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    ids = [submit(engine) for _ in range(5)]
+    page = engine.grouped(offset=1, limit=2)
+    assert list(page["pending"]["free"]) == ids[1:3]
+    assert list(engine.grouped(offset=3)["pending"]["free"]) == ids[3:]
+
+
 def test_queue_lists_queued_in_start_order_and_running(clock: FakeClock) -> None:
     """queue() shows the queued jobs in the order they will start, the running ones, workers and mode."""
     engine = make_engine(clock, WORKERS=1)
@@ -1051,6 +1282,8 @@ def test_queue_lists_queued_in_start_order_and_running(clock: FakeClock) -> None
     assert [v["job_id"] for v in queue["queued"]] == [p1, f1, f2]
     assert [v["queue_position"] for v in queue["queued"]] == [1, 2, 3]
     assert [v["job_id"] for v in queue["running"]] == [running]
+    assert queue["queued_total"] == 3
+    assert engine.queue(offset=1, limit=1)["queued_total"] == 3  # a page still tells the whole queue's length
     assert engine.counts() == {"jobs": 4, "queued": 3, "running": 1}
 
 
@@ -1086,13 +1319,16 @@ def test_wait_with_zero_timeout_returns_at_once(clock: FakeClock) -> None:
 
 
 def test_wait_times_out_with_the_unchanged_job(clock: FakeClock) -> None:
-    """When nothing happens, the wait ends after its timeout with the same version."""
+    """When nothing happens, the wait ends after its timeout with the same version, having slept once: a queued
+    job has no attempt to wake for."""
     engine = make_engine(clock, PROCESSING_MODE="manual")
     job_id = submit(engine)
+    sleeps = count_feed_sleeps(engine)
     began = time.monotonic()
     view = engine.wait_for_change(job_id, timeout=0.05)
     assert 0.04 <= time.monotonic() - began < 1.0
     assert view["version"] == engine.get(job_id)["version"]
+    assert len(sleeps) == 1 and 0.04 <= sleeps[0] <= 0.05
 
 
 def test_a_waiter_is_woken_by_a_transition_in_another_thread() -> None:
@@ -1208,6 +1444,168 @@ def test_wait_for_next_event_processes_events_already_due(clock: FakeClock) -> N
     assert engine.get(job_id)["status"] == "completed"
 
 
+def test_a_waiter_returns_on_a_change_that_does_not_finish_the_job() -> None:
+    """A held wait answers as soon as its job starts translating, not only when it finishes."""
+    clock = SignallingClock()
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    job_id = submit(engine)
+    since = engine.get(job_id)["version"]
+    answers: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        began = time.monotonic()
+        answers["job"] = engine.wait_for_change(job_id, since, timeout=5)
+        answers["elapsed"] = time.monotonic() - began
+
+    def start() -> None:
+        if not clock.read.wait(2):
+            raise AssertionError("the waiter never started")
+        engine.start_next()
+
+    clock.read.clear()
+    waiter = in_thread(wait, errors)
+    starter = in_thread(start, errors)
+    starter.join(3)
+    waiter.join(3)
+    assert not errors
+    assert not waiter.is_alive()
+    assert (answers["job"]["status"], answers["job"]["stage"]) == ("pending", "translating")
+    assert answers["job"]["version"] == since + 1
+    assert answers["elapsed"] < 2.0
+
+
+def test_a_waiter_whose_job_finishes_and_expires_at_once_is_told_it_is_gone() -> None:
+    """With JOB_TTL 0 a job is removed the instant it finishes: its waiter gets JobNotFound then, not at timeout."""
+    clock = SignallingClock()
+    engine = make_engine(clock, JOB_TTL=0.0)
+    job_id = submit(engine)
+    since = engine.get(job_id)["version"]
+    answers: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        began = time.monotonic()
+        try:
+            engine.wait_for_change(job_id, since, timeout=5)
+        finally:
+            answers["elapsed"] = time.monotonic() - began
+
+    def finish() -> None:
+        if not clock.read.wait(2):
+            raise AssertionError("the waiter never started")
+        clock.advance(10)
+        engine.advance()
+
+    clock.read.clear()
+    waiter = in_thread(wait, errors)
+    finisher = in_thread(finish, errors)
+    finisher.join(3)
+    waiter.join(3)
+    assert not waiter.is_alive()
+    assert [type(e) for e in errors] == [JobNotFound]
+    assert answers["elapsed"] < 2.0
+
+
+def test_a_wait_without_a_timeout_answers_at_once(clock: FakeClock) -> None:
+    """wait_for_change's timeout defaults to 0: without one it answers the current view at once."""
+    engine = make_engine(clock, PROCESSING_MODE="manual")
+    job_id = submit(engine)
+    began = time.monotonic()
+    assert engine.wait_for_change(job_id) == engine.get(job_id)
+    assert time.monotonic() - began < 0.5
+
+
+def test_wait_for_next_event_sleeps_only_until_the_next_event_is_due(clock: FakeClock) -> None:
+    """With an attempt due in 0.2 s the ticker's sleep ends then (real seconds), long before max_seconds."""
+    engine = make_engine(clock, TRANSLATION_DELAY=0.2)
+    submit(engine)
+    began = time.monotonic()
+    engine.wait_for_next_event(max_seconds=5)
+    assert 0.15 <= time.monotonic() - began < 0.9
+
+
+def test_wait_for_next_event_with_nothing_scheduled_sleeps_max_seconds(clock: FakeClock) -> None:
+    """With no attempt running and no finished job to expire, the ticker sleeps max_seconds (by default one second)."""
+    engine = make_engine(clock)
+    began = time.monotonic()
+    engine.wait_for_next_event(max_seconds=0.1)
+    assert 0.09 <= time.monotonic() - began < 0.9
+    began = time.monotonic()
+    engine.wait_for_next_event()
+    assert 0.95 <= time.monotonic() - began < 1.9
+
+
+def test_wait_for_next_event_wakes_when_the_schedule_changes() -> None:
+    """A submission that starts an attempt wakes the sleeping ticker at once, so it can sleep until that end."""
+    clock = SignallingClock()
+    engine = make_engine(clock)
+    errors: list[BaseException] = []
+    elapsed: list[float] = []
+
+    def tick() -> None:
+        began = time.monotonic()
+        engine.wait_for_next_event(max_seconds=5)
+        elapsed.append(time.monotonic() - began)
+
+    def submit_one() -> None:
+        if not clock.read.wait(2):
+            raise AssertionError("the ticker never started")
+        submit(engine)
+
+    clock.read.clear()
+    ticker = in_thread(tick, errors)
+    submitter = in_thread(submit_one, errors)
+    submitter.join(3)
+    ticker.join(3)
+    assert not errors and not ticker.is_alive()
+    assert elapsed[0] < 2.0
+
+
+def test_wake_ends_the_tickers_sleep() -> None:
+    """wake() (the server stopping) ends a sleep in wait_for_next_event at once."""
+    clock = SignallingClock()
+    engine = make_engine(clock)
+    errors: list[BaseException] = []
+    clock.read.clear()
+    ticker = in_thread(lambda: engine.wait_for_next_event(max_seconds=5), errors)
+    assert clock.read.wait(2)
+    engine.wake()
+    ticker.join(3)
+    assert not errors and not ticker.is_alive()
+
+
+class WakingClock(FakeClock):
+    """A fake clock that calls `engine.wake()` the first time it is read after `arm()`: a wake that comes after the
+    ticker noted the schedule and before it sleeps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.engine: JobEngine | None = None
+
+    def arm(self, engine: JobEngine) -> None:
+        self.engine = engine
+
+    def __call__(self) -> float:
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.wake()
+        return super().__call__()
+
+
+@pytest.mark.parametrize("earlier_wakes", [0, 1, 2])
+def test_a_wake_just_before_the_ticker_sleeps_is_not_slept_through(earlier_wakes: int) -> None:
+    """However many wakes came before, one that lands while the ticker plans its sleep ends that sleep at once."""
+    clock = WakingClock()
+    engine = make_engine(clock)
+    for _ in range(earlier_wakes):
+        engine.wake()
+    clock.arm(engine)
+    began = time.monotonic()
+    engine.wait_for_next_event(max_seconds=5)
+    assert time.monotonic() - began < 2.0
+
+
 # ------------------------------------------------------------------------------------------ reproducibility
 
 
@@ -1240,6 +1638,26 @@ def test_a_different_seed_gives_a_different_run() -> None:
     first, other = scripted_run(7), scripted_run(8)
     assert {v["job_id"] for v in first}.isdisjoint(v["job_id"] for v in other)
     assert [v["finished_at"] for v in first] != [v["finished_at"] for v in other]
+
+
+def test_an_id_already_stored_is_never_given_again(clock: FakeClock) -> None:
+    """When the generator draws a stored job's id again, the new job gets another one."""
+    first = make_engine(clock, RANDOM_SEED=5)
+    taken = submit(first)
+    again = JobEngine(first.settings, store=first.store, clock=clock, rng=random.Random(5))  # draws `taken` first
+    assert submit(again) != taken
+    assert first.total() == 2
+
+
+def test_random_seed_alone_makes_the_run_of_that_seed(clock: FakeClock) -> None:
+    """An engine given RANDOM_SEED and no generator draws what random.Random(RANDOM_SEED) draws: the same ids."""
+    settings = config.from_mapping({"RANDOM_SEED": 11, "ERROR_RATE": 0.0})
+    seeded = JobEngine(settings, store=MemoryStore(), clock=clock)
+    explicit = JobEngine(settings, store=MemoryStore(), clock=clock, rng=random.Random(11))
+    ids = [[e.submit("free", "u")[0]["job_id"] for _ in range(3)] for e in (seeded, explicit)]
+    assert ids[0] == ids[1]
+    unseeded = JobEngine(config.from_mapping({"ERROR_RATE": 0.0}), store=MemoryStore(), clock=clock)
+    assert unseeded.submit("free", "u")[0]["job_id"] not in ids[0]
 
 
 # ---------------------------------------------------------------------------------------- configuration
@@ -1335,7 +1753,55 @@ def test_every_page_shows_each_job_as_get_does(clock, mode) -> None:
             assert view == engine.get(view["job_id"])
         assert [v["job_id"] for v in jobs_page] == [v["job_id"] for v in engine.jobs()[offset : offset + limit]]
         assert [v["queue_position"] for v in queue_page] == list(range(offset + 1, offset + 1 + len(queue_page)))
+        queued_total = engine.queue()["queued_total"]
+        assert len(queue_page) == max(0, min(limit, queued_total - offset)), "a page holds at most `limit` jobs"
     assert any(v["stage"] == "queued" for v in engine.jobs(offset=40, limit=30))
+
+
+@pytest.mark.parametrize("mode", ["auto", "manual"])
+def test_filtered_pages_and_one_users_queue_show_each_job_as_get_does(clock, mode) -> None:
+    """Pages of `jobs` filtered by role or status, and pages of one user's queue, hold exactly the jobs they
+    select, each shown as `get` shows it; a user's snapshot counts that user's jobs."""
+    engine = make_engine(clock, WORKERS=2, PROCESSING_MODE=mode)
+    for n in range(24):
+        engine.submit("premium" if n % 3 == 0 else "free", f"u{n % 4}")
+        clock.advance(0.1)
+    if mode == "manual":
+        engine.start_next(3)
+    else:
+        clock.advance(7.5)  # some finished, two running part-way, the rest queued
+    everything = engine.jobs()
+    for offset, limit in [(0, 3), (2, 4), (5, 30)]:
+        for where, chosen in [({"role": "free"}, lambda v: v["role"] == "free"),
+                              ({"status": Status.PENDING}, lambda v: v["status"] == "pending"),
+                              ({"status": Status.COMPLETED, "role": "premium"},
+                               lambda v: v["status"] == "completed" and v["role"] == "premium")]:
+            page = engine.jobs(offset=offset, limit=limit, **where)
+            assert [v["job_id"] for v in page] == [v["job_id"] for v in everything if chosen(v)][offset:offset + limit]
+            for view in page:
+                assert view == engine.get(view["job_id"])
+        whole = engine.queue()
+        mine = engine.queue(offset=offset, limit=limit, user_id="u1")
+        queued_u1 = [v["job_id"] for v in whole["queued"] if v["user_id"] == "u1"]
+        assert [v["job_id"] for v in mine["queued"]] == queued_u1[offset:offset + limit]
+        assert mine["queued_total"] == len(queued_u1)
+        assert mine["running"] == [v for v in whole["running"] if v["user_id"] == "u1"]
+        for view in mine["queued"] + mine["running"]:
+            assert view == engine.get(view["job_id"])
+    assert engine.snapshot(user_id="u1", offset=1, limit=2).total == engine.total("u1") == 6
+    assert any(v["stage"] == "translating" for v in engine.jobs(status=Status.PENDING, limit=5))
+
+
+def test_a_page_holding_only_the_first_queued_job_shows_its_place(clock: FakeClock) -> None:
+    """A page of one job that is first in the queue shows position 1 and the ETA get() shows."""
+    engine = make_engine(clock, WORKERS=1)
+    submit(engine)
+    first_queued = submit(engine)
+    submit(engine)
+    [view] = engine.jobs(offset=1, limit=1)
+    assert view["job_id"] == first_queued
+    assert (view["queue_position"], view["eta_seconds"]) == (1, 20.0)
+    assert view == engine.get(first_queued)
 
 
 def test_listed_etas_equal_single_etas_in_a_deep_queue(clock) -> None:
@@ -1366,6 +1832,16 @@ def test_copy_job_copies_every_field(engine):
     copy = copy_job(job)
     assert copy is not job
     assert all(getattr(copy, f.name) == getattr(job, f.name) for f in dataclasses.fields(job))
+
+
+def test_a_snapshot_shows_the_views_of_the_jobs_asked_for(engine: JobEngine) -> None:
+    """views(jobs) gives the views of those jobs only, in the order given (GET /jobs groups a snapshot this way)."""
+    for user in ("ann", "ben", "cy"):
+        engine.submit("free", user)
+    snap = engine.snapshot()
+    chosen = [snap.jobs[2], snap.jobs[0]]
+    assert [v["user_id"] for v in snap.views(chosen)] == ["cy", "ann"]
+    assert [v["user_id"] for v in snap.views()] == ["ann", "ben", "cy"]
 
 
 def test_a_snapshot_shows_the_jobs_as_they_were_when_it_was_taken(engine, clock):

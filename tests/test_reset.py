@@ -53,7 +53,30 @@ def test_reset_publishes_a_removal_of_each_job() -> None:
     engine, _, ids = busy_engine()
     cursor = engine.feed.cursor()
     engine.reset()
-    assert sorted((c.kind, c.job_id) for c in engine.feed.since(cursor)) == sorted(("removed", i) for i in ids)
+    assert sorted((c.kind, c.job_id, c.at) for c in engine.feed.since(cursor)) == sorted(
+        ("removed", i, START + 10) for i in ids)  # at the time of the reset
+
+
+class SettingsRecordingStore(MemoryStore):
+    """A memory store that keeps what the engine asks a shared store to tell the other processes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told: list[tuple[dict[str, object], bool]] = []
+
+    def record_settings(self, changes: dict[str, object], *, restore: bool = False) -> None:
+        self.told.append((dict(changes), restore))
+
+
+def test_the_store_is_told_every_setting_changed_and_every_reset_of_them() -> None:
+    """A shared store relays settings to the other processes: the engine tells it the changed values, and that a
+    reset restores everyone's start-up settings (but not when the reset keeps them)."""
+    store = SettingsRecordingStore()
+    engine = JobEngine(config.from_mapping(FAST), store=store, clock=ManualClock(START))
+    engine.configure({"WORKERS": 5, "ERROR_RATE": 0.5})
+    engine.reset(restore_config=False)
+    engine.reset()
+    assert store.told == [({"WORKERS": 5, "ERROR_RATE": 0.5}, False), ({}, True)]
 
 
 @pytest.mark.usefixtures("each_store")

@@ -7,9 +7,12 @@ from typing import Any
 
 import pytest
 
+import config
 from jobs import (
     IdempotencyMismatch,
+    Job,
     JobEngine,
+    MemoryStore,
     ReadFault,
     Scenario,
     ScenarioError,
@@ -18,7 +21,7 @@ from jobs import (
     iso,
 )
 from simulator.clock import ManualClock
-from tests.conftest import START, make_engine
+from tests.conftest import FAST, START, make_engine
 
 FULL = {
     "outcomes": ["fail", "fail", "succeed"],
@@ -120,6 +123,68 @@ def test_bad_scripts_are_refused_naming_the_member(value: Any, message: str) -> 
     with pytest.raises(ScenarioError) as caught:
         Scenario.parse(value)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"fail_code": "oom"}, "fail_code must be one of timeout, internal_error, unknown, got 'oom'"),
+        ({"fail_message": 5}, "fail_message must be a non-empty string of at most 500 characters, got 5"),
+        ({"status_faults": [503]},
+         "status_faults[0] must be an object with a status and optionally retry_after and times, got 503"),
+        ({"status_faults": [{"status": 503, "count": 2}]},
+         "status_faults[0] has an unknown member 'count'; allowed: status, retry_after, times"),
+        ({"status_faults": [{"status": 404}]},
+         "status_faults[0].status must be one of 429, 500, 502, 503, 504, got 404"),
+        ({"status_faults": [{"status": 503, "times": 2.5}]}, "status_faults[0].times must be an integer in [1, 1000]"),
+    ],
+)
+def test_a_refusal_shows_the_value_given(value: Any, message: str) -> None:
+    """Each refusal ends with the value it refused, so the caller sees what was wrong with it."""
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.parse(value)
+    assert str(caught.value).startswith(message)
+
+
+ALL = "outcomes, attempt_seconds, fail_code, fail_message, status_faults"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([], f"must be an object with one or more of {ALL}, got []"),
+        ({"outcome": ["fail"]}, f"unknown member 'outcome'; allowed: {ALL}"),
+        ({}, f"must script something: one or more of {ALL}"),
+        ({"outcomes": "fail"}, "outcomes must be a list of 1–100 entries, got 'fail'"),
+        ({"outcomes": ["maybe"]}, "outcomes[0] must be 'succeed' or 'fail', got 'maybe'"),
+    ],
+)
+def test_a_refusal_of_the_whole_script_names_every_member(value: Any, message: str) -> None:
+    """The script-level refusals list the members allowed, and show the value refused."""
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.parse(value)
+    assert str(caught.value) == message
+
+
+def test_the_upper_bounds_are_allowed() -> None:
+    """100 entries, 86400 s of attempt and 1000 faulty reads are each the most a script may ask for."""
+    script = Scenario.parse({"outcomes": ["succeed"] * 100, "attempt_seconds": [86400],
+                             "status_faults": [{"status": 503, "times": 1000}]}).to_json()
+    assert (len(script["outcomes"]), script["attempt_seconds"], script["status_faults"][0]["times"]) == (
+        100, [86400.0], 1000)
+
+
+def test_a_long_refused_value_is_cut_to_60_characters() -> None:
+    """A value is shown whole up to 60 characters; a longer one by its first 57 and an ellipsis."""
+    for code, shown in [("x" * 58, repr("x" * 58)), ("x" * 59, repr("x" * 57)[:57] + "...")]:
+        with pytest.raises(ScenarioError) as caught:
+            Scenario.parse({"fail_code": code})
+        assert str(caught.value).endswith(f"got {shown}")
+
+
+def test_a_fail_message_of_exactly_500_characters_is_accepted() -> None:
+    """MAX_MESSAGE is the longest message allowed, not the first refused."""
+    assert Scenario.parse({"fail_message": "m" * 500}).to_json()["fail_message"] == "m" * 500
 
 
 # ------------------------------------------------------------------------------------------ the engine playing it
@@ -229,6 +294,8 @@ def test_read_faults_are_taken_in_order_then_reads_answer_normally() -> None:
     assert taken == [ReadFault(503, 1), ReadFault(503, 1), ReadFault(500, None), None, None]
     assert [engine.take_read_fault(plain) for _ in range(3)] == [None, None, None]
     assert engine.take_read_fault("00000000-0000-4000-8000-000000000000") is None
+    assert engine.store.reads_counted(job_id) == 3  # the script's 3 faulty reads; the reads after them not counted
+    assert engine.store.reads_counted(plain) == 0
 
 
 @pytest.mark.usefixtures("each_store")
@@ -240,3 +307,49 @@ def test_a_removed_job_takes_its_read_count_with_it() -> None:
     clock.advance(1)
     assert engine.cleanup([Status.COMPLETED]) == 1
     assert engine.store.reads_counted(job_id) == 0  # bounded memory: only stored jobs are counted
+
+
+class SharedMemoryStore(MemoryStore):
+    """A memory store that says it is shared by several processes, and counts the jobs it is asked for.
+
+    On a shared store the engine remembers the jobs it has seen without status_faults, so that their status
+    reads cost no store read for the script (a job's script never changes).
+    """
+
+    shared = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets = 0
+
+    def get(self, job_id: str) -> Job | None:
+        self.gets += 1
+        return super().get(job_id)
+
+
+def test_on_a_shared_store_a_job_without_status_faults_costs_no_script_read_and_a_scripted_one_always_does() -> None:
+    """Jobs submitted alone or in a batch, with a script of outcomes or none, are remembered as having no faults;
+    a job with status_faults never is, so its faults are answered; a job submitted by another process is
+    remembered after its first read."""
+    store = SharedMemoryStore()
+    engine = JobEngine(config.from_mapping(FAST), store=store, clock=ManualClock(START))
+    other_process = JobEngine(config.from_mapping(FAST), store=store, clock=ManualClock(START))
+    faults = Scenario.parse({"status_faults": [{"status": 503, "times": 2}]})
+    outcomes = Scenario.parse({"outcomes": ["succeed"]})
+    plain = [v["job_id"] for v in engine.submit_many("free", "alice", [{}, {}])]
+    plain += [v["job_id"] for v in engine.submit_many("free", "alice", [{}], simulate=outcomes)]
+    plain += [engine.submit("free", "alice")[0]["job_id"],
+              engine.submit("free", "alice", simulate=outcomes)[0]["job_id"]]
+    scripted = [engine.submit_many("free", "alice", [{}], simulate=faults)[0]["job_id"],
+                engine.submit("free", "alice", simulate=faults)[0]["job_id"],
+                engine.submit("free", "alice", simulate=faults, idempotency_key="k")[0]["job_id"]]
+    assert engine.submit("free", "alice", simulate=faults, idempotency_key="k") == (engine.get(scripted[-1]), True)
+    foreign = other_process.submit("free", "bob")[0]["job_id"]
+    store.gets = 0
+    assert [engine.take_read_fault(job_id) for job_id in plain] == [None] * 5
+    assert store.gets == 0
+    for job_id in scripted:
+        assert [engine.take_read_fault(job_id) for _ in range(3)] == [ReadFault(503, None)] * 2 + [None]
+    store.gets = 0
+    assert [engine.take_read_fault(foreign) for _ in range(3)] == [None] * 3
+    assert store.gets == 1

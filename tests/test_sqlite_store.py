@@ -53,6 +53,19 @@ def test_a_reopened_store_resumes_exactly_as_if_it_never_stopped(tmp_path, clock
     reopened.store.close()
 
 
+def test_a_reopened_store_lists_each_job_under_its_user(tmp_path, clock) -> None:
+    """After a restart, GET /jobs?user_id= and GET /status (newest) answer each user's own jobs, as before it."""
+    path = str(tmp_path / "jobs.db")
+    engine = engine_on(SqliteStore(path), clock)
+    ids = {user: [engine.submit("free", user)[0]["job_id"] for _ in range(2)] for user in ("ann", "ben")}
+    engine.store.close()
+    reopened = engine_on(SqliteStore(path), clock)
+    for user, own in ids.items():
+        assert [view["job_id"] for view in reopened.jobs(user_id=user)] == own
+        assert reopened.newest(user)["job_id"] == own[-1]
+        assert reopened.total(user) == 2
+
+
 def test_a_database_made_before_a_field_existed_gains_its_column(tmp_path, clock) -> None:
     """A database without the `simulate` column (an earlier version's) opens: the column is added, empty."""
     path = str(tmp_path / "jobs.db")

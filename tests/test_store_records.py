@@ -170,3 +170,72 @@ def test_a_schema_1_database_is_upgraded_when_opened(tmp_path):
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert db.execute("SELECT endpoint_id FROM endpoints").fetchall() == [("e1",)]
     db.close()
+
+
+def test_a_secret_is_32_random_bytes_in_url_safe_text():
+    """A made secret is 32 random bytes, URL-safe base64 without padding: 43 characters."""
+    store = make_store()
+    with store.transaction():
+        made = store.secret("urls")
+    assert len(made) == 43
+    assert set(made) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def test_api_keys_are_listed_by_creation_time_then_id():
+    """Keys come oldest first, and keys made at the same instant by id, whatever order they were stored in."""
+    store = make_store()
+    with store.transaction():
+        for key_id, created in (("k1", 2.0), ("k2", 1.0), ("k0", 1.0)):
+            store.put_api_key(ApiKey(key_id, f"d-{key_id}", "alice", "free", created))
+        assert [k.key_id for k in store.api_keys()] == ["k0", "k2", "k1"]
+
+
+def test_removing_an_unknown_endpoint_delivery_or_replay_changes_nothing():
+    """Removing what is not stored is not an error and leaves the rest as it was."""
+    store = make_store()
+    with store.transaction():
+        store.put_delivery(delivery(1, 10.0))
+        store.remove_endpoint("e-unknown")
+        store.remove_delivery("msg_unknown")
+        store.remove_replay("alice|v3|unknown")
+        assert [d.delivery_id for d in store.deliveries()] == ["msg_1"]
+        assert store.next_delivery_due() == 10.0
+        store.remove_delivery("msg_1")
+        assert store.delivery("msg_1") is None and store.next_delivery_due() is None
+
+
+def test_a_pending_delivery_without_an_attempt_time_is_due_at_once():
+    """A pending delivery with no next attempt time is due from time 0: the first claim takes it."""
+    store = make_store()
+    with store.transaction():
+        store.put_delivery(delivery(1, None))
+        assert store.next_delivery_due() == 0.0
+        assert [d.delivery_id for d in store.claim_due_deliveries(0.0, 5)] == ["msg_1"]
+        store.put_delivery(store.delivery("msg_1"))
+
+
+def test_pruning_keeps_a_delivery_finished_at_the_cut_and_can_run_again():
+    """Only deliveries finished strictly before the cut go; a later pruning takes the next ones."""
+    store = make_store()
+    with store.transaction():
+        for n, at in ((1, 100.0), (2, 200.0), (3, 300.0)):
+            done = delivery(n, None)
+            done.status, done.finished_at = "succeeded", at
+            store.put_delivery(done)
+        assert store.prune_deliveries(100.0) == 0
+        assert store.prune_deliveries(200.0) == 1
+        assert store.prune_deliveries(300.5) == 2
+        assert list(store.deliveries()) == []
+
+
+def test_a_replay_expires_at_its_instant_and_a_stored_again_one_is_the_newest():
+    """An answer whose expiry is now is gone; storing a key again moves it behind the others, with its new expiry."""
+    store = make_store()
+    with store.transaction():
+        store.put_replay(Replay("alice|v3|a", '{"data": 1}', 200, 0.0, 100.0))
+        store.put_replay(Replay("alice|v3|b", '{"data": 2}', 200, 10.0, 150.0))
+        store.put_replay(Replay("alice|v3|a", '{"data": 3}', 200, 20.0, 200.0))
+        assert store.prune_replays(160.0) == 1  # b: a, stored again, expires at 200
+        assert store.replay("alice|v3|b") is None and store.replay("alice|v3|a").body == '{"data": 3}'
+        assert store.prune_replays(200.0) == 1
+        assert store.replay("alice|v3|a") is None

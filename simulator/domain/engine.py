@@ -998,9 +998,13 @@ class JobEngine:
         settings = self.settings
         if settings.PROCESSING_MODE != "auto":
             return None  # nothing starts until someone calls process_jobs
+        position = self.store.queue_position(job)
+        if settings.DELAY_PER_MEDIA_SECOND > 0:
+            # Attempts are timed by each job's video, so the jobs ahead are counted one by one, as a listing does:
+            # a job shows the same ETA in GET /status/<id> as in GET /queue.
+            return self._queued_places(now, position)[job.job_id][1]
         # The jobs ahead of a queued job are the first ones of the queue order: premium, then free.
         plan = self._plan(now)
-        position = self.store.queue_position(job)
         if job.priority == 1:
             plan.skip("premium", position - 1)
         else:
