@@ -7,6 +7,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -110,6 +111,34 @@ def in_thread(target: Any, errors: list[BaseException]) -> threading.Thread:
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+def held_wait(clock: SignallingClock, wait: Callable[[], Any],
+              act: Callable[[], Any]) -> tuple[dict[str, Any], list[BaseException], threading.Thread]:
+    """Run `wait()` in one thread and `act()` in another once the waiter has read the clock (it then holds the
+    engine's lock until it waits, so `act` comes after the wait began); return the wait's answer (`job`) and its
+    real duration (`elapsed`), the errors either raised, and the waiter's thread (joined for up to 3 s)."""
+    answers: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def waiter_body() -> None:
+        began = time.monotonic()
+        try:
+            answers["job"] = wait()
+        finally:
+            answers["elapsed"] = time.monotonic() - began
+
+    def actor_body() -> None:
+        if not clock.read.wait(2):
+            raise AssertionError("the waiter never started")
+        act()
+
+    clock.read.clear()
+    waiter = in_thread(waiter_body, errors)
+    actor = in_thread(actor_body, errors)
+    actor.join(3)
+    waiter.join(3)
+    return answers, errors, waiter
 
 
 # ------------------------------------------------------------------------------------------- submitting
@@ -1337,25 +1366,12 @@ def test_a_waiter_is_woken_by_a_transition_in_another_thread() -> None:
     engine = make_engine(clock)
     job_id = submit(engine)
     since = engine.get(job_id)["version"]
-    answers: dict[str, Any] = {}
-    errors: list[BaseException] = []
-
-    def wait() -> None:
-        began = time.monotonic()
-        answers["job"] = engine.wait_for_change(job_id, since, timeout=5)
-        answers["elapsed"] = time.monotonic() - began
 
     def drive() -> None:
-        if not clock.read.wait(2):  # the waiter read the clock: it holds the lock until it waits
-            raise AssertionError("the waiter never started")
         clock.advance(10)
         engine.advance()
 
-    clock.read.clear()
-    waiter = in_thread(wait, errors)
-    driver = in_thread(drive, errors)
-    driver.join(3)
-    waiter.join(3)
+    answers, errors, waiter = held_wait(clock, lambda: engine.wait_for_change(job_id, since, timeout=5), drive)
     assert not errors
     assert not waiter.is_alive()
     assert answers["job"]["status"] == "completed"
@@ -1369,22 +1385,8 @@ def test_a_waiter_on_a_running_job_wakes_itself_when_the_attempt_is_due() -> Non
     engine = make_engine(clock, TRANSLATION_DELAY=0.05)
     job_id = submit(engine)
     since = engine.get(job_id)["version"]
-    answers: dict[str, Any] = {}
-    errors: list[BaseException] = []
-
-    def wait() -> None:
-        answers["job"] = engine.wait_for_change(job_id, since, timeout=5)
-
-    def move_time() -> None:
-        if not clock.read.wait(2):
-            raise AssertionError("the waiter never started")
-        clock.advance(1)  # no call into the engine
-
-    clock.read.clear()
-    waiter = in_thread(wait, errors)
-    mover = in_thread(move_time, errors)
-    mover.join(3)
-    waiter.join(3)
+    answers, errors, waiter = held_wait(clock, lambda: engine.wait_for_change(job_id, since, timeout=5),
+                                        lambda: clock.advance(1))  # no call into the engine
     assert not errors
     assert not waiter.is_alive()
     assert answers["job"]["status"] == "completed"
@@ -1395,22 +1397,8 @@ def test_release_waiters_answers_held_waits_at_once() -> None:
     clock = SignallingClock()
     engine = make_engine(clock, PROCESSING_MODE="manual")
     job_id = submit(engine)
-    answers: dict[str, Any] = {}
-    errors: list[BaseException] = []
-
-    def wait() -> None:
-        answers["job"] = engine.wait_for_change(job_id, timeout=5)
-
-    def release() -> None:
-        if not clock.read.wait(2):
-            raise AssertionError("the waiter never started")
-        engine.release_waiters()
-
-    clock.read.clear()
-    waiter = in_thread(wait, errors)
-    releaser = in_thread(release, errors)
-    releaser.join(3)
-    waiter.join(3)
+    answers, errors, waiter = held_wait(clock, lambda: engine.wait_for_change(job_id, timeout=5),
+                                        engine.release_waiters)
     assert not errors
     assert not waiter.is_alive()
     assert answers["job"]["status"] == "pending"
@@ -1450,24 +1438,8 @@ def test_a_waiter_returns_on_a_change_that_does_not_finish_the_job() -> None:
     engine = make_engine(clock, PROCESSING_MODE="manual")
     job_id = submit(engine)
     since = engine.get(job_id)["version"]
-    answers: dict[str, Any] = {}
-    errors: list[BaseException] = []
-
-    def wait() -> None:
-        began = time.monotonic()
-        answers["job"] = engine.wait_for_change(job_id, since, timeout=5)
-        answers["elapsed"] = time.monotonic() - began
-
-    def start() -> None:
-        if not clock.read.wait(2):
-            raise AssertionError("the waiter never started")
-        engine.start_next()
-
-    clock.read.clear()
-    waiter = in_thread(wait, errors)
-    starter = in_thread(start, errors)
-    starter.join(3)
-    waiter.join(3)
+    answers, errors, waiter = held_wait(clock, lambda: engine.wait_for_change(job_id, since, timeout=5),
+                                        engine.start_next)
     assert not errors
     assert not waiter.is_alive()
     assert (answers["job"]["status"], answers["job"]["stage"]) == ("pending", "translating")
@@ -1481,27 +1453,12 @@ def test_a_waiter_whose_job_finishes_and_expires_at_once_is_told_it_is_gone() ->
     engine = make_engine(clock, JOB_TTL=0.0)
     job_id = submit(engine)
     since = engine.get(job_id)["version"]
-    answers: dict[str, Any] = {}
-    errors: list[BaseException] = []
-
-    def wait() -> None:
-        began = time.monotonic()
-        try:
-            engine.wait_for_change(job_id, since, timeout=5)
-        finally:
-            answers["elapsed"] = time.monotonic() - began
 
     def finish() -> None:
-        if not clock.read.wait(2):
-            raise AssertionError("the waiter never started")
         clock.advance(10)
         engine.advance()
 
-    clock.read.clear()
-    waiter = in_thread(wait, errors)
-    finisher = in_thread(finish, errors)
-    finisher.join(3)
-    waiter.join(3)
+    answers, errors, waiter = held_wait(clock, lambda: engine.wait_for_change(job_id, since, timeout=5), finish)
     assert not waiter.is_alive()
     assert [type(e) for e in errors] == [JobNotFound]
     assert answers["elapsed"] < 2.0
