@@ -327,9 +327,10 @@ def test_the_checker_reports_a_job_in_no_index_and_counts_that_disagree() -> Non
 _REDIS: dict[str, str] = {}
 
 
-@pytest.fixture(autouse=True, scope="module")
+@pytest.fixture(scope="module")
 def _redis_for_machines(redis_url: str) -> None:
-    """Let the Redis machines below open stores on the session's Redis server."""
+    """Let the Redis machines below open stores on the session's Redis server (only they start one: a run of the
+    other machines, such as mutation testing's `-k "not redis"`, starts no redis-server)."""
     _REDIS["url"] = redis_url
 
 
@@ -365,4 +366,4 @@ class RedisEngineMachine(EngineMachine):
 RedisEngineMachine.TestCase.settings = settings(
     max_examples=40, stateful_step_count=40, deadline=None, derandomize=True, database=None
 )
-TestRedisEngineInvariants = RedisEngineMachine.TestCase
+TestRedisEngineInvariants = pytest.mark.usefixtures("_redis_for_machines")(RedisEngineMachine.TestCase)
