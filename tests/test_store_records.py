@@ -14,7 +14,7 @@ from simulator.store.records import ApiKey, Delivery, Endpoint, Replay
 from simulator.store.sqlite import SCHEMA_VERSION, SqliteStore
 from tests.conftest import make_store
 
-pytestmark = pytest.mark.usefixtures("each_local_store")
+pytestmark = pytest.mark.usefixtures("each_store")
 
 
 def delivery(n: int, due: float | None = 100.0, **fields) -> Delivery:

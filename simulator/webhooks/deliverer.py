@@ -197,7 +197,7 @@ class Deliverer:
 
     def _put_back(self, delivery: Delivery) -> None:
         """Store a claimed delivery's new state, unless a reset removed it meanwhile (in a transaction)."""
-        if self._store.delivery(delivery.delivery_id) is delivery:
+        if self._store.delivery(delivery.delivery_id) is not None:
             self._store.put_delivery(delivery)
 
     @staticmethod
