@@ -71,7 +71,7 @@ def clock() -> FakeClock:
 
 #: Every store implementation; the engine tests (the store contract) run once per store.
 STORE_KINDS = ("memory", "sqlite", "redis")
-#: The stores that also keep the records beside jobs (API keys, webhook endpoints and deliveries, replays).
+#: The stores of one process, which hold a lock in it for a transaction (not the shared Redis store).
 LOCAL_STORE_KINDS = ("memory", "sqlite")
 _new_store: ContextVar[Callable[[], Store]] = ContextVar("new_store", default=MemoryStore)
 
@@ -96,7 +96,7 @@ def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture(params=LOCAL_STORE_KINDS)
 def each_local_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Run the test once per in-process store: those that keep API keys, webhooks and replays beside the jobs."""
+    """Run the test once per in-process store (memory, SQLite): for what only a store of one process does."""
     yield from _each(request, tmp_path)
 
 
