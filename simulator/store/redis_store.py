@@ -25,6 +25,14 @@ Transactions are optimistic, so that no process ever holds a lock in Redis:
 
 Transactions are per thread and hold no lock in this process either; `lock` only serves the
 engine's condition for its ticker.
+
+The records beside jobs (API keys, webhook endpoints, deliveries, stored replays) are read from Redis when
+asked for (not by `LOAD`, and never guarded: they are not what a job change is decided on) and put into the
+transaction, whose reads see them; `COMMIT` writes them after the job changes, so a delivery the outbox puts
+with a job's final transition is written with it, or, when the commit conflicts, not at all (the rerun puts
+its own). Two things happen at once instead, for every process: a secret is made once (`HSETNX`, kept in this
+process once read), and claiming due deliveries is one script (`CLAIM`) that takes them off the due set, so no
+two processes or threads ever claim the same delivery.
 """
 
 from __future__ import annotations
