@@ -623,3 +623,20 @@ def test_an_api_key_check_is_one_round_trip(stores, store_url: str) -> None:
         with store.transaction():
             store.api_key_by_digest(digest)
         assert CountingConnection.sent - before == 1
+
+
+def test_heygens_routes_on_two_apps_share_keys_replays_and_endpoints(stores, store_url: str, clock) -> None:
+    """Over two apps on the same Redis: a key issued by one authenticates on the other, a v3 Idempotency-Key used
+    on one replays its answer on the other, and an endpoint registered on one is listed by the other."""
+    first, second = (create_app(FAST, clock=clock, store=open_on(stores, store_url)).test_client() for _ in range(2))
+    admin = {"Authorization": f"Bearer {FAST['ADMIN_TOKEN']}"}
+    key = {"X-Api-Key": first.post("/api-keys", json={"user_id": "alice", "role": "free"},
+                                   headers=admin).get_json()["api_key"]}
+    body = {"video": {"type": "url", "url": "https://videos.example/a.mp4"}, "output_languages": ["French"]}
+    made = first.post("/v3/video-translations", json=body, headers={**key, "Idempotency-Key": "order-1"})
+    again = second.post("/v3/video-translations", json=body, headers={**key, "Idempotency-Key": "order-1"})
+    assert (made.status_code, again.status_code) == (200, 200)
+    assert again.get_json() == made.get_json() and again.headers["Idempotent-Replayed"] == "true"
+    added = first.post("/v1/webhook/endpoint.add", json={"url": "http://127.0.0.1:9/hook"}, headers=key)
+    data = added.get_json()["data"]
+    assert second.get("/v1/webhook/endpoint.list", headers=key).get_json()["data"] == [{**data, "secret": None}]
