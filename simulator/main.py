@@ -116,14 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         watch_parent()
     clockwork = Clockwork(engine).start()
     worker = ResultWorker(files).start()
-    hooks = simulator.webhooks  # None with a shared store, which keeps no webhooks yet
-    deliverer = None if hooks is None else Deliverer(store, engine.config, callback_secret=hooks.callback_secret,
-                                                     doorbell=hooks.doorbell, workers=settings.WEBHOOK_WORKERS,
-                                                     clock=engine.now).start()
+    hooks = simulator.webhooks
+    deliverer = Deliverer(store, engine.config, callback_secret=hooks.callback_secret, doorbell=hooks.doorbell,
+                          workers=settings.WEBHOOK_WORKERS, clock=engine.now).start()
     if settings.admin_token_generated:
         # Printed once, never logged: the operator needs it for admin calls.
         print(f"ADMIN_TOKEN (generated for this run): {settings.ADMIN_TOKEN}", flush=True)
-    if hooks is not None and hooks.callback_secret_generated:
+    if hooks.callback_secret_generated:
         # The same on every start with the same store: receivers of callback_url deliveries verify with it.
         print(f"WEBHOOK_SECRET (kept in the store): {hooks.callback_secret}", flush=True)
     try:
@@ -132,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         clockwork.stop()
         worker.stop()
-        if deliverer is not None:
-            deliverer.stop()
+        deliverer.stop()
         files.close()
         store.close()
     if code == 0:

@@ -71,7 +71,7 @@ def clock() -> FakeClock:
 
 #: Every store implementation; the engine tests (the store contract) run once per store.
 STORE_KINDS = ("memory", "sqlite", "redis")
-#: The stores that also keep the records beside jobs (API keys, webhook endpoints and deliveries, replays).
+#: The stores of one process, which hold a lock in it for a transaction (not the shared Redis store).
 LOCAL_STORE_KINDS = ("memory", "sqlite")
 _new_store: ContextVar[Callable[[], Store]] = ContextVar("new_store", default=MemoryStore)
 
@@ -96,7 +96,7 @@ def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture(params=LOCAL_STORE_KINDS)
 def each_local_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Run the test once per in-process store: those that keep API keys, webhooks and replays beside the jobs."""
+    """Run the test once per in-process store (memory, SQLite): for what only a store of one process does."""
     yield from _each(request, tmp_path)
 
 
@@ -106,7 +106,7 @@ def _each(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     After a test on SQLite, each database is closed and read back, and must hold exactly the jobs
     that were in memory, and the other records too (API keys, endpoints, deliveries, replays, secrets): every
     test of the engine is also a test of what the SQLite store saves. After a test on Redis, a second store
-    opened on the same keys must read exactly the same jobs.
+    opened on the same keys must read exactly the same jobs and records.
     """
     opened: list[SqliteStore] = []
     shared: list[RedisStore] = []
@@ -158,14 +158,17 @@ def indexes(store: Store) -> dict[str, object]:
 
 
 def check_redis_reads_back(store: RedisStore) -> None:
-    """Assert that another store on the same Redis keys reads the same jobs, lanes and running set, then close both."""
+    """Assert that another store on the same Redis keys reads the same jobs, lanes and running set, and the same
+    API keys, endpoints and deliveries (nothing is kept in one process), then close both."""
     other = RedisStore(f"{store.url}?prefix={store.prefix}")
     try:
         records = {}
         for reader in (store, other):
             with reader.transaction():
                 records[reader] = ({job.job_id: to_record(job) for job in reader.jobs()},
-                                   [j.job_id for j in reader.queued()], sorted(j.job_id for j in reader.running()))
+                                   [j.job_id for j in reader.queued()], sorted(j.job_id for j in reader.running()),
+                                   [as_dict(k) for k in reader.api_keys()], [as_dict(e) for e in reader.endpoints()],
+                                   [as_dict(d) for d in reader.deliveries()], reader.next_delivery_due())
         assert records[store] == records[other]
     finally:
         other.close()

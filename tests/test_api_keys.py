@@ -37,7 +37,7 @@ def keys_client(clock):
 # ------------------------------------------------------------------------------------ the key ring
 
 
-@pytest.mark.usefixtures("each_local_store")
+@pytest.mark.usefixtures("each_store")
 def test_an_issued_key_verifies_and_is_stored_only_as_a_keyed_hash(clock):
     """The key authenticates its user and role; the store holds its HMAC, never the key."""
     store = make_store()
@@ -51,7 +51,7 @@ def test_an_issued_key_verifies_and_is_stored_only_as_a_keyed_hash(clock):
     assert ring.verify(api_key[:-1] + ("A" if api_key[-1] != "A" else "B")) is None
 
 
-@pytest.mark.usefixtures("each_local_store")
+@pytest.mark.usefixtures("each_store")
 def test_a_revoked_key_no_longer_verifies(clock):
     """After revoking, the key is refused and no longer listed."""
     ring = KeyRing(make_store(), clock)
@@ -74,7 +74,7 @@ def test_malformed_keys_are_refused_without_lookup(clock, presented):
     assert KeyRing(make_store(), clock).verify(presented) is None
 
 
-@pytest.mark.usefixtures("each_local_store")
+@pytest.mark.usefixtures("each_store")
 def test_seeding_from_a_file_is_idempotent(clock, tmp_path):
     """API_KEYS_FILE's keys work as given; seeding again changes nothing."""
     path = tmp_path / "keys.json"

@@ -1,5 +1,6 @@
 """Several real server processes on one real Redis: one rate limit, long-polls across processes, settings that
-reach every process, and `--workers` surviving `kill -9` of the process that drives simulated time."""
+reach every process, `--workers` surviving `kill -9` of the process that drives simulated time, and API keys and
+webhooks shared by every process."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import pytest
 import redis
 import requests
 
+from client import WebhookReceiver
 from simulator.testing import ServerProcess
+from simulator.webhooks.signing import new_secret
 from tests.conftest import FAST, ROOT, redis_store_url
 
 SETTINGS = {**FAST, "RATE_LIMIT": 5, "TRANSLATION_DELAY": 0.6, "PREMIUM_DELAY_FACTOR": 0.5, "MAX_WAIT": 10}
@@ -65,6 +68,41 @@ def test_a_settings_change_reaches_the_other_process_within_a_second(two_servers
     deadline = time.monotonic() + 1.0
     while requests.get(f"{b.url}/config", timeout=5).json()["ERROR_RATE"] != 0.5:
         assert time.monotonic() < deadline, "the change did not reach the other process in time"
+
+
+def test_a_key_issued_by_one_process_works_on_the_other_and_each_webhook_arrives_once(redis_url: str) -> None:
+    """AUTH_MODE=keys on Redis: a key issued through process A authenticates on process B (and a wrong one does not);
+    jobs submitted with a callback_url through both, each process running its deliverer, reach the one receiver
+    once each, and the shared delivery log says so on both processes."""
+    secret = new_secret()
+    settings = {**SETTINGS, "STORE": redis_store_url(redis_url), "AUTH_MODE": "keys", "ERROR_RATE": 0.0,
+                "WEBHOOK_SECRET": secret}
+    a, b = (ServerProcess(settings, cwd=ROOT).start() for _ in range(2))
+    try:
+        issued = requests.post(f"{a.url}/api-keys", json={"user_id": "fay", "role": "premium"}, headers=ADMIN,
+                               timeout=5)
+        key = {"X-Api-Key": issued.json()["api_key"]}
+        assert requests.get(f"{b.url}/jobs", headers=key, timeout=5).status_code == 200
+        wrong = {"X-Api-Key": issued.json()["api_key"][:-2] + "xx"}
+        assert requests.get(f"{b.url}/jobs", headers=wrong, timeout=5).status_code == 401
+        with WebhookReceiver(secret) as receiver:
+            ids = [requests.post(f"{server.url}/translate", json={"callback_url": receiver.url}, headers=key,
+                                 timeout=5).json()["job_id"] for server in (a, b, a, b, b, a)]
+            events = receiver.wait_for(len(ids), 15)
+            deadline = time.monotonic() + 10
+            while True:  # every delivery recorded as sent: no process is still about to send one
+                log = requests.get(f"{b.url}/webhooks/deliveries", headers=ADMIN, timeout=5).json()
+                if log["total"] == len(ids) and all(d["status"] == "succeeded" for d in log["deliveries"]):
+                    break
+                assert time.monotonic() < deadline, log
+                time.sleep(0.05)
+            assert receiver.duplicates == 0
+        assert sorted(e.event["data"]["job_id"] for e in events) == sorted(ids)
+        assert [d["attempts"] for d in log["deliveries"]] == [1] * len(ids)
+        assert requests.get(f"{a.url}/webhooks/deliveries", headers=ADMIN, timeout=5).json()["total"] == len(ids)
+    finally:
+        a.stop()
+        b.stop()
 
 
 def test_workers_keep_serving_and_lose_nothing_when_the_ticker_holder_is_killed(redis_url: str) -> None:

@@ -1,5 +1,6 @@
 """The Redis store beyond the shared contract: URLs, conflicts between processes, round trips, the change stream,
-runtime settings across processes and the ticker's lease. A real redis-server, never a mock; several processes
+runtime settings across processes, the ticker's lease, and the records beside jobs across processes (secrets, API
+keys, webhook deliveries claimed once). A real redis-server, never a mock; several processes
 are played by several stores (and engines) on the same keys."""
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from server import create_app
 from simulator.cluster import LeaderLease, RedisFollower
 from simulator.domain.errors import StoreConflict
 from simulator.store import StoreError, open_store
-from simulator.store.redis_store import RedisStore
+from simulator.store.records import ApiKey, Delivery
+from simulator.store.redis_store import CLAIM_LEASE, RedisStore
 from simulator.testing.redis_server import RedisServer
 from tests.conftest import FAST, ROOT, FakeClock, redis_store_url
 
@@ -391,7 +393,7 @@ def test_a_reset_in_one_process_empties_the_store_and_restores_the_settings_of_e
             threading.Event().wait(0.01)
         assert sorted(c.job_id for c in engine.feed.since(cursor) if c.kind == "removed") == sorted(ids)
         left = {key.split(":", 1)[1] for key in first_store.redis.keys(first_store.key("*"))}
-        assert left <= {"seq", "rev", "changes", "leader"}, left
+        assert left <= {"seq", "rev", "changes", "leader", "secrets"}, left  # secrets: set-up a reset keeps
         assert client.post("/translate", headers={"X-User-Id": "u0", "Idempotency-Key": "k"}).status_code == 202
     finally:
         follower.stop()
@@ -501,3 +503,140 @@ def test_a_stopped_lease_is_given_up_at_once(stores, store_url: str) -> None:
     assert first.held and not second.step()
     first.stop()
     assert second.step() is True
+
+
+# ------------------------------------------------------------------------------- the records across processes
+
+
+def pending(n: int, due: float = 10.0) -> Delivery:
+    """Return a pending delivery numbered `n`, due at `due`."""
+    return Delivery(f"msg_{n}", n, "job.completed", f"job-{n}", "alice", None, "http://127.0.0.1:9/hook", "{}", 1.0,
+                    next_attempt_at=due)
+
+
+def test_two_processes_claiming_at_once_never_claim_the_same_delivery(stores, store_url: str) -> None:
+    """Two stores (two processes), two threads each, claim 300 due deliveries a few at a time, all at once:
+    every delivery is claimed exactly once."""
+    writer = open_on(stores, store_url)
+    with writer.transaction():
+        for n in range(300):
+            writer.put_delivery(pending(n, float(n % 7)))
+    claimers = [open_on(stores, store_url) for _ in range(2)]
+    claimed: list[list[str]] = [[] for _ in range(4)]
+    start = threading.Barrier(4)
+
+    def claim(i: int) -> None:
+        store = claimers[i % 2]
+        start.wait()
+        while True:
+            with store.transaction():
+                got = store.claim_due_deliveries(100.0, 3)
+            if not got:
+                return
+            claimed[i] += [d.delivery_id for d in got]
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    every = [delivery_id for ids in claimed for delivery_id in ids]
+    assert len(every) == len(set(every)) == 300
+    assert all(claimed), "every claimer got some"
+    with writer.transaction():
+        assert writer.next_delivery_due() is None
+
+
+def test_a_delivery_is_written_with_the_job_change_of_its_transaction_or_not_at_all(stores, store_url: str,
+                                                                                      clock) -> None:
+    """A delivery put in a transaction whose commit conflicts is not written; rerun, it is, with the change."""
+    a, b = open_on(stores, store_url), open_on(stores, store_url)
+    engine_b = engine_on(b, clock, PROCESSING_MODE="manual")
+    job_id = engine_b.submit("free", "u")[0]["job_id"]
+    with pytest.raises(StoreConflict), a.transaction():
+        job = a.get(job_id)
+        a.put_delivery(pending(1))
+        engine_b.cancel(job_id, "first")
+        job.version += 1
+        a.moved(job, job.stage)
+    with b.transaction():
+        assert b.delivery("msg_1") is None and b.next_delivery_due() is None
+    with a.transaction():
+        job = a.get(job_id)
+        job.version += 1
+        a.moved(job, job.stage)
+        a.put_delivery(pending(1))
+    with b.transaction():
+        assert b.next_delivery_due() == 10.0 and b.get(job_id).version == job.version
+
+
+def test_a_delivery_claimed_by_a_process_that_died_is_due_again_after_the_lease(stores, store_url: str) -> None:
+    """A claimed delivery never put back (its process died mid-attempt) is claimed again once the lease is over."""
+    a, b = open_on(stores, store_url), open_on(stores, store_url)
+    with a.transaction():
+        a.put_delivery(pending(1))
+    with a.transaction():
+        assert [d.delivery_id for d in a.claim_due_deliveries(10.0, 5)] == ["msg_1"]
+    with b.transaction():
+        assert b.claim_due_deliveries(10.0 + CLAIM_LEASE - 1, 5) == []
+        assert [d.delivery_id for d in b.claim_due_deliveries(10.0 + CLAIM_LEASE + 1, 5)] == ["msg_1"]
+
+
+def test_a_delivery_put_back_after_a_reset_removed_it_is_not_written_again(stores, store_url: str) -> None:
+    """A claimed delivery whose attempt ends after another process reset the store is dropped, not revived."""
+    a, b = open_on(stores, store_url), open_on(stores, store_url)
+    with a.transaction():
+        a.put_delivery(pending(1))
+    with a.transaction():
+        (claimed,) = a.claim_due_deliveries(10.0, 5)
+    with a.transaction():
+        assert a.delivery("msg_1") is not None  # the deliverer checks it is still stored
+        with b.transaction():
+            b.clear()
+        claimed.status, claimed.finished_at, claimed.next_attempt_at = "succeeded", 11.0, None
+        a.put_delivery(claimed)
+    with b.transaction():
+        assert list(b.deliveries()) == []
+
+
+def test_a_secret_and_an_api_key_are_the_same_for_every_process(stores, store_url: str) -> None:
+    """Two stores asking for a secret at once get the one made first; a key put by one is found by the other."""
+    first, second = open_on(stores, store_url), open_on(stores, store_url)
+    with first.transaction(), second.transaction():
+        assert first.secret("result-links") == second.secret("result-links")
+    with first.transaction():
+        first.put_api_key(ApiKey("k1", "d1", "alice", "premium", 1.0))
+    with second.transaction():
+        assert second.api_key_by_digest("d1").role == "premium"
+        second.remove_api_key("k1")
+    with first.transaction():
+        assert first.api_key_by_digest("d1") is None and list(first.api_keys()) == []
+
+
+def test_an_api_key_check_is_one_round_trip(stores, store_url: str) -> None:
+    """Looking a key up by digest costs one request to Redis, found or not."""
+    store = open_on(stores, store_url, connection_class=CountingConnection)
+    with store.transaction():
+        store.put_api_key(ApiKey("k1", "d1", "alice", "premium", 1.0))
+    for digest in ("d1", "unknown"):
+        before = CountingConnection.sent
+        with store.transaction():
+            store.api_key_by_digest(digest)
+        assert CountingConnection.sent - before == 1
+
+
+def test_heygens_routes_on_two_apps_share_keys_replays_and_endpoints(stores, store_url: str, clock) -> None:
+    """Over two apps on the same Redis: a key issued by one authenticates on the other, a v3 Idempotency-Key used
+    on one replays its answer on the other, and an endpoint registered on one is listed by the other."""
+    first, second = (create_app(FAST, clock=clock, store=open_on(stores, store_url)).test_client() for _ in range(2))
+    admin = {"Authorization": f"Bearer {FAST['ADMIN_TOKEN']}"}
+    key = {"X-Api-Key": first.post("/api-keys", json={"user_id": "alice", "role": "free"},
+                                   headers=admin).get_json()["api_key"]}
+    body = {"video": {"type": "url", "url": "https://videos.example/a.mp4"}, "output_languages": ["French"]}
+    made = first.post("/v3/video-translations", json=body, headers={**key, "Idempotency-Key": "order-1"})
+    again = second.post("/v3/video-translations", json=body, headers={**key, "Idempotency-Key": "order-1"})
+    assert (made.status_code, again.status_code) == (200, 200)
+    assert again.get_json() == made.get_json() and again.headers["Idempotent-Replayed"] == "true"
+    added = first.post("/v1/webhook/endpoint.add", json={"url": "http://127.0.0.1:9/hook"}, headers=key)
+    data = added.get_json()["data"]
+    assert second.get("/v1/webhook/endpoint.list", headers=key).get_json()["data"] == [{**data, "secret": None}]

@@ -130,7 +130,7 @@ def test_a_reset_sqlite_store_deletes_its_rows_and_keeps_its_counter(tmp_path) -
     reopened.store.close()
 
 
-@pytest.mark.usefixtures("each_local_store")
+@pytest.mark.usefixtures("each_store")
 def test_reset_keeps_the_set_up_and_forgets_deliveries_and_replays() -> None:
     """API keys, endpoints and secrets stay; pending and finished deliveries and stored replays are gone."""
     engine, _, _ = busy_engine()

@@ -1,7 +1,8 @@
 """The store contract for the records beside jobs: API keys, webhook endpoints, the outbox, replays and secrets.
 
-Every test runs on each store that keeps them (`each_local_store`: memory and SQLite; Redis does not yet); on
-SQLite the database is read back afterwards and must hold exactly what memory held (tests/conftest.py).
+Every test runs on each store (`each_store`: memory, SQLite and Redis); on SQLite the database is read back
+afterwards and must hold exactly what memory held, on Redis a second store on the same keys must read the same
+records (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from simulator.store.records import ApiKey, Delivery, Endpoint, Replay
 from simulator.store.sqlite import SCHEMA_VERSION, SqliteStore
 from tests.conftest import make_store
 
-pytestmark = pytest.mark.usefixtures("each_local_store")
+pytestmark = pytest.mark.usefixtures("each_store")
 
 
 def delivery(n: int, due: float | None = 100.0, **fields) -> Delivery:

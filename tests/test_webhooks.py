@@ -139,7 +139,7 @@ def deliveries(engine):
         return list(engine.store.deliveries())
 
 
-@pytest.mark.usefixtures("each_local_store")
+@pytest.mark.usefixtures("each_store")
 def test_a_finished_job_puts_its_deliveries_with_the_final_transition(clock):
     """A v2 job with a callback_url and an endpoint for all events makes three deliveries, due at the end."""
     engine, _, _ = wire(clock)
@@ -161,7 +161,7 @@ def test_a_finished_job_puts_its_deliveries_with_the_final_transition(clock):
     assert all(d.next_attempt_at == clock.now - 5 and d.status == "pending" for d in made.values())
 
 
-@pytest.mark.usefixtures("each_local_store")
+@pytest.mark.usefixtures("each_store")
 def test_native_callbacks_get_the_native_event_and_failures_get_fail_events(clock):
     """A POST /translate callback gets job.permanently_failed; HeyGen's fail event carries the message."""
     engine, _, _ = wire(clock, ERROR_RATE=1.0, MAX_RETRIES=0)
@@ -174,7 +174,7 @@ def test_native_callbacks_get_the_native_event_and_failures_get_fail_events(cloc
     assert "gave up after 1 attempts" in made[("ep_1", "video_translate.fail")]["event_data"]["message"]
 
 
-@pytest.mark.usefixtures("each_local_store")
+@pytest.mark.usefixtures("each_store")
 def test_other_users_and_disabled_endpoints_get_nothing(clock):
     """Only the job's user's enabled endpoints receive its events."""
     engine, _, _ = wire(clock)
@@ -198,7 +198,7 @@ def finish_a_job(engine, clock) -> None:
     engine.advance()
 
 
-@pytest.mark.usefixtures("each_local_store")
+@pytest.mark.usefixtures("each_store")
 def test_a_delivery_is_sent_signed_and_marked_succeeded(clock):
     """The receiver gets the payload with valid signatures and the same webhook-id as the log; it succeeds."""
     receiver = Receiver()
@@ -214,7 +214,7 @@ def test_a_delivery_is_sent_signed_and_marked_succeeded(clock):
     assert got["timeout"] == engine.settings.WEBHOOK_TIMEOUT
 
 
-@pytest.mark.usefixtures("each_local_store")
+@pytest.mark.usefixtures("each_store")
 def test_a_delivery_removed_by_a_reset_during_its_attempt_is_not_put_back(clock):
     """A reset while a delivery is being sent removes it for good: its outcome does not bring it back."""
     resets: list[Any] = []
@@ -232,7 +232,7 @@ def test_a_delivery_removed_by_a_reset_during_its_attempt_is_not_put_back(clock)
     assert deliverer.run_due() == 0
 
 
-@pytest.mark.usefixtures("each_local_store")
+@pytest.mark.usefixtures("each_store")
 def test_a_failed_delivery_is_retried_on_the_schedule_then_given_up(clock):
     """Failures are retried after the scheduled delays (not before); after the eighth attempt it is failed."""
     receiver = Receiver(*[Outcome(500, "HTTP 500")] * 8)
@@ -253,7 +253,7 @@ def test_a_failed_delivery_is_retried_on_the_schedule_then_given_up(clock):
     assert (d.status, d.last_error) == ("failed", "HTTP 500")
 
 
-@pytest.mark.usefixtures("each_local_store")
+@pytest.mark.usefixtures("each_store")
 def test_a_retry_after_on_429_or_503_is_honoured(clock):
     """A 429 with Retry-After: 600 is not tried again for 600 s, though the schedule says 5 s."""
     engine, deliverer, _ = wire(clock, Receiver(Outcome(429, "HTTP 429", "600")))
@@ -264,7 +264,7 @@ def test_a_retry_after_on_429_or_503_is_honoured(clock):
     assert d.next_attempt_at - clock.now == 600
 
 
-@pytest.mark.usefixtures("each_local_store")
+@pytest.mark.usefixtures("each_store")
 def test_a_410_disables_the_endpoint_and_its_other_deliveries_are_given_up(clock):
     """410 Gone fails the delivery without retry, disables the endpoint, and its next delivery is not sent."""
     receiver = Receiver(Outcome(410, "HTTP 410"))
@@ -279,7 +279,7 @@ def test_a_410_disables_the_endpoint_and_its_other_deliveries_are_given_up(clock
     assert any("endpoint is disabled" in (d.last_error or "") for d in deliveries(engine))
 
 
-@pytest.mark.usefixtures("each_local_store")
+@pytest.mark.usefixtures("each_store")
 def test_a_callback_answering_410_is_not_tried_again(clock):
     """A job's own callback_url that answers 410 is given up at once."""
     engine, deliverer, _ = wire(clock, Receiver(Outcome(410, "HTTP 410")))
@@ -291,7 +291,7 @@ def test_a_callback_answering_410_is_not_tried_again(clock):
     assert (d.status, d.attempts) == ("failed", 1)
 
 
-@pytest.mark.usefixtures("each_local_store")
+@pytest.mark.usefixtures("each_store")
 def test_a_destination_no_longer_allowed_is_not_sent(clock):
     """If WEBHOOK_ALLOWED_HOSTS changed since, the delivery fails without being sent."""
     receiver = Receiver()
@@ -305,7 +305,7 @@ def test_a_destination_no_longer_allowed_is_not_sent(clock):
     assert d.status == "failed" and "WEBHOOK_ALLOWED_HOSTS" in d.last_error
 
 
-@pytest.mark.usefixtures("each_local_store")
+@pytest.mark.usefixtures("each_store")
 def test_a_failed_delivery_can_be_retried_by_hand(clock):
     """An admin's retry makes a given-up delivery pending and due now; it is then delivered."""
     receiver = Receiver(*[Outcome(None, "ConnectionRefusedError")] * 8)
@@ -322,7 +322,7 @@ def test_a_failed_delivery_can_be_retried_by_hand(clock):
     assert (d.status, d.attempts) == ("succeeded", 1)
 
 
-@pytest.mark.usefixtures("each_local_store")
+@pytest.mark.usefixtures("each_store")
 def test_finished_deliveries_leave_the_log_after_job_ttl(clock):
     """The log keeps a finished delivery for JOB_TTL seconds."""
     engine, deliverer, _ = wire(clock, JOB_TTL=100)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -112,22 +111,13 @@ def _shared_limit_storage(engine: JobEngine) -> dict[str, str]:
 
 def _records(
     settings: Settings, engine: JobEngine, clock: Clock
-) -> tuple[KeyRing | None, ResultLinks, WebhookService | None]:
+) -> tuple[KeyRing, ResultLinks, WebhookService]:
     """Return the API keys, the result links and the webhook service, kept beside the jobs in the store.
 
-    They need a store that keeps them (memory, SQLite): a shared store (Redis) does not yet, so with one
-    the keys and webhooks are off (None; their routes answer 501, see `simulator.http.identity`), the links
-    are signed with a key of this process (none is handed out), and AUTH_MODE=keys or API_KEYS_FILE stop
-    the start with a ConfigError.
+    Every store keeps them; a shared one (Redis) for every process, so a key issued by one process is valid on
+    all, links signed by one are verified by all (the store's secret "result-links" is made once), and a
+    delivery filed by one is sent once, by whichever process claims it first.
     """
-    if engine.store.shared:
-        wanted = {"AUTH_MODE": "keys" if settings.AUTH_MODE == "keys" else None,
-                  "API_KEYS_FILE": settings.API_KEYS_FILE}
-        errors = {name: "needs STORE=memory or sqlite:///…: a shared store (redis://) does not keep API keys yet"
-                  for name, value in wanted.items() if value}
-        if errors:
-            raise ConfigError(errors)
-        return None, ResultLinks(secrets.token_urlsafe(32), clock), None
     keys = _key_ring(settings, engine, clock)
     with engine.store.transaction():
         links = ResultLinks(engine.store.secret("result-links"), clock)

@@ -123,8 +123,8 @@ class Simulator:
         wrong API keys go with the jobs they belong to; API keys, webhook endpoints and the store's secrets
         stay, as the set-up a test made before it ran (`DELETE /api-keys/<id>` and the endpoint routes remove
         them). Done in one step of the engine, so no request of the engine sees half of it. With a shared
-        store the jobs, the settings and the rate-limit windows are reset for every process; the journal and
-        the fault and delay generators are this process's own.
+        store the jobs (with their deliveries and stored answers), the settings and the rate-limit windows are
+        reset for every process; the journal and the fault and delay generators are this process's own.
         """
         engine = self.engine
 

@@ -28,9 +28,6 @@ SIGNED_LINK_ROUTES = {"media.get_result"}
 KEY_EXEMPT_BLUEPRINTS = {"docs", "dashboard", "metrics"}
 #: Routes that in keys mode need a key even from the admin: a submission needs a user to run as.
 SUBMISSIONS = {"submissions.translate"}
-#: What keeps its records beside the jobs in the store (keys, webhook endpoints and deliveries, v3 replays):
-#: with a shared store (Redis), which does not keep them yet, these answer 501.
-LOCAL_STORE_BLUEPRINTS = {"apikeys", "heygen", "webhooks"}
 
 
 def authenticate() -> None:
@@ -43,8 +40,6 @@ def authenticate() -> None:
         g.caller = Caller(None)
         return
     simulator = sim()
-    if simulator.keys is None and (request.blueprint in LOCAL_STORE_BLUEPRINTS or "X-Api-Key" in request.headers):
-        raise needs_local_store("API keys, HeyGen's routes and webhooks")
     settings = simulator.engine.settings
     heygen = envelopes.family() is not None
     keys_mode = settings.AUTH_MODE == "keys"
@@ -81,12 +76,6 @@ def _needs_key(heygen: bool, keys_mode: bool, admin: bool) -> bool:
     if not keys_mode or getattr(view, "admin_only", False):
         return False
     return endpoint in SUBMISSIONS or not admin
-
-
-def needs_local_store(what: str) -> ApiError:
-    """Return the 501 of a feature whose records a shared store (STORE=redis://…) does not keep yet."""
-    return ApiError(501, "needs_local_store", f"{what} need STORE=memory or sqlite:///…: this server's shared store "
-                    "(Redis) does not keep their records yet.")
 
 
 def signed_link_request() -> bool:

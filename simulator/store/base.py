@@ -5,10 +5,11 @@ priority (premium first), the running attempts ordered by when they end, the fin
 order they finished, and the idempotency keys. A store keeps these indexes itself: the engine adds a
 job, tells the store when one `moved` out of a stage, and removes it; everything else is a read.
 
-Beside jobs, an in-process store (memory, SQLite) keeps API keys, webhook endpoints, the webhook outbox
-(deliveries, due ones indexed by when they are due), stored answers for idempotent replays, and a few secrets
-it makes once. A delivery put in the same transaction as a job's final transition is made durable with it.
-A shared store does not keep them yet (the HTTP layer then switches keys, HeyGen's routes and webhooks off).
+Beside jobs, every store keeps API keys, webhook endpoints, the webhook outbox (deliveries, due ones indexed
+by when they are due), stored answers for idempotent replays, and a few secrets it makes once. A delivery put
+in the same transaction as a job's final transition is made durable with it (a shared store writes it with
+the transaction's commit, or not at all). On a shared store a secret is made once for every process, and
+claiming due deliveries is atomic across processes: no two claim the same delivery.
 
 Every read and change happens inside `transaction()`. In-process stores (memory, SQLite) hold the
 store exclusively for it; when the outermost transaction ends, every change made in it is durable (for

@@ -17,6 +17,21 @@ slot (what a Redis Cluster needs for a script that touches several keys):
     {P}:changes        stream of committed changes, read by every process (`RedisFollower`)
     {P}:leader         the ticker's lease (SET NX PX)
 
+Beside the jobs, the records (written by the same `COMMIT` as the job changes of their transaction):
+
+    {P}:secrets              hash: name -> secret (made once: HSETNX)
+    {P}:apikeys              hash: key id -> the API key as JSON
+    {P}:apikey-digests       hash: digest -> key id
+    {P}:endpoints            hash: endpoint id -> the webhook endpoint as JSON
+    {P}:user-endpoints:<uid> set of one user's endpoint ids
+    {P}:delivery:<id>        hash: d (the delivery as JSON), s (its counter value, mapped by the commit)
+    {P}:deliveries           sorted set of every delivery, score = creation order
+    {P}:deliveries:due       sorted set of the filed pending deliveries, score = when due (`CLAIM` takes from it)
+    {P}:deliveries:claimed   sorted set of claimed deliveries not put back yet, score = when claimed
+    {P}:deliveries:done      sorted set of finished deliveries, score = when they finished (pruning walks it)
+    {P}:replays              hash: replay key -> the stored answer as JSON
+    {P}:replays:expiry       sorted set of replay keys, score = when they expire
+
 A transaction's counter values are provisional (at or above `PROVISIONAL`) until the commit, which
 reserves real ones with one INCRBY and maps them, so that queueing order is commit order.
 """
@@ -126,22 +141,28 @@ return out
 #: ARGV: prefix, counters used, rev expected (-1: unchecked), lane 1 size, lane 0 size (-1: unchecked), origin,
 #: changes (JSON or ''), settings (JSON object of name -> the value's JSON text, or ''), clear (every job removed
 #: first, provided this many are stored; '': no), restore ('1': the stored settings dropped, every process back to
-#: its start-up ones; ''), #version guards, {id, version ('0': absent)}..., #idempotency guards,
-#: {user, key, id ('': none)}..., then writes:
+#: its start-up ones; ''), records (JSON list of record writes, or '': see below; the clear also removes every
+#: delivery and replay, never keys, endpoints or secrets), #version guards, {id, version ('0': absent)}...,
+#: #idempotency guards, {user, key, id ('': none)}..., then writes:
 #:   'n'|'u', id, v, d, s, q, t, index ('1' | '0' | 'r' | 'f'), score, user, idempotency key  (new or updated job)
 #:   'x', id, user, idempotency key                                                         (removed job)
+#: Record writes, all strings (scores as Python writes floats, so nothing is rounded on the way), after the jobs':
+#:   ['k', key id, JSON, digest] | ['K', key id]                                    (API key put | removed)
+#:   ['e', endpoint id, JSON, user] | ['E', endpoint id]                             (webhook endpoint)
+#:   ['d', id, JSON, counter, due ('': not filed), finished ('': pending), only if stored ('1' | '')] | ['D', id]
+#:   ['r', replay key, JSON, expires] | ['R', replay key]                            (stored answer)
 #: Returns {1, first real counter value} or {0, what changed}.
 COMMIT = f"""
 local P = ARGV[1]
 local OFFSET = {PROVISIONAL}
 local used, rev, lane1, lane0 = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local origin, changes, settings, clear, restore = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local origin, changes, settings, clear, restore, records = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 if rev >= 0 and tonumber(redis.call('GET', P .. ':rev') or '0') ~= rev then return {{0, 'running'}} end
 if lane1 >= 0 and redis.call('ZCARD', P .. ':lane:1') ~= lane1 then return {{0, 'premium lane'}} end
 if lane0 >= 0 and redis.call('ZCARD', P .. ':lane:0') ~= lane0 then return {{0, 'free lane'}} end
 if clear ~= '' and redis.call('ZCARD', P .. ':jobs') ~= tonumber(clear) then return {{0, 'jobs'}} end
-local i = 12
-for _ = 1, tonumber(ARGV[11]) do
+local i = 13
+for _ = 1, tonumber(ARGV[12]) do
   if (redis.call('HGET', P .. ':job:' .. ARGV[i], 'v') or '0') ~= ARGV[i + 1] then return {{0, 'job ' .. ARGV[i]}} end
   i = i + 2
 end
@@ -169,6 +190,9 @@ if clear ~= '' then
   end
   for user in pairs(users) do redis.call('DEL', P .. ':user:' .. user, P .. ':idem:' .. user) end
   redis.call('DEL', P .. ':jobs', P .. ':lane:1', P .. ':lane:0', P .. ':running', P .. ':finished', P .. ':reads')
+  for _, id in ipairs(redis.call('ZRANGE', P .. ':deliveries', 0, -1)) do redis.call('DEL', P .. ':delivery:' .. id) end
+  redis.call('DEL', P .. ':deliveries', P .. ':deliveries:due', P .. ':deliveries:claimed', P .. ':deliveries:done',
+             P .. ':replays', P .. ':replays:expiry')
   moved = true
 end
 while i <= #ARGV do
@@ -212,6 +236,59 @@ while i <= #ARGV do
     i = i + 11
   end
 end
+if records ~= '' then
+  for _, op in ipairs(cjson.decode(records)) do
+    local kind, id = op[1], op[2]
+    if kind == 'k' or kind == 'K' then
+      local old = redis.call('HGET', P .. ':apikeys', id)
+      if old then
+        local digest = cjson.decode(old)['digest']
+        if redis.call('HGET', P .. ':apikey-digests', digest) == id then
+          redis.call('HDEL', P .. ':apikey-digests', digest)
+        end
+      end
+      if kind == 'k' then
+        redis.call('HSET', P .. ':apikeys', id, op[3])
+        redis.call('HSET', P .. ':apikey-digests', op[4], id)
+      else
+        redis.call('HDEL', P .. ':apikeys', id)
+      end
+    elseif kind == 'e' or kind == 'E' then
+      local old = redis.call('HGET', P .. ':endpoints', id)
+      if old then redis.call('SREM', P .. ':user-endpoints:' .. cjson.decode(old)['user_id'], id) end
+      if kind == 'e' then
+        redis.call('HSET', P .. ':endpoints', id, op[3])
+        redis.call('SADD', P .. ':user-endpoints:' .. op[4], id)
+      else
+        redis.call('HDEL', P .. ':endpoints', id)
+      end
+    elseif kind == 'd' then
+      local key = P .. ':delivery:' .. id
+      if op[7] == '' or redis.call('EXISTS', key) == 1 then
+        local s = real(op[4])
+        redis.call('HSET', key, 'd', op[3], 's', s)
+        redis.call('ZADD', P .. ':deliveries', s, id)
+        redis.call('ZREM', P .. ':deliveries:claimed', id)
+        if op[5] ~= '' then redis.call('ZADD', P .. ':deliveries:due', op[5], id)
+        else redis.call('ZREM', P .. ':deliveries:due', id) end
+        if op[6] ~= '' then redis.call('ZADD', P .. ':deliveries:done', op[6], id)
+        else redis.call('ZREM', P .. ':deliveries:done', id) end
+      end
+    elseif kind == 'D' then
+      redis.call('DEL', P .. ':delivery:' .. id)
+      redis.call('ZREM', P .. ':deliveries', id)
+      redis.call('ZREM', P .. ':deliveries:due', id)
+      redis.call('ZREM', P .. ':deliveries:claimed', id)
+      redis.call('ZREM', P .. ':deliveries:done', id)
+    elseif kind == 'r' then
+      redis.call('HSET', P .. ':replays', id, op[3])
+      redis.call('ZADD', P .. ':replays:expiry', op[4], id)
+    elseif kind == 'R' then
+      redis.call('HDEL', P .. ':replays', id)
+      redis.call('ZREM', P .. ':replays:expiry', id)
+    end
+  end
+end
 if moved then redis.call('INCR', P .. ':rev') end
 if restore ~= '' then redis.call('DEL', P .. ':settings') end
 if settings ~= '' then
@@ -235,6 +312,66 @@ local read = tonumber(redis.call('HGET', P .. ':reads', id) or '0')
 if read >= limit then return -1 end
 redis.call('HINCRBY', P .. ':reads', id, 1)
 return read
+"""
+
+#: ARGV: prefix, name, a new random secret. Keep the secret under `name` unless one is kept; return the kept one.
+MAKE_SECRET = """
+redis.call('HSETNX', ARGV[1] .. ':secrets', ARGV[2], ARGV[3])
+return redis.call('HGET', ARGV[1] .. ':secrets', ARGV[2])
+"""  # noqa: S105 - a script that makes a secret, not a secret
+
+#: ARGV: prefix, digest. Return the API key (JSON) whose digest it is, or nil.
+KEY_BY_DIGEST = """
+local id = redis.call('HGET', ARGV[1] .. ':apikey-digests', ARGV[2])
+if not id then return nil end
+return redis.call('HGET', ARGV[1] .. ':apikeys', id)
+"""
+
+#: ARGV: prefix, user. Return the user's webhook endpoints (JSON each).
+ENDPOINTS_OF = """
+local ids = redis.call('SMEMBERS', ARGV[1] .. ':user-endpoints:' .. ARGV[2])
+if #ids == 0 then return {} end
+local out = {}
+for _, data in ipairs(redis.call('HMGET', ARGV[1] .. ':endpoints', unpack(ids))) do
+  if data then out[#out + 1] = data end
+end
+return out
+"""
+
+#: ARGV: prefix. Return every delivery {id, d, s} in creation order.
+DELIVERIES = """
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', ARGV[1] .. ':deliveries', 0, -1)) do
+  local r = redis.call('HMGET', ARGV[1] .. ':delivery:' .. id, 'd', 's')
+  if r[1] then out[#out + 1] = {id, r[1], r[2]} end
+end
+return out
+"""
+
+#: ARGV: prefix, now, limit, lease. Take up to `limit` deliveries due by `now` off the due index, earliest first, and
+#: return them {id, due, d, s}: atomic, so no two processes ever claim the same delivery. A claimed one is noted
+#: with when it was claimed until it is put back; one not put back within `lease` seconds (its process died
+#: mid-attempt) is filed as due again first, so it is sent at least once.
+CLAIM = """
+local P = ARGV[1]
+local stale = redis.call('ZRANGEBYSCORE', P .. ':deliveries:claimed', '-inf', tonumber(ARGV[2]) - tonumber(ARGV[4]),
+                         'WITHSCORES')
+for i = 1, #stale, 2 do
+  redis.call('ZREM', P .. ':deliveries:claimed', stale[i])
+  if redis.call('EXISTS', P .. ':delivery:' .. stale[i]) == 1 then
+    redis.call('ZADD', P .. ':deliveries:due', stale[i + 1], stale[i])
+  end
+end
+local due = redis.call('ZRANGEBYSCORE', P .. ':deliveries:due', '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', 0,
+                       tonumber(ARGV[3]))
+local out = {}
+for i = 1, #due, 2 do
+  redis.call('ZREM', P .. ':deliveries:due', due[i])
+  redis.call('ZADD', P .. ':deliveries:claimed', ARGV[2], due[i])
+  local r = redis.call('HMGET', P .. ':delivery:' .. due[i], 'd', 's')
+  if r[1] then out[#out + 1] = {due[i], due[i + 1], r[1], r[2]} end
+end
+return out
 """
 
 #: KEYS: the lease. ARGV: holder, milliseconds. Renew the lease only if this holder still has it.

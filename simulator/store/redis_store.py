@@ -25,11 +25,20 @@ Transactions are optimistic, so that no process ever holds a lock in Redis:
 
 Transactions are per thread and hold no lock in this process either; `lock` only serves the
 engine's condition for its ticker.
+
+The records beside jobs (API keys, webhook endpoints, deliveries, stored replays) are read from Redis when
+asked for (not by `LOAD`, and never guarded: they are not what a job change is decided on) and put into the
+transaction, whose reads see them; `COMMIT` writes them after the job changes, so a delivery the outbox puts
+with a job's final transition is written with it, or, when the commit conflicts, not at all (the rerun puts
+its own). Two things happen at once instead, for every process: a secret is made once (`HSETNX`, kept in this
+process once read), and claiming due deliveries is one script (`CLAIM`) that takes them off the due set, so no
+two processes or threads ever claim the same delivery.
 """
 
 from __future__ import annotations
 
 import itertools
+import secrets
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
@@ -44,12 +53,15 @@ from simulator.domain.job import RECORD_FIELDS, Job, from_record, to_record
 from simulator.domain.status import Stage
 from simulator.store import redis_lua
 from simulator.store.base import StoreError
+from simulator.store.records import ApiKey, Delivery, Endpoint, Replay, as_dict
 
 PROVISIONAL = redis_lua.PROVISIONAL
 #: The fields kept as their own hash fields (the counters, mapped by the commit); the rest is one JSON text.
 _SEQ_FIELDS = ("submitted_seq", "enqueued_seq", "started_seq")
 _JSON_FIELDS = tuple(name for name in RECORD_FIELDS if name not in _SEQ_FIELDS)
 PAGE_SIZE = 500
+#: Seconds a claimed delivery may stay out before it is filed as due again (its process died mid-attempt).
+CLAIM_LEASE = 600.0
 DEFAULT_PREFIX = "tsim"
 #: Redis unreachable, or refusing (out of memory, read-only replica): the request answers 503, nothing changed.
 _ERRORS = (redis.exceptions.RedisError,)
@@ -197,6 +209,24 @@ class _Transaction:
         self.lanes = {1: _Index(store, "lane:1"), 0: _Index(store, "lane:0")}
         self.finished = _Index(store, "finished")
         self.newest: dict[str | None, str] = {}
+        # The records beside jobs: written by the commit, in the order they were put (None: removed).
+        self.records: dict[tuple[str, str], Any] = {}
+        self.unfiled: set[str] = set()  # deliveries put here and claimed since: written pending but not due
+        self.seen: set[str] = set()  # deliveries read from Redis: put back only if still stored (not reset)
+
+
+def _dumps(record: Any) -> str:
+    return orjson.dumps(as_dict(record)).decode()
+
+
+def _delivery(data: str, seq: Any) -> Delivery:
+    fields = orjson.loads(data)
+    fields["seq"] = int(float(seq))
+    return Delivery(**fields)
+
+
+def _due(delivery: Delivery) -> float:
+    return delivery.next_attempt_at if delivery.next_attempt_at is not None else 0.0
 
 
 class RedisStore:
@@ -228,13 +258,21 @@ class RedisStore:
         self._jobs_script = self.redis.register_script(redis_lua.JOBS)
         self._commit = self.redis.register_script(redis_lua.COMMIT)
         self._take_read = self.redis.register_script(redis_lua.TAKE_READ)
+        self._secret_script = self.redis.register_script(redis_lua.MAKE_SECRET)
+        self._key_by_digest = self.redis.register_script(redis_lua.KEY_BY_DIGEST)
+        self._endpoints_of = self.redis.register_script(redis_lua.ENDPOINTS_OF)
+        self._deliveries_script = self.redis.register_script(redis_lua.DELIVERIES)
+        self._claim = self.redis.register_script(redis_lua.CLAIM)
+        scripts = (self._load, self._page_script, self._jobs_script, self._commit, self._take_read,
+                   self._secret_script, self._key_by_digest, self._endpoints_of, self._deliveries_script, self._claim)
         try:  # loaded now, so that no request pays for a NOSCRIPT retry
-            for script in (self._load, self._page_script, self._jobs_script, self._commit, self._take_read):
+            for script in scripts:
                 self.redis.script_load(script.script)
         except redis.exceptions.RedisError as e:
             pool.disconnect()
             raise StoreError(f"cannot use Redis at {self.url}: {e}") from None
         self._local = threading.local()
+        self._secrets: dict[str, str] = {}  # made once for every process, never changed: kept once read
 
     def key(self, name: str) -> str:
         """Return the full Redis key of `name` (e.g. 'changes', 'leader')."""
@@ -258,7 +296,8 @@ class RedisStore:
         self.redis.connection_pool.disconnect()
 
     def clear(self) -> None:
-        """Remove every job, index entry, idempotency key and read count when the transaction commits.
+        """Remove every job, index entry, idempotency key, read count, webhook delivery and stored replay when the
+        transaction commits (API keys, webhook endpoints and secrets stay, as in the other stores).
 
         For every process: the commit deletes what Redis holds, provided it holds as many jobs as this
         transaction first read (else another process added one meanwhile, and the call runs again).
@@ -279,6 +318,8 @@ class RedisStore:
         tx.finished = _Index(self, "finished", 0)
         for index in (*tx.lanes.values(), tx.finished):
             index.exhausted = True
+        tx.records = {k: v for k, v in tx.records.items() if k[0] in ("k", "e")}  # set-up stays; the rest goes
+        tx.unfiled.clear()
 
     def prefetch(
         self,
@@ -368,7 +409,7 @@ class RedisStore:
     def _finish(self, tx: _Transaction) -> None:
         """Commit what the transaction changed (nothing to do for a read)."""
         if not (tx.written or tx.removed or tx.changes or tx.settings or tx.seq_used or tx.restore
-                or tx.cleared is not None):
+                or tx.cleared is not None or tx.records):
             return
         lanes = tx.lanes_checked and tx.loaded
         args: list[Any] = [self.key_prefix, tx.seq_used, tx.rev if tx.loaded else -1,
@@ -376,7 +417,8 @@ class RedisStore:
                            tx.lanes[0].size if lanes else -1, self.origin,
                            orjson.dumps(tx.changes).decode() if tx.changes else "",
                            orjson.dumps(tx.settings).decode() if tx.settings else "",
-                           "" if tx.cleared is None else tx.cleared, "1" if tx.restore else ""]
+                           "" if tx.cleared is None else tx.cleared, "1" if tx.restore else "",
+                           self._record_writes(tx)]
         guards = [(i, v) for i, v in tx.versions.items()]
         guards += [(i, 0) for i in tx.added if i not in tx.versions]
         args.append(len(guards))
@@ -631,6 +673,251 @@ class RedisStore:
             if job is None:
                 continue  # removed by another process after this transaction's first read: nothing to do with it
             yield job
+
+    # ---------------------------------------------------------------- secrets
+
+    def secret(self, name: str) -> str:
+        """Return the named secret: made once for every process (the first to ask keeps its own), kept from then on."""
+        value = self._secrets.get(name)
+        if value is None:
+            value = self._secrets[name] = self._call(self._secret_script,
+                                                      [self.key_prefix, name, secrets.token_urlsafe(32)])
+        return value
+
+    # ---------------------------------------------------------------- the records: reads see this transaction's puts
+
+    def _buffered(self, kind: str, record_id: str) -> tuple[bool, Any]:
+        """Return (True, the record or None) when this transaction put or removed it, else (False, None)."""
+        records = self._tx.records
+        key = (kind, record_id)
+        return (True, records[key]) if key in records else (False, None)
+
+    def _put(self, kind: str, record_id: str, record: Any) -> None:
+        records = self._tx.records
+        records.pop((kind, record_id), None)  # written in the order of the last put
+        records[(kind, record_id)] = record
+
+    def _redis(self, command: str, *args: Any, **options: Any) -> Any:
+        try:
+            return getattr(self.redis, command)(*args, **options)
+        except _ERRORS as e:
+            raise StoreUnavailable(f"The job store (Redis) cannot be reached: {e}", retry_after=1) from e
+
+    def _mine(self, kind: str) -> dict[str, Any]:
+        """Return what this transaction put or removed of one kind of record, by id."""
+        return {record_id: record for (k, record_id), record in self._tx.records.items() if k == kind}
+
+    def _record_writes(self, tx: _Transaction) -> str:
+        """Return the commit's record writes (JSON; '' for none)."""
+        ops: list[list[str]] = []
+        for (kind, record_id), record in tx.records.items():
+            if record is None:
+                ops.append([kind.upper(), record_id])
+            elif kind == "k":
+                ops.append(["k", record_id, _dumps(record), record.digest])
+            elif kind == "e":
+                ops.append(["e", record_id, _dumps(record), record.user_id])
+            elif kind == "d":
+                due = repr(_due(record)) if record.pending and record_id not in tx.unfiled else ""
+                done = "" if record.pending else repr(record.finished_at or 0.0)
+                ops.append(["d", record_id, _dumps(record), str(record.seq), due, done,
+                            "1" if record_id in tx.seen else ""])
+            else:
+                ops.append(["r", record_id, _dumps(record), repr(record.expires_at)])
+        return orjson.dumps(ops).decode() if ops else ""
+
+    # ---------------------------------------------------------------- API keys
+
+    def put_api_key(self, key: ApiKey) -> None:
+        """Store a new key or replace the one with its id when the transaction commits (indexed by digest)."""
+        self._put("k", key.key_id, key)
+
+    def api_key(self, key_id: str) -> ApiKey | None:
+        """Return the key with this id, or None."""
+        mine, key = self._buffered("k", key_id)
+        if mine:
+            return key
+        data = self._redis("hget", self.key("apikeys"), key_id)
+        return None if data is None else ApiKey(**orjson.loads(data))
+
+    def api_key_by_digest(self, digest: str) -> ApiKey | None:
+        """Return the key whose keyed hash is `digest`, or None: one round trip (the digest index, then the key)."""
+        mine = self._mine("k")
+        for key in mine.values():
+            if key is not None and key.digest == digest:
+                return key
+        data = self._call(self._key_by_digest, [self.key_prefix, digest])
+        if data is None:
+            return None
+        key = ApiKey(**orjson.loads(data))
+        return None if key.key_id in mine else key  # replaced or removed here: its old digest no longer counts
+
+    def api_keys(self) -> Iterator[ApiKey]:
+        """Yield every key, oldest first (ties by id)."""
+        keys = {key_id: ApiKey(**orjson.loads(data))
+                for key_id, data in self._redis("hgetall", self.key("apikeys")).items()}
+        keys.update(self._mine("k"))
+        return iter(sorted((k for k in keys.values() if k is not None), key=lambda k: (k.created_at, k.key_id)))
+
+    def remove_api_key(self, key_id: str) -> None:
+        """Forget a key when the transaction commits (nothing if unknown)."""
+        self._put("k", key_id, None)
+
+    # ---------------------------------------------------------------- webhook endpoints
+
+    def put_endpoint(self, endpoint: Endpoint) -> None:
+        """Store a new endpoint or replace the one with its id when the transaction commits."""
+        self._put("e", endpoint.endpoint_id, endpoint)
+
+    def endpoint(self, endpoint_id: str) -> Endpoint | None:
+        """Return the endpoint with this id, or None."""
+        mine, endpoint = self._buffered("e", endpoint_id)
+        if mine:
+            return endpoint
+        data = self._redis("hget", self.key("endpoints"), endpoint_id)
+        return None if data is None else Endpoint(**orjson.loads(data))
+
+    def endpoints(self, user_id: str | None = None) -> Iterator[Endpoint]:
+        """Yield the endpoints (of one user, if given), oldest first (ties by id): one round trip."""
+        if user_id is None:
+            stored = self._redis("hvals", self.key("endpoints"))
+        else:
+            stored = self._call(self._endpoints_of, [self.key_prefix, user_id])
+        found: dict[str, Endpoint | None] = {}
+        for data in stored:
+            endpoint = Endpoint(**orjson.loads(data))
+            found[endpoint.endpoint_id] = endpoint
+        found.update(self._mine("e"))
+        chosen = [e for e in found.values() if e is not None and (user_id is None or e.user_id == user_id)]
+        return iter(sorted(chosen, key=lambda e: (e.created_at, e.endpoint_id)))
+
+    def remove_endpoint(self, endpoint_id: str) -> None:
+        """Forget an endpoint when the transaction commits (nothing if unknown)."""
+        self._put("e", endpoint_id, None)
+
+    # ---------------------------------------------------------------- the webhook outbox and delivery log
+
+    def put_delivery(self, delivery: Delivery) -> None:
+        """Store a delivery when the transaction commits, with the job changes made in it (or not at all).
+
+        A pending one is filed as due at `next_attempt_at`. One read from Redis in this transaction is written
+        only if it is still stored: a reset meanwhile removed it, and its outcome goes with it.
+        """
+        self._tx.unfiled.discard(delivery.delivery_id)
+        self._put("d", delivery.delivery_id, delivery)
+
+    def remove_delivery(self, delivery_id: str) -> None:
+        """Forget a delivery when the transaction commits; not part of the Store protocol."""
+        self._tx.unfiled.discard(delivery_id)
+        self._put("d", delivery_id, None)
+
+    def delivery(self, delivery_id: str) -> Delivery | None:
+        """Return the delivery with this id, or None."""
+        tx = self._tx
+        mine, delivery = self._buffered("d", delivery_id)
+        if mine or tx.cleared is not None:
+            return delivery
+        data, seq = self._redis("hmget", self.key(f"delivery:{delivery_id}"), "d", "s")
+        if data is None:
+            return None
+        tx.seen.add(delivery_id)
+        return _delivery(data, seq)
+
+    def deliveries(self) -> Iterator[Delivery]:
+        """Yield every delivery, oldest first (in creation order)."""
+        tx = self._tx
+        found: dict[str, Delivery | None] = {}
+        if tx.cleared is None:
+            for delivery_id, data, seq in self._call(self._deliveries_script, [self.key_prefix]):
+                found[delivery_id] = _delivery(data, seq)
+                tx.seen.add(delivery_id)
+        found.update(self._mine("d"))
+        return iter(sorted((d for d in found.values() if d is not None), key=lambda d: d.seq))
+
+    def _filed_here(self) -> dict[str, Delivery]:
+        """Return the deliveries this transaction put that are filed as due (pending, not claimed since)."""
+        tx = self._tx
+        return {i: d for i, d in self._mine("d").items() if d is not None and d.pending and i not in tx.unfiled}
+
+    def claim_due_deliveries(self, now: float, limit: int) -> list[Delivery]:
+        """Take up to `limit` due pending deliveries off the due index, earliest first: at once, for every process.
+
+        The claim is one script, so two processes (or threads) never claim the same delivery. Deliveries put in
+        this transaction are claimed from it (they are then written unfiled, until put back).
+        """
+        tx = self._tx
+        mine = self._mine("d")
+        candidates: list[tuple[float, int, Delivery, bool]] = [
+            (_due(d), d.seq, d, False) for d in self._filed_here().values() if _due(d) <= now]
+        if tx.cleared is None and limit > 0:
+            taken = self._call(self._claim, [self.key_prefix, repr(now), limit + len(mine), repr(CLAIM_LEASE)])
+            for delivery_id, due, data, seq in taken:
+                if delivery_id in mine:
+                    continue  # a stale entry: what this transaction put is written (and filed) by its commit
+                delivery = _delivery(data, seq)
+                tx.seen.add(delivery_id)
+                candidates.append((float(due), delivery.seq, delivery, True))
+        candidates.sort(key=lambda c: (c[0], c[1]))
+        claimed, extra = candidates[:limit], candidates[limit:]
+        back = {d.delivery_id: due for due, _, d, stored in extra if stored}
+        if back:  # claimed from Redis beyond the limit: filed again as they were
+            self._redis("zadd", self.key("deliveries:due"), back)
+        for _, _, delivery, stored in claimed:
+            if not stored:
+                tx.unfiled.add(delivery.delivery_id)
+        return [c[2] for c in claimed]
+
+    def next_delivery_due(self) -> float | None:
+        """Return when the earliest filed pending delivery is due (None if none is)."""
+        tx = self._tx
+        mine = self._mine("d")
+        dues = [_due(d) for d in self._filed_here().values()]
+        if tx.cleared is None:
+            head = self._redis("zrange", self.key("deliveries:due"), 0, len(mine), withscores=True)
+            dues += [float(score) for delivery_id, score in head if delivery_id not in mine][:1]
+        return min(dues, default=None)
+
+    def prune_deliveries(self, finished_before: float) -> int:
+        """Forget finished deliveries that finished before `finished_before` when the transaction commits."""
+        tx = self._tx
+        mine = self._mine("d")
+        doomed = [i for i, d in mine.items() if d is not None and not d.pending
+                  and (d.finished_at or 0.0) < finished_before]
+        if tx.cleared is None:
+            stored = self._redis("zrangebyscore", self.key("deliveries:done"), "-inf", f"({finished_before!r}")
+            doomed += [i for i in stored if i not in mine]
+        for delivery_id in doomed:
+            self.remove_delivery(delivery_id)
+        return len(doomed)
+
+    # ---------------------------------------------------------------- idempotent replays
+
+    def put_replay(self, replay: Replay) -> None:
+        """Store an answer to replay when the transaction commits; it expires at `expires_at`."""
+        self._put("r", replay.replay_key, replay)
+
+    def replay(self, replay_key: str) -> Replay | None:
+        """Return the stored answer for this key, or None."""
+        mine, replay = self._buffered("r", replay_key)
+        if mine or self._tx.cleared is not None:
+            return replay
+        data = self._redis("hget", self.key("replays"), replay_key)
+        return None if data is None else Replay(**orjson.loads(data))
+
+    def prune_replays(self, now: float) -> int:
+        """Forget the answers that expired by `now` when the transaction commits; return how many."""
+        mine = self._mine("r")
+        doomed = [k for k, r in mine.items() if r is not None and r.expires_at <= now]
+        if self._tx.cleared is None:
+            stored = self._redis("zrangebyscore", self.key("replays:expiry"), "-inf", repr(now))
+            doomed += [k for k in stored if k not in mine]
+        for replay_key in doomed:
+            self.remove_replay(replay_key)
+        return len(doomed)
+
+    def remove_replay(self, replay_key: str) -> None:
+        """Forget a stored answer when the transaction commits; not part of the Store protocol."""
+        self._put("r", replay_key, None)
 
     # ---------------------------------------------------------------- internals
 

@@ -4,7 +4,10 @@ Started by `python server.py` (like the ticker), never by a request: a request t
 webhook. Each of WEBHOOK_WORKERS threads claims the earliest due delivery (taking it off the due index, so
 no other thread sends it), sends it (`Sender`: a timeout, no redirects, a bounded read), records what
 happened, and claims the next; with nothing due it sleeps until the next delivery is due or the outbox
-rings. What an attempt gets:
+rings, and at most one second: on a shared store (Redis) that is how a delivery another process filed (whose
+ring this process does not hear) is picked up, at its due time or within a second. The claim is atomic in the
+store, so with several processes each delivery is still claimed by one thread of one process. What an attempt
+gets:
 
 - 2xx: `succeeded`.
 - 410 Gone: `failed`; a registered endpoint is disabled (its other deliveries are given up when their turn
@@ -197,7 +200,7 @@ class Deliverer:
 
     def _put_back(self, delivery: Delivery) -> None:
         """Store a claimed delivery's new state, unless a reset removed it meanwhile (in a transaction)."""
-        if self._store.delivery(delivery.delivery_id) is delivery:
+        if self._store.delivery(delivery.delivery_id) is not None:
             self._store.put_delivery(delivery)
 
     @staticmethod

@@ -10,7 +10,7 @@ from simulator.domain import Scenario
 from simulator.http.context import sim
 from simulator.http.encoding import job_headers, json_response
 from simulator.http.errors import ApiError
-from simulator.http.identity import caller, needs_local_store
+from simulator.http.identity import caller
 from simulator.http.parsing import (
     MAX_USER_ID_LENGTH,
     choice,
@@ -47,8 +47,6 @@ def callback_meta(fields: dict[str, Any]) -> dict[str, Any] | None:
     url = fields.get("callback_url")
     if url is None:
         return None
-    if sim().webhooks is None:
-        raise needs_local_store("Webhooks (callback_url)")
     why = check_destination(url, parse_allowed_hosts(sim().engine.settings.WEBHOOK_ALLOWED_HOSTS))
     if why is not None:
         errors = [{"field": "callback_url", "message": why}]
