@@ -13,10 +13,20 @@ from simulator.http.context import sim
 from simulator.http.errors import ApiError
 
 
-def _bearer_token() -> str:
-    """Return the token of an `Authorization: Bearer <token>` header ('' without one)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+def bearer_token(authorization: str | None) -> str:
+    """Return the token of an `Authorization: Bearer <token>` header value ('' without one)."""
+    scheme, _, token = (authorization or "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def holds_token(authorization: str | None, expected: bytes) -> bool:
+    """Tell whether an `Authorization` header value is `Bearer <expected>` (compared in constant time)."""
+    token = bearer_token(authorization)
+    return bool(token) and hmac.compare_digest(token.encode(), expected)
+
+
+def _bearer_token() -> str:
+    return bearer_token(request.headers.get("Authorization"))
 
 
 def require_bearer(expected: bytes, realm: str, missing: str, wrong: str) -> None:
@@ -31,8 +41,7 @@ def require_bearer(expected: bytes, realm: str, missing: str, wrong: str) -> Non
 
 def has_admin_token() -> bool:
     """Tell whether the request carries the admin token (compared in constant time)."""
-    token = _bearer_token()
-    return bool(token) and hmac.compare_digest(token.encode(), sim().admin_token)
+    return holds_token(request.headers.get("Authorization"), sim().admin_token)
 
 
 def admin_only(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -28,7 +28,6 @@ has already looked past the cursor, the feed is asked whether the job changed in
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import threading
 import time
@@ -43,6 +42,7 @@ from simulator.domain import JobError, JobNotFound, ReadFault
 from simulator.feed import Change, FeedGap
 from simulator.follow import FeedFollower
 from simulator.http.accesslog import log_access
+from simulator.http.auth import holds_token
 from simulator.http.context import Simulator
 from simulator.http.cors import cors_headers
 from simulator.http.encoding import dumps, job_headers
@@ -333,10 +333,7 @@ class LongPollRoute:
 
     def _has_admin_token(self, request: Request) -> bool:
         """Tell whether the request carries the admin token (as `simulator.http.auth.has_admin_token`)."""
-        scheme, _, token = (request.header("authorization") or "").partition(" ")
-        token = token.strip()
-        return scheme.lower() == "bearer" and bool(token) and hmac.compare_digest(token.encode(),
-                                                                                  self.simulator.admin_token)
+        return holds_token(request.header("authorization"), self.simulator.admin_token)
 
     @staticmethod
     def _scoped(ask: Ask, caller: Caller) -> Ask | None:
