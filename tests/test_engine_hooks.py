@@ -34,7 +34,7 @@ def test_observers_see_every_change_inside_the_store_transaction(clock):
         assert engine.store.lock._is_owned()  # inside the transaction that made the change
         seen.append((kind, job.status.value, at))
 
-    engine.observers.append(observe)
+    engine.observe_in_transaction(observe)
     job, _ = engine.submit("premium", "alice")
     clock.advance(10)
     engine.get(job["job_id"])
@@ -52,7 +52,7 @@ def test_an_observers_error_reaches_the_caller(clock):
         if kind == "submitted":
             raise RuntimeError("outbox full")
 
-    engine.observers.append(broken)
+    engine.observe_in_transaction(broken)
     with pytest.raises(RuntimeError):
         engine.submit("free", "alice")
 

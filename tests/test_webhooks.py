@@ -122,7 +122,7 @@ def wire(clock, receiver=None, **settings: Any):
     """Return (engine, deliverer, webhook service): an engine whose outbox feeds a deliverer on the fake clock."""
     engine = make_engine(clock, **{"WEBHOOK_RETRY_SCALE": 1.0, **settings})
     doorbell = Doorbell()
-    engine.observers.append(Outbox(engine.store, lambda job: f"http://sim.test/results/{job.job_id}", doorbell))
+    engine.observe_in_transaction(Outbox(engine.store, lambda job: f"http://sim.test/results/{job.job_id}", doorbell))
     deliverer = Deliverer(engine.store, engine.config, callback_secret=CALLBACK_SECRET, doorbell=doorbell,
                           clock=clock, rng=random.Random(1), send=receiver or Receiver())
     return engine, deliverer, WebhookService(engine.store, engine.config, clock, doorbell)

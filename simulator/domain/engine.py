@@ -64,8 +64,8 @@ CHANGE_KINDS = {
     Event.CANCEL: "cancelled",
 }
 
-#: Called with (change kind, job, time) for every change: `JobEngine.observers` inside the store transaction that
-#: made it (the job itself), `JobEngine.observe` after that transaction committed (a copy of the job as it was).
+#: Called with (change kind, job, time) for every change: by `JobEngine.observe_in_transaction` inside the store
+#: transaction that made it (the job itself), by `JobEngine.observe` after it committed (a copy of the job as it was).
 Observer = Callable[[str, Job, float], None]
 #: The longest a manual clock may be moved in one step: ten years, in seconds.
 MAX_CLOCK_STEP = 315_360_000
@@ -107,11 +107,10 @@ class JobEngine:
         self._rng = rng or self._seeded_rng(config.current.RANDOM_SEED)
         self._schedule_changed = threading.Condition(self.store.lock)
         self._schedule_generation = 0  # moves on every change of the schedule, so no wake-up is missed
-        # Whatever must be written with a change (the webhook outbox) observes it inside its transaction.
-        self.observers: list[Observer] = []
         self._local = threading.local()  # the changes of the thread's open transaction, published at commit
         self._unscripted: dict[str, None] = {}  # shared stores: ids of jobs seen without status_faults (bounded)
-        self._observers: list[Observer] = []
+        self._in_transaction: list[Observer] = []  # what must be written with a change (the webhook outbox)
+        self._committed: list[Observer] = []  # what reads changes once they hold (metrics)
 
     def _seeded_rng(self, seed: int | None) -> random.Random:
         """Return the generator: RANDOM_SEED alone for a new store, mixed with the store's counter otherwise.
@@ -694,7 +693,12 @@ class JobEngine:
 
     def observe(self, observer: Observer) -> None:
         """Call `observer(kind, job, at)` for every change this engine makes, once committed, with a copy of the job."""
-        self._observers.append(observer)
+        self._committed.append(observer)
+
+    def observe_in_transaction(self, observer: Observer) -> None:
+        """Call `observer(kind, job, at)` for every change inside the transaction that makes it, so that what it
+        writes to the store is committed with the change or not at all (and written again if the call reruns)."""
+        self._in_transaction.append(observer)
 
     def check_invariants(self) -> list[str]:
         """Return every broken invariant of the stored jobs (an empty list when all hold); for tests and debugging."""
@@ -809,7 +813,7 @@ class JobEngine:
         for change in changes:
             self.feed.publish(*change)
         for kind, job, at in observed:
-            for observer in self._observers:
+            for observer in self._committed:
                 observer(kind, job, at)
         if moved:
             self.wake()
@@ -842,11 +846,11 @@ class JobEngine:
         Observers see it at once, inside the transaction, so that what they write (the webhook outbox) is
         committed with the change or not at all.
         """
-        for observe in self.observers:
+        for observe in self._in_transaction:
             observe(kind, job, at)
         self.store.record_change(kind, job, at)
         self._local.changes.append((kind, job.job_id, job.user_id, job.version, at))
-        if self._observers:  # told after the commit, with the job as it was at this change
+        if self._committed:  # told after the commit, with the job as it was at this change
             self._local.observed.append((kind, copy.copy(job), at))
 
     def _move(self, job: Job, event: Event, at: float) -> None:

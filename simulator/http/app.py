@@ -146,7 +146,7 @@ def _webhooks(settings: Settings, engine: JobEngine, links: ResultLinks, clock: 
     def result_url(job: Any) -> str:
         return links.url(settings.PUBLIC_URL or (job.meta or {}).get("base_url") or fallback, job.job_id)
 
-    engine.observers.append(Outbox(engine.store, result_url, doorbell))
+    engine.observe_in_transaction(Outbox(engine.store, result_url, doorbell))
     service = WebhookService(engine.store, engine.config, clock, doorbell, engine.advance)
     if settings.WEBHOOK_SECRET:
         service.callback_secret, service.callback_secret_generated = settings.WEBHOOK_SECRET, False
